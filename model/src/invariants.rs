@@ -1,0 +1,102 @@
+//! The six safety invariants of PROTOCOL.md, as pure predicates over ground truth.
+//!
+//! Each function is the one definition of its invariant. The model's properties
+//! (`crate::properties`) evaluate them on model states; the implementation's runtime monitor
+//! evaluates them on the live system's disks and replicas. Inputs are ground truth (what is
+//! really on a disk, what a node really held when it acked), never an actor's belief.
+
+use crate::quorum::quorum_watermark;
+use crate::types::{Lsn, READ_QUORUM, WRITE_QUORUM};
+
+/// **NoDiscardBeforeFlush**, judged at the moment a replica discards a record: the record must be
+/// on the disks of at least 4 nodes (`disks_holding` counts them). Protects the seed's promise
+/// that replicas "only discard logs after flush-confirmation": a replica that frees a record
+/// which is not yet durable could be the last reader holding it.
+pub fn discard_is_safe(disks_holding: usize) -> bool {
+    disks_holding >= WRITE_QUORUM
+}
+
+/// The part of an acknowledgement that is true: a node that acked `sent` while really holding the
+/// contiguous prefix `1..=held` vouched for `min(sent, held)` only.
+pub fn truthful_ack(sent: Lsn, held: Lsn) -> Lsn {
+    sent.min(held)
+}
+
+/// **CommitOnlyAfterQuorum**: every committed LSN was acknowledged by at least 4 distinct nodes,
+/// each of which really held every record up to it when it acked. `truthful_acks` gives, per node,
+/// the highest [`truthful_ack`] it ever sent. Protects "commit only after 4/6": a commit point
+/// that outruns a true quorum acknowledges a client write that a quorum may not have.
+pub fn commit_backed_by_quorum(commit: Lsn, truthful_acks: impl IntoIterator<Item = Lsn>) -> bool {
+    commit <= quorum_watermark(truthful_acks)
+}
+
+/// **DurableLsnMonotonic**, judged across one transition: a durable LSN (the volume's, a
+/// replica's within one incarnation) or the writer's commit point never moves backwards.
+/// Protects everyone who acted on the old value: a replica that discarded up to it, a client
+/// told its write committed.
+pub fn never_decreases(before: Lsn, after: Lsn) -> bool {
+    after >= before
+}
+
+/// **ReplicaPrefix**: a replica's applied records are exactly the writer's records `1..=applied`
+/// (`image_matches`: its pages show exactly what those records wrote, in order) and `applied`
+/// does not pass the commit point. `sent_acks` gives, per node, the highest SCL it has *sent* in
+/// an ack: the ground-truth commit point, which a replica may learn before the writer does.
+/// Protects read consistency: no gap, no reorder, no uncommitted read.
+pub fn replica_prefix(
+    applied: Lsn,
+    image_matches: bool,
+    sent_acks: impl IntoIterator<Item = Lsn>,
+) -> bool {
+    image_matches && applied <= quorum_watermark(sent_acks)
+}
+
+/// **RetainUntilDurable**: a record a replica applied must still be retained when its LSN is above
+/// `max_volume_durable`, the highest volume durable LSN reached so far. Protects catch-up and
+/// recovery: until a disk quorum holds a record, the replica's copy may be needed.
+pub fn must_retain(lsn: Lsn, max_volume_durable: Lsn) -> bool {
+    lsn > max_volume_durable
+}
+
+/// **CommittedRecoverable**, for one committed record: of the `surviving` nodes (not permanently
+/// lost), `holders` hold it (memory of a live node, or disk). Every read quorum of 3 surviving
+/// nodes must contain a holder, that is, fewer than 3 survivors may lack it. Protects durability:
+/// a committed write that a read quorum can miss can be lost by recovery.
+pub fn readable_by_every_read_quorum(holders: usize, surviving: usize) -> bool {
+    debug_assert!(holders <= surviving);
+    surviving - holders < READ_QUORUM
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discards_need_four_disks() {
+        assert!(!discard_is_safe(3));
+        assert!(discard_is_safe(4));
+    }
+
+    #[test]
+    fn a_lying_ack_does_not_count() {
+        let acks = [Lsn(2), Lsn(2), Lsn(2), truthful_ack(Lsn(2), Lsn(0)), Lsn(0), Lsn(0)];
+        assert!(!commit_backed_by_quorum(Lsn(1), acks));
+        assert!(commit_backed_by_quorum(Lsn(0), acks));
+    }
+
+    #[test]
+    fn read_quorums_must_meet_a_holder() {
+        assert!(readable_by_every_read_quorum(4, 6));
+        assert!(!readable_by_every_read_quorum(3, 6));
+        assert!(readable_by_every_read_quorum(1, 3));
+        assert!(!readable_by_every_read_quorum(0, 3));
+    }
+
+    #[test]
+    fn replica_prefix_needs_a_sent_quorum() {
+        let sent = [Lsn(1); 4];
+        assert!(replica_prefix(Lsn(1), true, sent));
+        assert!(!replica_prefix(Lsn(2), true, sent));
+        assert!(!replica_prefix(Lsn(1), false, sent));
+    }
+}

@@ -1,0 +1,242 @@
+//! The protocol's vocabulary, shared by the model and the implementation: log sequence numbers,
+//! the identities of the actors and availability zones, the redo record and the one message type.
+//!
+//! Nothing here knows about model checking or I/O; both crates speak these types, so a message the
+//! model sends is byte-for-byte the message the engine sends.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Number of storage nodes in a protection group (two per availability zone).
+pub const STORAGE_NODES: usize = 6;
+/// Acknowledgements (or disks) needed for a write quorum: 4 of 6.
+pub const WRITE_QUORUM: usize = 4;
+/// Nodes in a read quorum: 3 of 6. Any read quorum meets any write quorum.
+pub const READ_QUORUM: usize = 3;
+
+/// A log sequence number. The writer numbers records 1, 2, 3, ...; `Lsn::ZERO` means "nothing".
+#[derive(
+    Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Lsn(pub u64);
+
+impl Lsn {
+    pub const ZERO: Lsn = Lsn(0);
+
+    /// The LSN after this one.
+    pub fn next(self) -> Lsn {
+        Lsn(self.0 + 1)
+    }
+
+    /// The LSNs `1..=self`, in order.
+    pub fn prefix(self) -> impl DoubleEndedIterator<Item = Lsn> {
+        (1..=self.0).map(Lsn)
+    }
+}
+
+impl fmt::Debug for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// An availability zone. Each holds two storage nodes.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum Az {
+    A,
+    B,
+    C,
+}
+
+impl Az {
+    pub const ALL: [Az; 3] = [Az::A, Az::B, Az::C];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The two storage nodes of this zone.
+    pub fn nodes(self) -> [NodeId; 2] {
+        let first = 2 * self.index() as u8;
+        [NodeId(first), NodeId(first + 1)]
+    }
+}
+
+/// A storage node `S0..S5`. Node `i` lives in zone `i / 2`: AZ a = {S0,S1}, b = {S2,S3},
+/// c = {S4,S5}.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NodeId(pub u8);
+
+impl NodeId {
+    /// All six nodes, in order.
+    pub fn all() -> impl Iterator<Item = NodeId> {
+        (0..STORAGE_NODES as u8).map(NodeId)
+    }
+
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    pub fn az(self) -> Az {
+        Az::ALL[self.index() / 2]
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "S{}", self.0)
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// A read replica `R0, R1, ...`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReplicaId(pub u8);
+
+impl ReplicaId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Debug for ReplicaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "R{}", self.0)
+    }
+}
+
+impl fmt::Display for ReplicaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Every participant that can send or receive a message.
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum Actor {
+    Writer,
+    Storage(NodeId),
+    Replica(ReplicaId),
+}
+
+impl fmt::Debug for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Writer => write!(f, "W"),
+            Actor::Storage(n) => write!(f, "{n:?}"),
+            Actor::Replica(r) => write!(f, "{r:?}"),
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// A data page number.
+pub type PageId = u32;
+
+/// A redo record: "set `page` to `value`", numbered by the writer.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Record {
+    pub lsn: Lsn,
+    pub page: PageId,
+    pub value: u64,
+}
+
+/// The one message type of the protocol (PROTOCOL.md, "Messages").
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Msg {
+    /// W -> every S: a new redo record. Batches travel as several `Append`s in one delivery.
+    Append(Record),
+    /// S -> W: the node's SCL after receipt (ack policy `memory`) or after persisting (`disk`).
+    Ack { node: NodeId, scl: Lsn },
+    /// S -> every R: "new LSN available"; sent with every `Ack`, carrying the same SCL.
+    Available { node: NodeId, scl: Lsn },
+    /// R -> one S: send me the records from `from` on.
+    Pull { from: Lsn },
+    /// S -> R: the records `>= from` that the node holds, in memory or on disk (may be empty).
+    Records { node: NodeId, records: Vec<Record> },
+    /// S -> every R (and W): the node's flushed LSN after a flush completed.
+    Flushed { node: NodeId, lsn: Lsn },
+}
+
+impl Msg {
+    /// The storage node a message speaks for, if it carries one.
+    pub fn node(&self) -> Option<NodeId> {
+        match self {
+            Msg::Ack { node, .. }
+            | Msg::Available { node, .. }
+            | Msg::Records { node, .. }
+            | Msg::Flushed { node, .. } => Some(*node),
+            Msg::Append(_) | Msg::Pull { .. } => None,
+        }
+    }
+}
+
+/// A message in flight from `src` to `dst`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Envelope {
+    pub src: Actor,
+    pub dst: Actor,
+    pub msg: Msg,
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} -> {:?} {:?}", self.src, self.dst, self.msg)
+    }
+}
+
+impl fmt::Display for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_sit_two_per_zone() {
+        for az in Az::ALL {
+            for node in az.nodes() {
+                assert_eq!(node.az(), az);
+            }
+        }
+        assert_eq!(NodeId::all().count(), STORAGE_NODES);
+    }
+
+    #[test]
+    fn envelopes_print_as_steps() {
+        let env = Envelope {
+            src: Actor::Storage(NodeId(3)),
+            dst: Actor::Replica(ReplicaId(0)),
+            msg: Msg::Flushed { node: NodeId(3), lsn: Lsn(2) },
+        };
+        assert_eq!(format!("{env:?}"), "S3 -> R0 Flushed { node: S3, lsn: 2 }");
+    }
+}
