@@ -6,14 +6,17 @@
 //! really on a disk, what a node really held when it acked), never an actor's belief.
 
 use crate::quorum::quorum_watermark;
-use crate::types::{Lsn, READ_QUORUM, WRITE_QUORUM};
+use crate::types::{Lsn, READ_QUORUM};
 
-/// **NoDiscardBeforeFlush**, judged at the moment a replica discards a record: the record must be
-/// on the disks of at least 4 nodes (`disks_holding` counts them). Protects the seed's promise
-/// that replicas "only discard logs after flush-confirmation": a replica that frees a record
-/// which is not yet durable could be the last reader holding it.
-pub fn discard_is_safe(disks_holding: usize) -> bool {
-    disks_holding >= WRITE_QUORUM
+/// **NoDiscardBeforeFlush**, judged at the moment a replica discards record `lsn`: the record
+/// must have reached the disks of at least 4 nodes. Disks hold contiguous prefixes (a flush moves
+/// the contiguous prefix), so that is "`lsn <= durable_so_far`", where `durable_so_far` is the
+/// highest LSN that 4 nodes have had on disk, counting a disk destroyed by a permanent loss for
+/// what it held, so that no loss, before or after, is mistaken for a protocol error. Protects the
+/// seed's promise that replicas "only discard logs after flush-confirmation": a replica that frees
+/// a record which is not yet durable could be the last reader holding it.
+pub fn discard_is_safe(lsn: Lsn, durable_so_far: Lsn) -> bool {
+    lsn <= durable_so_far
 }
 
 /// The part of an acknowledgement that is true: a node that acked `sent` while really holding the
@@ -52,10 +55,10 @@ pub fn replica_prefix(
 }
 
 /// **RetainUntilDurable**: a record a replica applied must still be retained when its LSN is above
-/// `max_volume_durable`, the highest volume durable LSN reached so far. Protects catch-up and
-/// recovery: until a disk quorum holds a record, the replica's copy may be needed.
-pub fn must_retain(lsn: Lsn, max_volume_durable: Lsn) -> bool {
-    lsn > max_volume_durable
+/// `durable_so_far` (as for [`discard_is_safe`]). Protects catch-up and recovery: until a disk
+/// quorum holds a record, the replica's copy may be needed.
+pub fn must_retain(lsn: Lsn, durable_so_far: Lsn) -> bool {
+    lsn > durable_so_far
 }
 
 /// **CommittedRecoverable**, for one committed record: of the `surviving` nodes (not permanently
@@ -72,14 +75,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn discards_need_four_disks() {
-        assert!(!discard_is_safe(3));
-        assert!(discard_is_safe(4));
+    fn discards_need_a_durable_record() {
+        assert!(!discard_is_safe(Lsn(3), Lsn(2)));
+        assert!(discard_is_safe(Lsn(2), Lsn(2)));
     }
 
     #[test]
     fn a_lying_ack_does_not_count() {
-        let acks = [Lsn(2), Lsn(2), Lsn(2), truthful_ack(Lsn(2), Lsn(0)), Lsn(0), Lsn(0)];
+        let acks = [
+            Lsn(2),
+            Lsn(2),
+            Lsn(2),
+            truthful_ack(Lsn(2), Lsn(0)),
+            Lsn(0),
+            Lsn(0),
+        ];
         assert!(!commit_backed_by_quorum(Lsn(1), acks));
         assert!(commit_backed_by_quorum(Lsn(0), acks));
     }

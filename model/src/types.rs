@@ -15,9 +15,7 @@ pub const WRITE_QUORUM: usize = 4;
 pub const READ_QUORUM: usize = 3;
 
 /// A log sequence number. The writer numbers records 1, 2, 3, ...; `Lsn::ZERO` means "nothing".
-#[derive(
-    Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Lsn(pub u64);
 
@@ -48,9 +46,7 @@ impl fmt::Display for Lsn {
 }
 
 /// An availability zone. Each holds two storage nodes.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Az {
     A,
     B,
@@ -128,9 +124,7 @@ impl fmt::Display for ReplicaId {
 }
 
 /// Every participant that can send or receive a message.
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Actor {
     Writer,
     Storage(NodeId),
@@ -157,9 +151,7 @@ impl fmt::Display for Actor {
 pub type PageId = u32;
 
 /// A redo record: "set `page` to `value`", numbered by the writer.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Record {
     pub lsn: Lsn,
     pub page: PageId,
@@ -235,7 +227,10 @@ mod tests {
         let env = Envelope {
             src: Actor::Storage(NodeId(3)),
             dst: Actor::Replica(ReplicaId(0)),
-            msg: Msg::Flushed { node: NodeId(3), lsn: Lsn(2) },
+            msg: Msg::Flushed {
+                node: NodeId(3),
+                lsn: Lsn(2),
+            },
         };
         assert_eq!(format!("{env:?}"), "S3 -> R0 Flushed { node: S3, lsn: 2 }");
     }

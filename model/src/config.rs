@@ -1,0 +1,329 @@
+//! What to check: the protocol's switches, the fault budget, the seeded bugs and the presets.
+
+use crate::model::RedoModel;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// When a storage node acknowledges a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AckPolicy {
+    /// On receipt into memory (the seed's default): commit before any disk write.
+    Memory,
+    /// After the record is on disk (Aurora SIGMOD 2017 §3.2-3.3).
+    Disk,
+}
+
+/// What the network may do to a message besides reordering it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkKind {
+    /// Unordered; each message is delivered at most once.
+    Unordered,
+    /// Unordered; a delivered message may be delivered again, any number of times.
+    Duplicating,
+    /// Unordered; a message may be lost.
+    Lossy,
+}
+
+/// A seeded bug: a one-line change to the protocol that some invariant must catch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bug {
+    /// A replica discards retained records as soon as it is told they are `Available`.
+    DiscardOnAvailable,
+    /// The writer commits at 3 acknowledgements instead of 4.
+    CommitAtThree,
+    /// A replica trusts the highest single `Flushed` as its durable LSN.
+    DurableFromOneNode,
+    /// A replica takes the latest `Flushed` per node, not the highest.
+    DurableLastMessage,
+    /// A replica applies records beyond its known commit point.
+    ApplyUncommitted,
+    /// A node's SCL is the highest LSN it holds, ignoring holes.
+    SclWithHoles,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 6] = [
+        Bug::DiscardOnAvailable,
+        Bug::CommitAtThree,
+        Bug::DurableFromOneNode,
+        Bug::DurableLastMessage,
+        Bug::ApplyUncommitted,
+        Bug::SclWithHoles,
+    ];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::DiscardOnAvailable => "discard-on-available",
+            Bug::CommitAtThree => "commit-at-three",
+            Bug::DurableFromOneNode => "durable-from-one-node",
+            Bug::DurableLastMessage => "durable-last-message",
+            Bug::ApplyUncommitted => "apply-uncommitted",
+            Bug::SclWithHoles => "scl-with-holes",
+        }
+    }
+
+    /// The invariant that must catch this bug (PROTOCOL.md, "Seeded bugs").
+    pub fn expected_property(self) -> &'static str {
+        use crate::properties::names::*;
+        match self {
+            Bug::DiscardOnAvailable | Bug::DurableFromOneNode => NO_DISCARD_BEFORE_FLUSH,
+            Bug::CommitAtThree | Bug::SclWithHoles => COMMIT_ONLY_AFTER_QUORUM,
+            Bug::DurableLastMessage => DURABLE_LSN_MONOTONIC,
+            Bug::ApplyUncommitted => REPLICA_PREFIX,
+        }
+    }
+
+    /// The configuration `mutants` checks the bug in: the `quick` preset with two LSNs, the
+    /// smallest in which every seeded bug shows (most need a second record: a hole, a stale
+    /// `Flushed`, a record beyond the commit point).
+    pub fn witness_config(self) -> Config {
+        Config {
+            lsns: 2,
+            bug: Some(self),
+            ..Config::preset(Preset::Quick)
+        }
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The named configurations of `aurora-redo check --preset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// No faults, one LSN: a smoke test that runs in a blink.
+    Quick,
+    /// The seed's protocol (ack `memory`) under the faults it is designed for.
+    Default,
+    /// Storage crashes on top of the default faults, with ack `disk`.
+    Faults,
+    /// AZ+1: three nodes lost for good, with ack `disk`.
+    AzPlusOne,
+    /// Two replicas, three LSNs and faults: for benchmarks.
+    Full,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 5] = [
+        Preset::Quick,
+        Preset::Default,
+        Preset::Faults,
+        Preset::AzPlusOne,
+        Preset::Full,
+    ];
+}
+
+/// A model configuration: how big the system is, which faults may happen (each a bounded count),
+/// how the protocol is switched, and which bug, if any, is seeded.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Config {
+    /// Records the writer writes: LSNs `1..=lsns`.
+    pub lsns: u8,
+    /// Read replicas.
+    pub replicas: u8,
+    /// Storage crashes (memory lost, disk kept), each followed by a restart.
+    pub storage_crashes: u8,
+    /// Replica crashes (everything lost), each followed by a restart.
+    pub replica_crashes: u8,
+    /// AZ outages: both nodes of one zone unreachable, then back.
+    pub az_outages: u8,
+    /// Nodes lost for good, disk and all (3 = AZ+1).
+    pub lost_nodes: u8,
+    pub ack: AckPolicy,
+    pub network: NetworkKind,
+    pub bug: Option<Bug>,
+}
+
+/// The largest LSN count a model state can hold (see `LsnSet`).
+pub const MAX_LSNS: u8 = 16;
+/// The largest replica count the checker accepts.
+pub const MAX_REPLICAS: u8 = 4;
+
+impl Config {
+    pub fn preset(preset: Preset) -> Config {
+        let seed = Config {
+            lsns: 2,
+            replicas: 1,
+            storage_crashes: 0,
+            replica_crashes: 1,
+            az_outages: 1,
+            lost_nodes: 0,
+            ack: AckPolicy::Memory,
+            network: NetworkKind::Duplicating,
+            bug: None,
+        };
+        match preset {
+            Preset::Quick => Config {
+                lsns: 1,
+                replica_crashes: 0,
+                az_outages: 0,
+                network: NetworkKind::Unordered,
+                ..seed
+            },
+            Preset::Default => seed,
+            Preset::Faults => Config {
+                storage_crashes: 1,
+                ack: AckPolicy::Disk,
+                ..seed
+            },
+            Preset::AzPlusOne => Config {
+                lost_nodes: 3,
+                replica_crashes: 0,
+                az_outages: 0,
+                ack: AckPolicy::Disk,
+                network: NetworkKind::Unordered,
+                ..seed
+            },
+            Preset::Full => Config {
+                lsns: 3,
+                replicas: 2,
+                storage_crashes: 1,
+                network: NetworkKind::Unordered,
+                ..seed
+            },
+        }
+    }
+
+    /// Rejects configurations the model cannot represent, with a reason fit for a user.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.lsns == 0 || self.lsns > MAX_LSNS {
+            return Err(format!(
+                "--lsns must be between 1 and {MAX_LSNS}, not {}",
+                self.lsns
+            ));
+        }
+        if self.replicas == 0 || self.replicas > MAX_REPLICAS {
+            return Err(format!(
+                "--replicas must be between 1 and {MAX_REPLICAS}, not {}",
+                self.replicas
+            ));
+        }
+        if self.lost_nodes > 3 {
+            return Err(format!(
+                "--lost-nodes is at most 3 (AZ+1), not {}: a 4/6 quorum needs 4 nodes",
+                self.lost_nodes
+            ));
+        }
+        Ok(())
+    }
+
+    /// Liveness is claimed only where the protocol can recover by itself: no message loss, no
+    /// storage crash and no permanent loss (the writer never re-sends, so those can leave a
+    /// record short of a quorum forever), and no seeded bug.
+    pub fn liveness_applies(&self) -> bool {
+        self.network != NetworkKind::Lossy
+            && self.storage_crashes == 0
+            && self.lost_nodes == 0
+            && self.bug.is_none()
+    }
+
+    pub fn into_model(self) -> RedoModel {
+        RedoModel::new(self)
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "lsns={} replicas={} storage-crashes={} replica-crashes={} az-outages={} \
+             lost-nodes={} ack={} network={} bug={}",
+            self.lsns,
+            self.replicas,
+            self.storage_crashes,
+            self.replica_crashes,
+            self.az_outages,
+            self.lost_nodes,
+            self.ack,
+            self.network,
+            self.bug.map_or("none", Bug::name),
+        )
+    }
+}
+
+macro_rules! named_enum {
+    ($ty:ty, $what:literal, { $($variant:path => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every value's command-line name.
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(match self { $($variant => $name),+ })
+            }
+        }
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($name => Ok($variant),)+
+                    _ => Err(format!(
+                        "unknown {} '{}' (expected one of: {})",
+                        $what, s, Self::NAMES.join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+named_enum!(AckPolicy, "ack policy", { AckPolicy::Memory => "memory", AckPolicy::Disk => "disk" });
+named_enum!(NetworkKind, "network", {
+    NetworkKind::Unordered => "unordered",
+    NetworkKind::Duplicating => "duplicating",
+    NetworkKind::Lossy => "lossy",
+});
+named_enum!(Preset, "preset", {
+    Preset::Quick => "quick",
+    Preset::Default => "default",
+    Preset::Faults => "faults",
+    Preset::AzPlusOne => "az-plus-one",
+    Preset::Full => "full",
+});
+
+impl FromStr for Bug {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Bug::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Bug::ALL.iter().map(|b| b.name()).collect();
+            format!("unknown bug '{s}' (expected one of: {})", names.join(", "))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for bug in Bug::ALL {
+            assert_eq!(bug.name().parse::<Bug>(), Ok(bug));
+        }
+        for preset in Preset::ALL {
+            assert_eq!(preset.to_string().parse::<Preset>(), Ok(preset));
+        }
+        assert!("fast".parse::<Preset>().unwrap_err().contains("quick"));
+    }
+
+    #[test]
+    fn presets_are_valid() {
+        for preset in Preset::ALL {
+            Config::preset(preset).validate().unwrap();
+        }
+        let too_many = Config {
+            lsns: 40,
+            ..Config::preset(Preset::Quick)
+        };
+        assert!(too_many.validate().is_err());
+    }
+}

@@ -1,0 +1,297 @@
+//! The model: which steps are enabled in a state, and what each step does.
+//!
+//! A step is a write, the delivery (or loss) of an `Append`, a node's background flush, a
+//! receiver learning a watermark, a replica's pull, or a fault. The rules each actor follows live
+//! in [`crate::writer`], [`crate::storage`] and [`crate::replica`]; this module only dispatches.
+//!
+//! # How messages are modelled
+//! `Append` messages are individual envelopes in [`crate::network::Network`], delivered in any
+//! order, and (by the network switch) redelivered or lost.
+//!
+//! The watermark messages `Ack`, `Available` and `Flushed` are modelled by what they announce.
+//! Each carries a node's watermark, and every receiver keeps the highest per node, so the order,
+//! duplication or loss of individual copies only decides *how far* a receiver has got, never
+//! *where* it can get: the 4th-highest of what the nodes have sent. The state therefore keeps, per
+//! node, the highest value sent ([`crate::state::Announced`]), and a receiver moves its
+//! watermark in a step of its own to any value that quorum allows. This is the "a quorum of such
+//! messages exists" style of quorum-protocol specifications; it covers every order of delivery,
+//! and it keeps the state small, because no receiver holds six per-node views that lag
+//! independently. (Announcements stay receivable once sent, as on a duplicating network: for the
+//! other networks this adds behaviours, which is safe for checking safety.)
+//!
+//! `Pull` and its `Records` answer are one step: records are immutable, so when the answer is
+//! read only changes how many of them arrive, which the choice of node and moment already
+//! covers.
+
+use crate::config::{Config, NetworkKind};
+use crate::properties;
+use crate::state::{NodeStatus, State};
+use crate::symmetry;
+use crate::types::{Actor, Az, Envelope, Lsn, Msg, NodeId, ReplicaId};
+use crate::{replica, storage, writer};
+use stateright::{Model, Path, Property};
+use std::fmt;
+
+/// The redo-log protocol under one configuration.
+#[derive(Clone, Debug)]
+pub struct RedoModel {
+    pub config: Config,
+}
+
+/// One step of the system.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// The writer writes its next record and sends `Append` to every node.
+    Write,
+    /// The network delivers an `Append`.
+    Deliver(Envelope),
+    /// The network loses an `Append` (`lossy` only).
+    Drop(Envelope),
+    /// A node flushes its contiguous prefix to disk and announces `Flushed`.
+    Flush(NodeId),
+    /// The writer receives `Ack`s that move its commit point to this LSN.
+    Commit(Lsn),
+    /// A replica receives `Available`s that tell it this commit point.
+    LearnCommit(ReplicaId, Lsn),
+    /// A replica receives `Flushed`s that make this its durable LSN.
+    LearnDurable(ReplicaId, Lsn),
+    /// A replica pulls from a node and applies the `Records` it gets.
+    Pull(ReplicaId, NodeId),
+    CrashNode(NodeId),
+    RestartNode(NodeId),
+    LoseNode(NodeId),
+    AzOutage(Az),
+    AzRecover(Az),
+    CrashReplica(ReplicaId),
+    RestartReplica(ReplicaId),
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Write => write!(f, "W writes the next record"),
+            Action::Deliver(e) => write!(f, "{e:?}"),
+            Action::Drop(e) => write!(f, "network loses {e:?}"),
+            Action::Flush(n) => write!(f, "{n:?} flushes to disk"),
+            Action::Commit(l) => write!(f, "W gets Acks: commit point {l}"),
+            Action::LearnCommit(r, l) => write!(f, "{r:?} gets Availables: known commit {l}"),
+            Action::LearnDurable(r, l) => write!(f, "{r:?} gets Flusheds: durable LSN {l}"),
+            Action::Pull(r, n) => write!(f, "{r:?} pulls from {n:?} and applies the Records"),
+            Action::CrashNode(n) => write!(f, "{n:?} crashes (memory lost)"),
+            Action::RestartNode(n) => write!(f, "{n:?} restarts from disk"),
+            Action::LoseNode(n) => write!(f, "{n:?} is lost for good"),
+            Action::AzOutage(az) => write!(f, "AZ {az:?} goes out"),
+            Action::AzRecover(az) => write!(f, "AZ {az:?} comes back"),
+            Action::CrashReplica(r) => write!(f, "{r:?} crashes (everything lost)"),
+            Action::RestartReplica(r) => write!(f, "{r:?} restarts"),
+        }
+    }
+}
+
+impl RedoModel {
+    pub fn new(config: Config) -> RedoModel {
+        RedoModel { config }
+    }
+
+    fn replica_ids(&self) -> impl Iterator<Item = ReplicaId> {
+        (0..self.config.replicas).map(ReplicaId)
+    }
+
+    /// Whether the network can deliver `e` now: its receiver is up and reachable, and its sender
+    /// is not cut off by an AZ outage (a message from a cut-off node waits for the zone).
+    pub fn deliverable(&self, s: &State, e: &Envelope) -> bool {
+        let src_ok = match e.src {
+            Actor::Storage(n) => s.az_out != Some(n.az()),
+            _ => true,
+        };
+        let dst_ok = match e.dst {
+            Actor::Writer => true,
+            Actor::Storage(n) => s.reachable(n),
+            Actor::Replica(r) => s.replica(r).up,
+        };
+        src_ok && dst_ok
+    }
+
+    /// Applies a delivery to the receiver, leaving the network's copy in place.
+    fn receive(&self, s: &mut State, e: &Envelope) {
+        if let (Msg::Append(record), Actor::Storage(n)) = (&e.msg, e.dst) {
+            storage::on_append(&self.config, s, n, record.lsn);
+        }
+    }
+
+    /// Whether nothing can happen that changes the system: no fault is active or has destroyed
+    /// anything, the writer is done, no flush or pull would move anything, and delivering any
+    /// message would change no actor.
+    pub fn is_quiescent(&self, s: &State) -> bool {
+        let fault_free = s.faults.storage_crashes == 0
+            && s.faults.lost_nodes == 0
+            && !s.ghost.flags.contains(crate::state::Flags::DROPPED)
+            && s.az_out.is_none()
+            && s.nodes.iter().all(|n| n.is_up())
+            && s.replicas.iter().all(|r| r.up);
+        if !fault_free || s.writer.written.0 < self.config.lsns as u64 {
+            return false;
+        }
+        let mut steps = Vec::new();
+        self.actions(s, &mut steps);
+        steps.into_iter().all(|step| match step {
+            Action::Deliver(e) => {
+                let mut after = s.clone();
+                self.receive(&mut after, &e);
+                after == *s
+            }
+            // Progress steps are only offered when they change something.
+            Action::Write
+            | Action::Flush(_)
+            | Action::Commit(_)
+            | Action::LearnCommit(..)
+            | Action::LearnDurable(..)
+            | Action::Pull(..) => false,
+            // Faults are not progress.
+            _ => true,
+        })
+    }
+}
+
+impl Model for RedoModel {
+    type State = State;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<State> {
+        vec![State::new(self.config.replicas)]
+    }
+
+    fn actions(&self, s: &State, actions: &mut Vec<Action>) {
+        let config = &self.config;
+        if s.writer.written.0 < config.lsns as u64 {
+            actions.push(Action::Write);
+        }
+        for e in s.network.iter() {
+            if self.deliverable(s, e) {
+                actions.push(Action::Deliver(e.clone()));
+            }
+        }
+        if config.network == NetworkKind::Lossy {
+            actions.extend(s.network.iter().cloned().map(Action::Drop));
+        }
+        for n in NodeId::all() {
+            if storage::can_flush(s.node(n)) {
+                actions.push(Action::Flush(n));
+            }
+        }
+        for to in (s.writer.commit.0 + 1..=writer::commit_bound(config, s).0).map(Lsn) {
+            actions.push(Action::Commit(to));
+        }
+        for r in self.replica_ids() {
+            if !s.replica(r).up {
+                continue;
+            }
+            let known = s.replica(r).known_commit;
+            for to in (known.0 + 1..=replica::commit_bound(s).0).map(Lsn) {
+                actions.push(Action::LearnCommit(r, to));
+            }
+            for to in replica::durable_choices(config, s, r) {
+                actions.push(Action::LearnDurable(r, to));
+            }
+            for n in NodeId::all() {
+                if replica::may_pull(config, s, r, n) {
+                    actions.push(Action::Pull(r, n));
+                }
+            }
+        }
+        self.fault_actions(s, actions);
+    }
+
+    fn next_state(&self, last: &State, action: Action) -> Option<State> {
+        let mut s = last.clone();
+        match &action {
+            Action::Write => writer::write(&mut s),
+            Action::Deliver(e) => {
+                if self.config.network != NetworkKind::Duplicating {
+                    s.network.remove(e);
+                }
+                self.receive(&mut s, e);
+            }
+            Action::Drop(e) => {
+                s.network.remove(e);
+                s.ghost.flags.insert(crate::state::Flags::DROPPED);
+            }
+            Action::Flush(n) => storage::flush(&self.config, &mut s, *n),
+            Action::Commit(to) => writer::commit(&mut s, *to),
+            Action::LearnCommit(r, to) => replica::learn_commit(&self.config, &mut s, *r, *to),
+            Action::LearnDurable(r, to) => replica::learn_durable(&mut s, *r, *to),
+            Action::Pull(r, n) => replica::pull(&self.config, &mut s, *r, *n),
+            Action::CrashNode(n) => {
+                s.faults.storage_crashes += 1;
+                storage::crash(&mut s, *n);
+            }
+            Action::RestartNode(n) => storage::restart(&mut s, *n),
+            Action::LoseNode(n) => {
+                s.faults.lost_nodes += 1;
+                storage::lose(&mut s, *n);
+            }
+            Action::AzOutage(az) => {
+                s.faults.az_outages += 1;
+                s.az_out = Some(*az);
+            }
+            Action::AzRecover(_) => s.az_out = None,
+            Action::CrashReplica(r) => {
+                s.faults.replica_crashes += 1;
+                replica::crash(&mut s, *r);
+            }
+            Action::RestartReplica(r) => replica::restart(&mut s, *r),
+        }
+        properties::judge_step(last, &mut s);
+        (s != *last).then_some(s)
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        format!("{action:?}")
+    }
+
+    fn as_svg(&self, path: Path<State, Action>) -> Option<String> {
+        Some(crate::render::sequence_svg(self, &path.into_vec()))
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        properties::properties(&self.config)
+    }
+}
+
+impl RedoModel {
+    /// The faults still in the budget, as steps.
+    fn fault_actions(&self, s: &State, actions: &mut Vec<Action>) {
+        let (config, used) = (&self.config, &s.faults);
+        for n in NodeId::all() {
+            match s.node(n).status {
+                NodeStatus::Up if used.storage_crashes < config.storage_crashes => {
+                    actions.push(Action::CrashNode(n))
+                }
+                NodeStatus::Crashed => actions.push(Action::RestartNode(n)),
+                _ => {}
+            }
+            if s.node(n).status != NodeStatus::Lost && used.lost_nodes < config.lost_nodes {
+                actions.push(Action::LoseNode(n));
+            }
+        }
+        match s.az_out {
+            Some(az) => actions.push(Action::AzRecover(az)),
+            None if used.az_outages < config.az_outages => {
+                actions.extend(Az::ALL.map(Action::AzOutage))
+            }
+            None => {}
+        }
+        for r in self.replica_ids() {
+            if !s.replica(r).up {
+                actions.push(Action::RestartReplica(r));
+            } else if used.replica_crashes < config.replica_crashes {
+                actions.push(Action::CrashReplica(r));
+            }
+        }
+    }
+
+    /// The symmetry reduction for DFS: see [`crate::symmetry`].
+    pub fn representative(state: &State) -> State {
+        symmetry::representative(state)
+    }
+}

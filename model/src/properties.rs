@@ -1,0 +1,287 @@
+//! The properties checked on every configuration: the six safety invariants, the quiescence
+//! invariant, the reachability facts, and liveness.
+//!
+//! Each safety invariant is defined once, in [`crate::invariants`], as a predicate over ground
+//! truth. This module applies it to model states. Two invariants are about *moments* rather than
+//! states (a discard; a watermark moving), so the model judges them when the moment happens, in
+//! the `judge_*` functions below, and records the verdict in a one-way ghost flag.
+
+use crate::config::{AckPolicy, Config};
+use crate::invariants::{
+    commit_backed_by_quorum, discard_is_safe, must_retain, never_decreases,
+    readable_by_every_read_quorum, replica_prefix,
+};
+use crate::model::RedoModel;
+use crate::state::{Flags, State};
+use crate::types::{Lsn, NodeId};
+use stateright::Property;
+
+/// Property names, as printed by the tool and accepted by `--expect-violation`.
+pub mod names {
+    pub const NO_DISCARD_BEFORE_FLUSH: &str = "NoDiscardBeforeFlush";
+    pub const COMMIT_ONLY_AFTER_QUORUM: &str = "CommitOnlyAfterQuorum";
+    pub const DURABLE_LSN_MONOTONIC: &str = "DurableLsnMonotonic";
+    pub const REPLICA_PREFIX: &str = "ReplicaPrefix";
+    pub const RETAIN_UNTIL_DURABLE: &str = "RetainUntilDurable";
+    pub const COMMITTED_RECOVERABLE: &str = "CommittedRecoverable";
+    pub const QUIESCENCE_CONVERGES: &str = "QuiescenceConverges";
+
+    pub const APPLIED_BEFORE_DURABLE: &str = "ReplicaAppliedBeforeDurable";
+    pub const COMMITTED_ON_NO_DISK: &str = "CommittedOnNoDisk";
+    pub const REPLICA_DISCARDED: &str = "ReplicaDiscarded";
+    pub const RESTARTED_REPLICA_CAUGHT_UP: &str = "RestartedReplicaCaughtUp";
+    pub const COMMIT_AFTER_STORAGE_CRASH: &str = "CommitAfterStorageCrash";
+
+    pub const ALL_COMMITTED: &str = "EventuallyAllCommitted";
+    pub const ALL_DURABLE: &str = "EventuallyAllDurable";
+    pub const ALL_APPLIED: &str = "EventuallyAllApplied";
+    pub const ALL_DISCARDED: &str = "EventuallyAllDiscarded";
+}
+use names::*;
+
+/// The properties of a configuration. Reachability facts are listed only where the configuration
+/// makes them possible, and liveness only where it applies (see [`Config::liveness_applies`]).
+pub fn properties(config: &Config) -> Vec<Property<RedoModel>> {
+    let mut properties = vec![
+        Property::always(NO_DISCARD_BEFORE_FLUSH, no_discard_before_flush),
+        Property::always(COMMIT_ONLY_AFTER_QUORUM, commit_only_after_quorum),
+        Property::always(DURABLE_LSN_MONOTONIC, durable_lsn_monotonic),
+        Property::always(REPLICA_PREFIX, replica_prefix_holds),
+        Property::always(RETAIN_UNTIL_DURABLE, retain_until_durable),
+        Property::always(COMMITTED_RECOVERABLE, committed_recoverable),
+        Property::always(QUIESCENCE_CONVERGES, quiescence_converges),
+        Property::sometimes(APPLIED_BEFORE_DURABLE, applied_before_durable),
+        Property::sometimes(REPLICA_DISCARDED, replica_discarded),
+    ];
+    if config.ack == AckPolicy::Memory {
+        properties.push(Property::sometimes(
+            COMMITTED_ON_NO_DISK,
+            committed_on_no_disk,
+        ));
+    }
+    if config.replica_crashes > 0 {
+        properties.push(Property::sometimes(
+            RESTARTED_REPLICA_CAUGHT_UP,
+            restarted_replica_caught_up,
+        ));
+    }
+    if config.storage_crashes > 0 {
+        properties.push(Property::sometimes(
+            COMMIT_AFTER_STORAGE_CRASH,
+            commit_after_storage_crash,
+        ));
+    }
+    if config.liveness_applies() {
+        properties.extend([
+            Property::eventually(ALL_COMMITTED, all_committed),
+            Property::eventually(ALL_DURABLE, all_durable),
+            Property::eventually(ALL_APPLIED, all_applied),
+            Property::eventually(ALL_DISCARDED, all_discarded),
+        ]);
+    }
+    properties
+}
+
+/// What each property protects, printed beside a counterexample.
+pub fn explain(name: &str) -> &'static str {
+    match name {
+        NO_DISCARD_BEFORE_FLUSH => {
+            "A replica discarded a record before it was on the disks of 4 nodes. The seed promises \
+             replicas discard only after flush confirmation; a replica that frees a record no \
+             disk quorum holds may drop the last copy a reader or recovery needs."
+        }
+        COMMIT_ONLY_AFTER_QUORUM => {
+            "The writer committed an LSN that 4 nodes did not truly acknowledge (each holding every \
+             record up to it when it acked). A client was told its write is safe when no write \
+             quorum had it."
+        }
+        DURABLE_LSN_MONOTONIC => {
+            "A durable LSN (the volume's, or a replica's within one incarnation) or the writer's \
+             commit point moved backwards. Whoever acted on the old value (a discard, a client \
+             acknowledgement) acted on a promise that was taken back."
+        }
+        REPLICA_PREFIX => {
+            "A replica's applied records are not exactly the writer's records 1..=applied, or it \
+             applied past the commit point: a read on the replica can see a gap, a reordering, or \
+             an uncommitted write."
+        }
+        RETAIN_UNTIL_DURABLE => {
+            "A replica no longer retains an applied record that has never been durable on a disk \
+             quorum: if storage loses its memory copies, nobody has it."
+        }
+        COMMITTED_RECOVERABLE => {
+            "A committed record is held by so few nodes that some read quorum of 3 surviving nodes \
+             contains none of them: crash recovery, which reads a quorum, can lose a committed \
+             write. Under ack `memory` this is the cost of committing before the disk write."
+        }
+        QUIESCENCE_CONVERGES => {
+            "The system went quiet (nothing to deliver, flush or pull changes anything, no fault \
+             active) before every replica applied and discarded every record: progress is stuck."
+        }
+        ALL_COMMITTED | ALL_DURABLE | ALL_APPLIED | ALL_DISCARDED => {
+            "A run ended without every written record committed, durable, applied by every \
+             replica and discarded."
+        }
+        _ => "A reachability fact: an example shows the situation can happen.",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Judgements made at the moment of a transition.
+
+/// Judges a discard of `lsn` by a replica for **NoDiscardBeforeFlush**.
+pub(crate) fn judge_discard(state: &mut State, lsn: Lsn) {
+    if !discard_is_safe(lsn, state.durable_so_far()) {
+        state.ghost.flags.insert(Flags::UNSAFE_DISCARD);
+    }
+}
+
+/// Records what a node's disk holds after a flush, the only step that adds to a disk.
+pub(crate) fn judge_flush(state: &mut State, node: NodeId) {
+    let high = &mut state.ghost.disk_high[node.index()];
+    *high = (*high).max(state.nodes[node.index()].flushed());
+}
+
+/// Records a commit after a storage crash (a reachability fact).
+pub(crate) fn judge_commit(state: &mut State) {
+    if state.faults.storage_crashes > 0 {
+        state.ghost.flags.insert(Flags::COMMIT_AFTER_CRASH);
+    }
+}
+
+/// Judges one transition for **DurableLsnMonotonic**: the writer's commit point, the volume
+/// durable LSN (unless a node was lost for good, which destroys disks by definition) and each
+/// replica's durable LSN within one incarnation.
+pub(crate) fn judge_step(before: &State, after: &mut State) {
+    let mut regressed = !never_decreases(before.writer.commit, after.writer.commit);
+    if after.faults.lost_nodes == 0 {
+        regressed |= !never_decreases(before.volume_durable(), after.volume_durable());
+    }
+    for (b, a) in before.replicas.iter().zip(&after.replicas) {
+        regressed |= b.incarnation == a.incarnation && !never_decreases(b.durable, a.durable);
+    }
+    if regressed {
+        after.ghost.flags.insert(Flags::REGRESSED);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safety invariants (`always`).
+
+/// **1. NoDiscardBeforeFlush**: every discard so far was of a record on 4 disks (judged at the
+/// discard, by [`judge_discard`]).
+fn no_discard_before_flush(_: &RedoModel, s: &State) -> bool {
+    !s.ghost.flags.contains(Flags::UNSAFE_DISCARD)
+}
+
+/// **2. CommitOnlyAfterQuorum**: the writer's commit point is backed by 4 truthful acks.
+fn commit_only_after_quorum(_: &RedoModel, s: &State) -> bool {
+    commit_backed_by_quorum(s.writer.commit, s.ghost.truthful_ack)
+}
+
+/// **3. DurableLsnMonotonic**: no watermark has moved backwards (judged per step, by
+/// [`judge_step`]).
+fn durable_lsn_monotonic(_: &RedoModel, s: &State) -> bool {
+    !s.ghost.flags.contains(Flags::REGRESSED)
+}
+
+/// **4. ReplicaPrefix**: each replica shows exactly the writer's records up to what it applied,
+/// which is within the ground-truth commit point.
+fn replica_prefix_holds(_: &RedoModel, s: &State) -> bool {
+    s.replicas.iter().all(|r| {
+        let image_matches = r.pages == State::writer_pages(r.applied);
+        replica_prefix(r.applied, image_matches, s.announced.scl)
+    })
+}
+
+/// **5. RetainUntilDurable**: each applied record above the highest durable LSN reached so far is
+/// retained.
+fn retain_until_durable(_: &RedoModel, s: &State) -> bool {
+    let durable = s.durable_so_far();
+    s.replicas.iter().all(|r| {
+        r.applied
+            .prefix()
+            .all(|lsn| !must_retain(lsn, durable) || r.retained.contains(lsn))
+    })
+}
+
+/// **6. CommittedRecoverable**: every committed record is readable by every read quorum of
+/// surviving nodes.
+fn committed_recoverable(_: &RedoModel, s: &State) -> bool {
+    s.writer.commit.prefix().all(|lsn| {
+        let (holders, surviving) = s.holders(lsn);
+        readable_by_every_read_quorum(holders, surviving)
+    })
+}
+
+/// **Quiescence**: in a fault-free state where the writer has written everything, no flush or pull
+/// is enabled and no delivery would change anything, every record is committed and every replica
+/// has applied and discarded everything. Catches what `eventually` misses on cycles.
+fn quiescence_converges(model: &RedoModel, s: &State) -> bool {
+    let written = s.writer.written;
+    let converged = s.writer.commit == written
+        && s.replicas
+            .iter()
+            .all(|r| r.applied == written && r.retained.is_empty());
+    converged || !model.is_quiescent(s)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reachability (`sometimes`): the invariants are not vacuous.
+
+/// A replica has applied a record that is not yet durable (speculative apply happens).
+fn applied_before_durable(_: &RedoModel, s: &State) -> bool {
+    let durable = s.volume_durable();
+    s.replicas.iter().any(|r| r.applied > durable)
+}
+
+/// The writer has committed an LSN that no disk holds (the seed's memory-only commit).
+fn committed_on_no_disk(_: &RedoModel, s: &State) -> bool {
+    s.writer
+        .commit
+        .prefix()
+        .any(|lsn| s.disks_holding(lsn) == 0)
+}
+
+/// A replica has discarded a record it applied.
+fn replica_discarded(_: &RedoModel, s: &State) -> bool {
+    s.replicas
+        .iter()
+        .any(|r| r.applied.prefix().any(|lsn| !r.retained.contains(lsn)))
+}
+
+/// A restarted replica has caught up with the writer's commit point again.
+fn restarted_replica_caught_up(_: &RedoModel, s: &State) -> bool {
+    let commit = s.writer.commit;
+    s.replicas
+        .iter()
+        .any(|r| r.incarnation > 0 && commit > Lsn::ZERO && r.applied >= commit)
+}
+
+/// The writer's commit point advanced after a storage crash.
+fn commit_after_storage_crash(_: &RedoModel, s: &State) -> bool {
+    s.ghost.flags.contains(Flags::COMMIT_AFTER_CRASH)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Liveness (`eventually`; stateright checks these on acyclic paths only, hence quiescence too).
+
+fn all_written(model: &RedoModel, s: &State) -> bool {
+    s.writer.written.0 == model.config.lsns as u64
+}
+
+fn all_committed(model: &RedoModel, s: &State) -> bool {
+    all_written(model, s) && s.writer.commit == s.writer.written
+}
+
+fn all_durable(model: &RedoModel, s: &State) -> bool {
+    all_written(model, s) && s.volume_durable() == s.writer.written
+}
+
+fn all_applied(model: &RedoModel, s: &State) -> bool {
+    all_written(model, s) && s.replicas.iter().all(|r| r.applied == s.writer.written)
+}
+
+fn all_discarded(model: &RedoModel, s: &State) -> bool {
+    all_applied(model, s) && s.replicas.iter().all(|r| r.retained.is_empty())
+}

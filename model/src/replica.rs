@@ -1,0 +1,120 @@
+//! A read replica's rules: learning the commit and durable points, pulling and speculative
+//! apply, and the discard rule.
+
+use crate::config::{Bug, Config};
+use crate::properties::judge_discard;
+use crate::quorum::{kth_highest, quorum_watermark};
+use crate::state::{record_for, State};
+use crate::storage::records_from;
+use crate::types::{Lsn, NodeId, ReplicaId};
+
+/// Step 4, **Notify**: the highest commit point the `Available` announcements sent so far allow a
+/// replica to know: the 4th-highest announced SCL.
+pub fn commit_bound(state: &State) -> Lsn {
+    quorum_watermark(state.announced.scl)
+}
+
+/// The replica receives enough `Available`s to know the commit point `to`.
+pub fn learn_commit(config: &Config, state: &mut State, r: ReplicaId, to: Lsn) {
+    let replica = state.replica_mut(r);
+    replica.known_commit = replica.known_commit.max(to);
+    if config.bug == Some(Bug::DiscardOnAvailable) {
+        discard_through(state, r, to);
+    }
+}
+
+/// Step 7, the durable LSNs a replica may move to on receiving `Flushed` announcements.
+/// Correctly: above its durable LSN, up to the 4th-highest announced flushed LSN (it keeps each
+/// node's highest `Flushed`). Under `durable-from-one-node`, up to the highest single one. Under
+/// `durable-last-message` it keeps each node's *latest* `Flushed`, so a stale message can pull the
+/// 4th-highest back down: any announced level is possible, above or below its current one.
+pub fn durable_choices(config: &Config, state: &State, r: ReplicaId) -> Vec<Lsn> {
+    let current = state.replica(r).durable;
+    let flushed = state.announced.flushed;
+    let (low, high) = match config.bug {
+        Some(Bug::DurableFromOneNode) => (current.next(), kth_highest(flushed, 1)),
+        Some(Bug::DurableLastMessage) => (Lsn(1), quorum_watermark(flushed)),
+        _ => (current.next(), quorum_watermark(flushed)),
+    };
+    (low.0..=high.0)
+        .map(Lsn)
+        .filter(|&l| l != current)
+        .collect()
+}
+
+/// Step 7, **Discard**: the replica's durable LSN becomes `to`, and it discards the retained
+/// records up to it.
+pub fn learn_durable(state: &mut State, r: ReplicaId, to: Lsn) {
+    state.replica_mut(r).durable = to;
+    discard_through(state, r, to);
+}
+
+/// **The discard rule**: a replica frees the retained records with LSN `<= upto`, and only those.
+/// Each discard is judged on the spot against ground truth (NoDiscardBeforeFlush).
+fn discard_through(state: &mut State, r: ReplicaId, upto: Lsn) {
+    let discarded = state.replica_mut(r).retained.remove_through(upto);
+    for lsn in discarded.iter() {
+        judge_discard(state, lsn);
+    }
+}
+
+/// The highest LSN the replica may apply: its known commit point (unbounded under
+/// `apply-uncommitted`).
+fn apply_limit(config: &Config, state: &State, r: ReplicaId) -> Lsn {
+    match config.bug {
+        Some(Bug::ApplyUncommitted) => Lsn(u64::MAX),
+        _ => state.replica(r).known_commit,
+    }
+}
+
+/// Steps 4 and 8, **the pull rule**: a replica that is behind what it may apply pulls from a
+/// reachable node that holds its next record (a pull that would bring nothing is not a step).
+pub fn may_pull(config: &Config, state: &State, r: ReplicaId, node: NodeId) -> bool {
+    let replica = state.replica(r);
+    let next = replica.applied.next();
+    replica.up
+        && next <= apply_limit(config, state, r)
+        && state.reachable(node)
+        && state.node(node).held().contains(next)
+}
+
+/// Steps 5 and 8, **Pull and speculative apply**: the replica sends `Pull { from: applied + 1 }`,
+/// the node answers `Records` with what it holds from there, and the replica applies them in LSN
+/// order with no gaps, up to its known commit point. It retains each record that is not yet
+/// durable and discards at once one that is.
+pub fn pull(config: &Config, state: &mut State, r: ReplicaId, node: NodeId) {
+    let from = state.replica(r).applied.next();
+    let limit = apply_limit(config, state, r);
+    let records: Vec<Lsn> = records_from(state.node(node), from).collect();
+    let replica = state.replica_mut(r);
+    let mut discarded_at_once = Vec::new();
+    for lsn in records {
+        if lsn != replica.applied.next() || lsn > limit {
+            break;
+        }
+        replica.applied = lsn;
+        replica.pages[record_for(lsn).page as usize] = lsn;
+        if lsn > replica.durable {
+            replica.retained.insert(lsn);
+        } else {
+            discarded_at_once.push(lsn);
+        }
+    }
+    for lsn in discarded_at_once {
+        judge_discard(state, lsn);
+    }
+}
+
+/// Replica crash: everything is lost; the next incarnation starts from nothing and learns the
+/// watermarks again from the nodes' announcements.
+pub fn crash(state: &mut State, r: ReplicaId) {
+    let replica = state.replica_mut(r);
+    *replica = crate::state::Replica {
+        up: false,
+        ..crate::state::Replica::fresh(replica.incarnation + 1)
+    };
+}
+
+pub fn restart(state: &mut State, r: ReplicaId) {
+    state.replica_mut(r).up = true;
+}
