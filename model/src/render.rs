@@ -3,7 +3,7 @@
 
 use crate::model::{Action, RedoModel};
 use crate::state::State;
-use crate::types::{Actor, NodeId, ReplicaId};
+use crate::types::{Actor, Lsn, NodeId, ReplicaId, STORAGE_NODES};
 use std::fmt::Write;
 
 /// Every participant, in diagram order.
@@ -69,12 +69,53 @@ fn mark(action: &Action, before: &State) -> Mark {
     }
 }
 
-/// The path's steps, numbered from 1, one line each: `7. S3 -> R0 Flushed { node: S3, lsn: 2 }`.
+/// The nodes whose announced watermark reaches `lsn`.
+fn nodes_at(values: &[Lsn; STORAGE_NODES], lsn: Lsn) -> String {
+    let nodes: Vec<String> = NodeId::all()
+        .filter(|n| values[n.index()] >= lsn)
+        .map(|n| n.to_string())
+        .collect();
+    nodes.join(", ")
+}
+
+/// A step in words, with the messages it stands for, given the state it starts from.
+pub fn describe(action: &Action, before: &State) -> String {
+    match action {
+        Action::Write => format!(
+            "W writes LSN {}, sends Append to every node",
+            before.writer.written.next()
+        ),
+        Action::Commit(to) => format!(
+            "W gets Ack from {}: commit point {to}",
+            nodes_at(&before.announced.scl, *to)
+        ),
+        Action::LearnCommit(r, to) => format!(
+            "{r:?} gets Available from {}: known commit {to}",
+            nodes_at(&before.announced.scl, *to)
+        ),
+        Action::LearnDurable(r, to) => format!(
+            "{r:?} gets Flushed from {}: durable LSN {to}",
+            nodes_at(&before.announced.flushed, *to)
+        ),
+        Action::Pull(r, n) => {
+            let from = before.replica(*r).applied.next();
+            let records: Vec<_> = crate::storage::records_from(before.node(*n), from).collect();
+            format!("{r:?} -> {n:?} Pull {{ from: {from} }}; {n:?} -> {r:?} Records {records:?}")
+        }
+        Action::Flush(n) => format!(
+            "{n:?} flushes 1..={} to disk, sends Flushed",
+            before.node(*n).scl()
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The path's steps, numbered from 1, one line each: `7. W -> S3 Append(...)`.
 pub fn numbered_steps(path: &[(State, Option<Action>)]) -> Vec<String> {
     path.iter()
-        .filter_map(|(_, action)| action.as_ref())
+        .filter_map(|(state, action)| action.as_ref().map(|a| describe(a, state)))
         .enumerate()
-        .map(|(i, action)| format!("{}. {action:?}", i + 1))
+        .map(|(i, step)| format!("{}. {step}", i + 1))
         .collect()
 }
 

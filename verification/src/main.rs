@@ -1,1 +1,238 @@
-fn main() {}
+//! `aurora-redo`: check, explore and mutate the model of Aurora's redo-log protocol.
+
+mod checking;
+mod explore;
+mod model_args;
+mod mutants;
+
+use aurora_redo_model::render::mermaid;
+use aurora_redo_model::Bug;
+use checking::{Run, Stop, Strategy};
+use clap::{Parser, Subcommand};
+use model_args::ModelArgs;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit status: a property failed.
+const FAILED: u8 = 1;
+/// Exit status: the command line was wrong (clap uses it too).
+const USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "aurora-redo",
+    version,
+    about = "Model-check Aurora's redo log, replica sync and flush lifecycle"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a configuration exhaustively and report every property's verdict.
+    Check(CheckArgs),
+    /// Check every seeded bug and show which invariant catches it.
+    Mutants(MutantsArgs),
+    /// Serve the Stateright Explorer for a configuration.
+    Explore(ExploreArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CheckArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// How to search the state space.
+    #[arg(long, value_enum, default_value = "dfs")]
+    strategy: Strategy,
+    /// Checker threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Stop after this many seconds (the report then says the search is not exhaustive);
+    /// `sim` runs 10 seconds unless told otherwise.
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write the counterexample as a Mermaid sequenceDiagram to this file.
+    #[arg(long, value_name = "FILE")]
+    mermaid: Option<PathBuf>,
+    /// Succeed exactly when this property, and only it, is violated.
+    #[arg(long, value_name = "PROPERTY")]
+    expect_violation: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct MutantsArgs {
+    /// Checker threads for the control run (mutant searches are single-threaded breadth-first, so
+    /// their counterexamples are shortest).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Print the table as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct ExploreArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Where to serve the Explorer.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
+    /// Checker threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Check(args) => check(args),
+        Command::Mutants(args) => mutants(args),
+        Command::Explore(args) => explore(args),
+    }
+}
+
+fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(USAGE)
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    let config = match args.model.config() {
+        Ok(config) => config,
+        Err(message) => return usage_error(message),
+    };
+    let model_properties: Vec<&str> = {
+        use stateright::Model;
+        config
+            .clone()
+            .into_model()
+            .properties()
+            .iter()
+            .map(|p| p.name)
+            .collect()
+    };
+    if let Some(expected) = &args.expect_violation {
+        if !model_properties.contains(&expected.as_str()) {
+            return usage_error(format!(
+                "unknown property '{expected}' for this configuration (expected one of: {})",
+                model_properties.join(", ")
+            ));
+        }
+    }
+    let timeout = args
+        .timeout
+        .or((args.strategy == Strategy::Sim).then_some(10))
+        .map(Duration::from_secs);
+    let mut report = checking::check(&Run {
+        config: config.clone(),
+        strategy: args.strategy,
+        threads: args.threads,
+        timeout,
+        stop: Stop::Never,
+        progress: !args.json,
+    });
+    checking::shorten_counterexamples(&mut report, Duration::from_secs(60));
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("a report serializes")
+        );
+    } else {
+        checking::print(&report);
+    }
+    let violations = report.violations();
+    if let Some(file) = &args.mermaid {
+        let chosen = args
+            .expect_violation
+            .as_deref()
+            .filter(|p| violations.contains(p))
+            .or_else(|| violations.first().copied());
+        match chosen.and_then(|name| report.path(name)) {
+            Some(path) => {
+                let diagram = mermaid(&config.clone().into_model(), &path.clone().into_vec());
+                if let Err(e) = std::fs::write(file, diagram) {
+                    eprintln!("error: cannot write {}: {e}", file.display());
+                    return ExitCode::from(USAGE);
+                }
+                eprintln!(
+                    "wrote the counterexample as a Mermaid diagram to {}",
+                    file.display()
+                );
+            }
+            None => eprintln!("no counterexample: nothing written to {}", file.display()),
+        }
+    }
+    let ok = match &args.expect_violation {
+        Some(expected) => {
+            let only = violations.len() == 1 && violations.contains(expected.as_str());
+            if !args.json {
+                println!();
+                if only {
+                    println!("as expected, {expected} and only it is violated");
+                } else {
+                    println!(
+                        "expected {expected} and only it to be violated; violated: {violations:?}"
+                    );
+                }
+            }
+            only
+        }
+        None => {
+            let unreached = report.unreached();
+            if !unreached.is_empty() && !args.json {
+                println!();
+                println!("never reached (a property they back may be vacuous): {unreached:?}");
+            }
+            report.all_good()
+        }
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(FAILED)
+    }
+}
+
+fn mutants(args: MutantsArgs) -> ExitCode {
+    let rows: Vec<_> = Bug::ALL.into_iter().map(mutants::run_mutant).collect();
+    let control = mutants::run_control(args.threads);
+    if args.json {
+        let out = serde_json::json!({
+            "mutants": rows,
+            "control": { "config": control.config, "unique_states": control.unique_states,
+                         "violations": control.violations() },
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("rows serialize")
+        );
+    } else {
+        mutants::print_table(&rows, &control);
+    }
+    let all_caught = rows.iter().all(|r| r.caught);
+    if !all_caught && !args.json {
+        println!("some mutant was not caught by its expected property");
+    }
+    if all_caught && control.all_good() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(FAILED)
+    }
+}
+
+fn explore(args: ExploreArgs) -> ExitCode {
+    let config = match args.model.config() {
+        Ok(config) => config,
+        Err(message) => return usage_error(message),
+    };
+    match explore::serve(config, args.addr, args.threads) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => usage_error(message),
+    }
+}

@@ -1,0 +1,70 @@
+//! The command-line options that choose a model configuration, shared by every subcommand that
+//! checks or explores the model.
+
+use aurora_redo_model::{AckPolicy, Bug, Config, NetworkKind, Preset};
+use clap::Args;
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Start from a named configuration; the options below override it.
+    #[arg(long, default_value = "default", value_parser = parse::<Preset>)]
+    pub preset: Preset,
+    /// Records the writer writes (LSNs 1..=N).
+    #[arg(long)]
+    pub lsns: Option<u8>,
+    /// Read replicas.
+    #[arg(long)]
+    pub replicas: Option<u8>,
+    /// Storage crashes (memory lost, disk kept), each followed by a restart.
+    #[arg(long)]
+    pub storage_crashes: Option<u8>,
+    /// Replica crashes (everything lost), each followed by a restart.
+    #[arg(long)]
+    pub replica_crashes: Option<u8>,
+    /// Allow one AZ outage (both nodes of a zone unreachable, then back).
+    #[arg(long)]
+    pub az_outage: bool,
+    /// Nodes lost for good, disk and all (3 = AZ+1).
+    #[arg(long)]
+    pub lost_nodes: Option<u8>,
+    /// When nodes acknowledge: on receipt (`memory`, the seed) or once on disk (`disk`).
+    #[arg(long, value_parser = parse::<AckPolicy>)]
+    pub ack: Option<AckPolicy>,
+    /// What the network may do besides reorder: `unordered`, `duplicating` or `lossy`.
+    #[arg(long, value_parser = parse::<NetworkKind>)]
+    pub network: Option<NetworkKind>,
+    /// Seed a bug (see `mutants`).
+    #[arg(long, value_parser = parse::<Bug>)]
+    pub bug: Option<Bug>,
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> {
+    s.parse()
+}
+
+impl ModelArgs {
+    /// The configuration these options describe, or a message saying what is wrong with them.
+    pub fn config(&self) -> Result<Config, String> {
+        let mut config = Config::preset(self.preset);
+        let overrides = [
+            (&mut config.lsns, self.lsns),
+            (&mut config.replicas, self.replicas),
+            (&mut config.storage_crashes, self.storage_crashes),
+            (&mut config.replica_crashes, self.replica_crashes),
+            (&mut config.lost_nodes, self.lost_nodes),
+        ];
+        for (field, value) in overrides {
+            if let Some(value) = value {
+                *field = value;
+            }
+        }
+        if self.az_outage {
+            config.az_outages = config.az_outages.max(1);
+        }
+        config.ack = self.ack.unwrap_or(config.ack);
+        config.network = self.network.unwrap_or(config.network);
+        config.bug = self.bug.or(config.bug);
+        config.validate()?;
+        Ok(config)
+    }
+}
