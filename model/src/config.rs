@@ -187,6 +187,7 @@ impl Config {
                 lsns: 3,
                 replicas: 2,
                 storage_crashes: 1,
+                ack: AckPolicy::Disk,
                 network: NetworkKind::Unordered,
                 ..seed
             },

@@ -1,15 +1,11 @@
 //! `aurora-redo`: check, explore and mutate the model of Aurora's redo-log protocol.
 
-mod checking;
-mod explore;
-mod model_args;
-mod mutants;
-
+use aurora_redo::checking::{self, Run, Stop, Strategy};
+use aurora_redo::model_args::ModelArgs;
+use aurora_redo::{explore, mutants};
 use aurora_redo_model::render::mermaid;
 use aurora_redo_model::Bug;
-use checking::{Run, Stop, Strategy};
 use clap::{Parser, Subcommand};
-use model_args::ModelArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,0 +1,7 @@
+//! The `aurora-redo` tool's library: model options, checking and reporting, mutants and the
+//! Explorer. The binary (`main.rs`) is the command line over it; tests use it directly.
+
+pub mod checking;
+pub mod explore;
+pub mod model_args;
+pub mod mutants;

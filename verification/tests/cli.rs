@@ -1,0 +1,137 @@
+//! The command line as a user meets it: exit statuses, bad input, the finding, Mermaid output.
+
+use std::process::{Command, Output};
+
+fn aurora_redo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aurora-redo"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn quick_check_passes_and_reports_its_figures() {
+    let out = aurora_redo(&["check", "--preset", "quick"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    for needle in [
+        "configuration:",
+        "unique: 296",
+        "max depth:",
+        "seconds:",
+        "states/s:",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    assert!(text.contains("CommitOnlyAfterQuorum") && text.contains("holds"));
+}
+
+#[test]
+fn bad_input_is_rejected_with_status_2() {
+    let cases: &[&[&str]] = &[
+        &["check", "--preset", "fast"],
+        &["check", "--ack", "tape"],
+        &["check", "--lsns", "many"],
+        &["check", "--lsns", "0"],
+        &["check", "--replicas", "9"],
+        &["check", "--bug", "no-such-bug"],
+        &["check", "--lost-nodes", "4"],
+        &[
+            "check",
+            "--preset",
+            "quick",
+            "--expect-violation",
+            "Nonsense",
+        ],
+        &["explore", "--addr", "not-an-address"],
+        &["frobnicate"],
+    ];
+    for args in cases {
+        let out = aurora_redo(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{args:?} panicked");
+        assert!(stderr(&out).contains("error"), "{args:?} gave no message");
+    }
+}
+
+#[test]
+fn a_seeded_bug_fails_the_check_with_a_counterexample() {
+    let out = aurora_redo(&[
+        "check",
+        "--preset",
+        "quick",
+        "--lsns",
+        "2",
+        "--bug",
+        "commit-at-three",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("CommitOnlyAfterQuorum is violated. Counterexample:"));
+    assert!(text.contains("1. W writes LSN 1"), "{text}");
+    assert!(text.contains("Why it matters:"));
+}
+
+#[test]
+fn the_finding_is_asserted_and_drawn() {
+    let dir = std::env::temp_dir().join(format!("aurora-redo-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let diagram = dir.join("finding.mmd");
+    let out = aurora_redo(&[
+        "check",
+        "--preset",
+        "quick",
+        "--storage-crashes",
+        "1",
+        "--expect-violation",
+        "CommittedRecoverable",
+        "--mermaid",
+        diagram.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let mermaid = std::fs::read_to_string(&diagram).unwrap();
+    assert!(mermaid.starts_with("sequenceDiagram\n"));
+    assert!(mermaid.contains("crash: memory lost"), "{mermaid}");
+
+    // Expecting a property that holds fails.
+    let out = aurora_redo(&[
+        "check",
+        "--preset",
+        "quick",
+        "--expect-violation",
+        "CommittedRecoverable",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // With disk acks, the same faults violate nothing.
+    let out = aurora_redo(&[
+        "check",
+        "--preset",
+        "quick",
+        "--storage-crashes",
+        "1",
+        "--ack",
+        "disk",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn json_reports_parse() {
+    let out = aurora_redo(&["check", "--preset", "quick", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(
+        text.trim_start().starts_with('{') && text.contains("\"unique_states\": 296"),
+        "{text}"
+    );
+}
