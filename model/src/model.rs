@@ -29,6 +29,7 @@ use crate::state::{NodeStatus, State};
 use crate::symmetry;
 use crate::types::{Actor, Az, Envelope, Lsn, Msg, NodeId, ReplicaId};
 use crate::{replica, storage, writer};
+use serde::{Deserialize, Serialize};
 use stateright::{Model, Path, Property};
 use std::fmt;
 
@@ -38,8 +39,9 @@ pub struct RedoModel {
     pub config: Config,
 }
 
-/// One step of the system.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// One step of the system. Serializable: a counterexample is a list of these (see the trace
+/// format in the README).
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Action {
     /// The writer writes its next record and sends `Append` to every node.
     Write,
