@@ -93,6 +93,10 @@ pub fn describe(action: &Action, before: &State) -> String {
             "{r:?} gets Available from {}: known commit {to}",
             nodes_at(&before.announced.scl, *to)
         ),
+        Action::LearnDurable(r, to) if *to < before.replica(*r).durable => format!(
+            "{r:?} gets stale Flushed messages: durable LSN {to} (was {})",
+            before.replica(*r).durable
+        ),
         Action::LearnDurable(r, to) => format!(
             "{r:?} gets Flushed from {}: durable LSN {to}",
             nodes_at(&before.announced.flushed, *to)

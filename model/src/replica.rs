@@ -4,7 +4,7 @@
 use crate::config::{Bug, Config};
 use crate::properties::judge_discard;
 use crate::quorum::{kth_highest, quorum_watermark};
-use crate::state::{record_for, State};
+use crate::state::{record_for, LsnSet, State};
 use crate::storage::records_from;
 use crate::types::{Lsn, NodeId, ReplicaId};
 
@@ -26,20 +26,30 @@ pub fn learn_commit(config: &Config, state: &mut State, r: ReplicaId, to: Lsn) {
 /// Step 7, the durable LSNs a replica may move to on receiving `Flushed` announcements.
 /// Correctly: above its durable LSN, up to the 4th-highest announced flushed LSN (it keeps each
 /// node's highest `Flushed`). Under `durable-from-one-node`, up to the highest single one. Under
-/// `durable-last-message` it keeps each node's *latest* `Flushed`, so a stale message can pull the
-/// 4th-highest back down: any announced level is possible, above or below its current one.
+/// `durable-last-message` it keeps each node's *latest* `Flushed`, and any `Flushed` a node ever
+/// sent may arrive last: the 4th-highest can be any value some node sent, provided at least 4
+/// nodes sent something at least as high, above or below the current durable LSN.
 pub fn durable_choices(config: &Config, state: &State, r: ReplicaId) -> Vec<Lsn> {
     let current = state.replica(r).durable;
     let flushed = state.announced.flushed;
-    let (low, high) = match config.bug {
-        Some(Bug::DurableFromOneNode) => (current.next(), kth_highest(flushed, 1)),
-        Some(Bug::DurableLastMessage) => (Lsn(1), quorum_watermark(flushed)),
-        _ => (current.next(), quorum_watermark(flushed)),
+    let candidates: Vec<Lsn> = match config.bug {
+        Some(Bug::DurableFromOneNode) => (current.0 + 1..=kth_highest(flushed, 1).0)
+            .map(Lsn)
+            .collect(),
+        Some(Bug::DurableLastMessage) => {
+            let quorum = quorum_watermark(flushed);
+            let sent = state
+                .announced
+                .flushed_history
+                .iter()
+                .fold(LsnSet::EMPTY, |a, b| a.union(*b));
+            sent.iter().filter(|&l| l <= quorum).collect()
+        }
+        _ => (current.0 + 1..=quorum_watermark(flushed).0)
+            .map(Lsn)
+            .collect(),
     };
-    (low.0..=high.0)
-        .map(Lsn)
-        .filter(|&l| l != current)
-        .collect()
+    candidates.into_iter().filter(|&l| l != current).collect()
 }
 
 /// Step 7, **Discard**: the replica's durable LSN becomes `to`, and it discards the retained

@@ -165,6 +165,9 @@ pub struct Announced {
     pub scl: [Lsn; STORAGE_NODES],
     /// The highest LSN sent in a `Flushed`.
     pub flushed: [Lsn; STORAGE_NODES],
+    /// Every LSN sent in a `Flushed`. Kept only under the `durable-last-message` bug, the one rule
+    /// that can act on a stale `Flushed` (a correct receiver only ever uses the highest).
+    pub flushed_history: [LsnSet; STORAGE_NODES],
 }
 
 /// Facts about the run that no actor can see, kept for the invariants.

@@ -65,8 +65,11 @@ pub fn flush(config: &Config, state: &mut State, id: NodeId) {
     node.disk = node.disk.union(moved);
     let flushed = node.flushed();
     judge_flush(state, id);
-    let announced = &mut state.announced.flushed[id.index()];
-    *announced = (*announced).max(flushed);
+    let announced = &mut state.announced;
+    announced.flushed[id.index()] = announced.flushed[id.index()].max(flushed);
+    if config.bug == Some(Bug::DurableLastMessage) {
+        announced.flushed_history[id.index()].insert(flushed);
+    }
     if config.ack == AckPolicy::Disk {
         acknowledge(config, state, id);
     }

@@ -8,7 +8,7 @@
 //! equal signatures are indistinguishable, so the sorted state is canonical: every state in a
 //! class maps to the same representative.
 
-use crate::state::{Node, State};
+use crate::state::{LsnSet, Node, State};
 use crate::types::{Actor, Az, Envelope, Lsn, Msg, NodeId, STORAGE_NODES};
 
 /// Stands for "this node" in a signature's messages.
@@ -19,6 +19,7 @@ struct Signature {
     node: Node,
     announced_scl: Lsn,
     announced_flushed: Lsn,
+    flushed_history: LsnSet,
     truthful_ack: Lsn,
     disk_high: Lsn,
     messages: Vec<Envelope>,
@@ -62,6 +63,7 @@ fn signature(s: &State, n: NodeId) -> Signature {
         node: s.nodes[i].clone(),
         announced_scl: s.announced.scl[i],
         announced_flushed: s.announced.flushed[i],
+        flushed_history: s.announced.flushed_history[i],
         truthful_ack: s.ghost.truthful_ack[i],
         disk_high: s.ghost.disk_high[i],
         messages,
@@ -115,6 +117,7 @@ fn apply(state: &State, new_of_old: &[usize; STORAGE_NODES]) -> State {
     permute(&mut s.nodes, new_of_old);
     permute(&mut s.announced.scl, new_of_old);
     permute(&mut s.announced.flushed, new_of_old);
+    permute(&mut s.announced.flushed_history, new_of_old);
     permute(&mut s.ghost.truthful_ack, new_of_old);
     permute(&mut s.ghost.disk_high, new_of_old);
     s.network

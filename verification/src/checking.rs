@@ -189,13 +189,10 @@ pub fn check(run: &Run) -> Report {
     }
 }
 
-/// Replaces each counterexample a depth-first search found (the last violating state it happened
-/// to visit) with a shortest one, from a single-threaded breadth-first search that stops at the
-/// first violation of that property. Keeps the original if the re-search exceeds `budget`.
+/// Replaces each counterexample a search found (the checker keeps the last violating state it
+/// happened to visit, however deep) with a shortest one, from a single-threaded breadth-first
+/// search that stops at the first violation of that property. Keeps the original if the re-search exceeds `budget`.
 pub fn shorten_counterexamples(report: &mut Report, budget: Duration) {
-    if report.strategy == Strategy::Bfs && report.threads == 1 {
-        return;
-    }
     for name in report.violations() {
         let shortest = check(&Run {
             config: report.config.clone(),
