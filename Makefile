@@ -1,0 +1,33 @@
+# The two set-up commands are `make check` (the main job) and `make test` (every test layer).
+# `.ci/run` runs `make test`.
+
+CARGO ?= cargo
+
+.PHONY: check test lint test-std test-loom test-shuttle mutants
+
+## The main job: an exhaustive model check of the default configuration.
+check:
+	$(CARGO) run --release -- check
+
+## Every test layer, as CI runs it.
+test: lint test-std test-loom test-shuttle
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+
+## Model checks, CLI and Explorer tests, implementation unit and integration tests, conformance.
+test-std:
+	$(CARGO) test --release --workspace
+
+## The implementation's small concurrent pieces under loom (its own build: --cfg loom).
+test-loom:
+	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
+		$(CARGO) test --release -p aurora-redo-impl --test loom
+
+## The whole implementation under shuttle's randomized and PCT schedulers.
+test-shuttle:
+	$(CARGO) test --release -p aurora-redo-impl --features shuttle --test shuttle
+
+mutants:
+	$(CARGO) run --release -- mutants
