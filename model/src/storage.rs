@@ -49,6 +49,18 @@ pub fn on_append(config: &Config, state: &mut State, id: NodeId, lsn: Lsn) {
     }
 }
 
+/// Whether delivering `Append(lsn)` would change anything: a new record always does; a duplicate
+/// only if its re-ack announces more than the node already has.
+pub fn append_changes_anything(config: &Config, state: &State, id: NodeId, lsn: Lsn) -> bool {
+    let node = state.node(id);
+    if !node.held().contains(lsn) {
+        return true;
+    }
+    let scl = ackable_scl(config, node);
+    let i = id.index();
+    scl > state.announced.scl[i] || truthful_ack(scl, node.scl()) > state.ghost.truthful_ack[i]
+}
+
 /// Whether a flush would move anything: the node is up and holds a contiguous run beyond its
 /// disk's prefix.
 pub fn can_flush(node: &Node) -> bool {

@@ -1,4 +1,5 @@
-//! Symmetry reduction: states that differ only by a renaming of storage nodes are one state.
+//! Symmetry reduction: states that differ only by a renaming of storage nodes, or of replicas,
+//! are one state.
 //!
 //! Nodes are interchangeable as long as zones stay zones: an AZ outage takes out both nodes of one
 //! zone, so the renamings that preserve behaviour are those that swap the two nodes within a zone
@@ -105,10 +106,14 @@ pub fn representative(state: &State) -> State {
         new_of_old[pair[0]] = 2 * slot;
         new_of_old[pair[1]] = 2 * slot + 1;
     }
-    if new_of_old == [0, 1, 2, 3, 4, 5] {
-        return state.clone();
-    }
-    apply(state, &new_of_old)
+    let mut s = if new_of_old == [0, 1, 2, 3, 4, 5] {
+        state.clone()
+    } else {
+        apply(state, &new_of_old)
+    };
+    // Replicas are interchangeable too: no message in flight names one (pulls are single steps).
+    s.replicas.sort_unstable();
+    s
 }
 
 /// Renames node `i` to `new_of_old[i]` throughout the state.

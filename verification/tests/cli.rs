@@ -135,3 +135,43 @@ fn json_reports_parse() {
         "{text}"
     );
 }
+
+#[test]
+fn simulation_runs_and_says_it_is_not_exhaustive() {
+    let out = aurora_redo(&[
+        "check",
+        "--preset",
+        "default",
+        "--strategy",
+        "sim",
+        "--timeout",
+        "1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("(search not exhaustive)"));
+    let out = aurora_redo(&[
+        "check",
+        "--preset",
+        "quick",
+        "--lsns",
+        "2",
+        "--bug",
+        "apply-uncommitted",
+        "--strategy",
+        "sim",
+        "--timeout",
+        "2",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "random walks find the seeded bug: {}",
+        stdout(&out)
+    );
+}
