@@ -43,16 +43,20 @@ pub enum Bug {
     ApplyUncommitted,
     /// A node's SCL is the highest LSN it holds, ignoring holes.
     SclWithHoles,
+    /// A replica ignores `Flushed`, so it never learns a durable LSN and never discards: a
+    /// liveness bug, for the properties no safety invariant can see.
+    IgnoreFlushed,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 7] = [
         Bug::DiscardOnAvailable,
         Bug::CommitAtThree,
         Bug::DurableFromOneNode,
         Bug::DurableLastMessage,
         Bug::ApplyUncommitted,
         Bug::SclWithHoles,
+        Bug::IgnoreFlushed,
     ];
 
     /// The name used on the command line and in reports.
@@ -64,6 +68,7 @@ impl Bug {
             Bug::DurableLastMessage => "durable-last-message",
             Bug::ApplyUncommitted => "apply-uncommitted",
             Bug::SclWithHoles => "scl-with-holes",
+            Bug::IgnoreFlushed => "ignore-flushed",
         }
     }
 
@@ -75,6 +80,7 @@ impl Bug {
             Bug::CommitAtThree | Bug::SclWithHoles => COMMIT_ONLY_AFTER_QUORUM,
             Bug::DurableLastMessage => DURABLE_LSN_MONOTONIC,
             Bug::ApplyUncommitted => REPLICA_PREFIX,
+            Bug::IgnoreFlushed => QUIESCENCE_CONVERGES,
         }
     }
 
@@ -219,12 +225,9 @@ impl Config {
 
     /// Liveness is claimed only where the protocol can recover by itself: no message loss, no
     /// storage crash and no permanent loss (the writer never re-sends, so those can leave a
-    /// record short of a quorum forever), and no seeded bug.
+    /// record short of a quorum forever).
     pub fn liveness_applies(&self) -> bool {
-        self.network != NetworkKind::Lossy
-            && self.storage_crashes == 0
-            && self.lost_nodes == 0
-            && self.bug.is_none()
+        self.network != NetworkKind::Lossy && self.storage_crashes == 0 && self.lost_nodes == 0
     }
 
     pub fn into_model(self) -> RedoModel {

@@ -36,6 +36,7 @@ pub fn durable_choices(config: &Config, state: &State, r: ReplicaId) -> Vec<Lsn>
         Some(Bug::DurableFromOneNode) => (current.0 + 1..=kth_highest(flushed, 1).0)
             .map(Lsn)
             .collect(),
+        Some(Bug::IgnoreFlushed) => Vec::new(),
         Some(Bug::DurableLastMessage) => {
             let quorum = quorum_watermark(flushed);
             let sent = state
