@@ -169,22 +169,25 @@ pub fn sequence_svg(model: &RedoModel, path: &[(State, Option<Action>)]) -> Stri
     const COLUMN: usize = 110;
     const ROW: usize = 28;
     const TOP: usize = 40;
+    // Room on the left for notes over the writer, which are centred on its lifeline.
+    const MARGIN: usize = 90;
     let actors = participants(model);
     let x_of = |actor: Actor| {
         let i = actors.iter().position(|a| *a == actor).unwrap_or(0);
-        COLUMN / 2 + i * COLUMN
+        MARGIN + COLUMN / 2 + i * COLUMN
     };
     let steps: Vec<_> = path
         .iter()
         .filter_map(|(s, a)| a.as_ref().map(|a| mark(a, s)))
         .collect();
-    let width = COLUMN * actors.len();
+    let width = 2 * MARGIN + COLUMN * actors.len();
     let height = TOP + ROW * (steps.len() + 1);
     let mut svg = format!(
         "<svg version='1.1' baseProfile='full' width='{width}' height='{height}' \
          viewBox='0 0 {width} {height}' xmlns='http://www.w3.org/2000/svg'>\n\
          <defs><marker id='arrow' markerWidth='12' markerHeight='10' refX='12' refY='5' \
-         orient='auto'><polygon points='0 0, 12 5, 0 10'/></marker></defs>\n"
+         orient='auto'><polygon points='0 0, 12 5, 0 10'/></marker></defs>\n\
+         <rect width='100%' height='100%' fill='white'/>\n"
     );
     for &actor in &actors {
         let x = x_of(actor);

@@ -77,9 +77,11 @@ impl LsnSet {
     }
 }
 
+/// `{1, 2}` on one line, even in `{:#?}`: the Explorer shows states that way.
 impl fmt::Debug for LsnSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter()).finish()
+        let members: Vec<String> = self.iter().map(|l| l.to_string()).collect();
+        write!(f, "{{{}}}", members.join(", "))
     }
 }
 
