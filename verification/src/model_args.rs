@@ -22,8 +22,11 @@ pub struct ModelArgs {
     #[arg(long)]
     pub replica_crashes: Option<u8>,
     /// Allow one AZ outage (both nodes of a zone unreachable, then back).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "az_outages")]
     pub az_outage: bool,
+    /// AZ outages allowed (0 turns off a preset's outage).
+    #[arg(long)]
+    pub az_outages: Option<u8>,
     /// Nodes lost for good, disk and all (3 = AZ+1).
     #[arg(long)]
     pub lost_nodes: Option<u8>,
@@ -52,6 +55,7 @@ impl ModelArgs {
             (&mut config.storage_crashes, self.storage_crashes),
             (&mut config.replica_crashes, self.replica_crashes),
             (&mut config.lost_nodes, self.lost_nodes),
+            (&mut config.az_outages, self.az_outages),
         ];
         for (field, value) in overrides {
             if let Some(value) = value {
