@@ -14,6 +14,8 @@ pub mod config;
 pub mod disk;
 pub mod engine;
 pub mod faults;
+#[cfg(not(any(loom, feature = "shuttle")))]
+pub mod live;
 pub mod monitor;
 pub mod observer;
 pub mod replica;

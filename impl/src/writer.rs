@@ -38,7 +38,8 @@ pub enum WriterOutput {
 pub struct Writer {
     cfg: Config,
     last_lsn: Lsn,
-    /// Records some node may still need: everything above the lowest flushed LSN of all six.
+    /// Records some node may still need: everything above the commit point or above the lowest
+    /// flushed LSN of all six.
     log: BTreeMap<Lsn, Record>,
     /// Highest acked SCL per node; its 4th-highest is the commit point.
     acks: QuorumTracker,
@@ -130,8 +131,10 @@ impl Writer {
     fn on_flushed(&mut self, node: NodeId, lsn: Lsn) {
         let slot = &mut self.flushed[node.index()];
         *slot = (*slot).max(lsn);
-        // Every node has these on disk: nobody can need them from the writer again.
+        // Every node has these on disk, and they are committed: nobody needs them from the
+        // writer again. (Uncommitted ones stay: re-sending one is how a lost ack is recovered.)
         let everywhere = self.flushed.iter().copied().min().unwrap_or(Lsn::ZERO);
+        let everywhere = everywhere.min(self.commit);
         while let Some((&first, _)) = self.log.first_key_value() {
             if first > everywhere {
                 break;
