@@ -433,27 +433,25 @@ fn flusher_loop(
             Recv::Items(b) => b,
         };
         for records in batches {
-            let Some(upto) = records.last().map(|r| r.lsn) else {
-                continue;
-            };
-            if let Err(e) = segment.append(&records) {
-                lock(&shared.io_errors).push(format!("{node}: segment write failed: {e}"));
-                return;
-            }
-            if notify_first {
-                done(upto);
-            }
-            if !alive() {
-                return; // crashed before the sync: the write is lost with the page cache
-            }
-            if let Err(e) = segment.sync() {
-                lock(&shared.io_errors).push(format!("{node}: fsync failed: {e}"));
-                return;
-            }
-            shared.synced.report(node, upto);
-            shared.observer.observe(&Event::Synced { node, lsn: upto });
-            if !notify_first {
-                done(upto);
+            let result = crate::flusher::persist(
+                segment,
+                &records,
+                notify_first,
+                alive,
+                |upto| {
+                    shared.synced.report(node, upto);
+                    shared.observer.observe(&Event::Synced { node, lsn: upto });
+                },
+                done,
+            );
+            match result {
+                Ok(Some(_)) => {}
+                Ok(None) => return, // crashed before the sync
+                Err(e) => {
+                    lock(&shared.io_errors)
+                        .push(format!("{node}: segment write or fsync failed: {e}"));
+                    return;
+                }
             }
         }
     }
