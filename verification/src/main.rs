@@ -1,3 +1,4 @@
+mod bench;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -14,6 +15,8 @@ struct Cli {
 enum Cmd {
     /// Run the engine live on a data directory.
     Run(run::RunArgs),
+    /// Benchmark commit latency and throughput, ack memory versus disk.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -26,5 +29,6 @@ fn main() -> ExitCode {
     };
     match cli.cmd {
         Cmd::Run(a) => run::run(a),
+        Cmd::Bench(a) => bench::bench(a),
     }
 }
