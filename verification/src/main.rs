@@ -1,8 +1,9 @@
-//! `aurora-redo`: check, explore and mutate the model of Aurora's redo-log protocol.
+//! `aurora-redo`: check, explore and mutate the model of Aurora's redo-log protocol, and run and
+//! benchmark its implementation.
 
 use aurora_redo::checking::{self, Run, Stop, Strategy};
 use aurora_redo::model_args::ModelArgs;
-use aurora_redo::{explore, mutants};
+use aurora_redo::{bench, explore, mutants, run};
 use aurora_redo_model::render::mermaid;
 use aurora_redo_model::Bug;
 use clap::{Parser, Subcommand};
@@ -20,7 +21,7 @@ const USAGE: u8 = 2;
 #[command(
     name = "aurora-redo",
     version,
-    about = "Model-check Aurora's redo log, replica sync and flush lifecycle"
+    about = "Model-check and run Aurora's redo log, replica sync and flush lifecycle"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,6 +36,10 @@ enum Command {
     Mutants(MutantsArgs),
     /// Serve the Stateright Explorer for a configuration.
     Explore(ExploreArgs),
+    /// Run the implementation live on a data directory, then verify it after a restart.
+    Run(run::RunArgs),
+    /// Benchmark the implementation's commit latency and throughput, ack memory versus disk.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -90,6 +95,8 @@ fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Mutants(args) => mutants(args),
         Command::Explore(args) => explore(args),
+        Command::Run(args) => run::run(args),
+        Command::Bench(args) => bench::bench(args),
     }
 }
 
