@@ -127,6 +127,13 @@ pub fn run(args: RunArgs) -> ExitCode {
     for r in &report.recoveries {
         println!("recovery         {r}");
     }
+    if let Some(first) = report.finding.first() {
+        println!(
+            "finding          {} moments when a committed record was on too few nodes for every \
+             read quorum (expected under ack memory with crashes; see the README), first: {first}",
+            report.finding.len()
+        );
+    }
     if report.failures.is_empty() {
         println!(
             "verified         all invariants held; after restart from disk every committed record \
