@@ -299,10 +299,6 @@ impl State {
         self.nodes.iter().filter(|n| n.disk.contains(lsn)).count()
     }
 
-    /// Ground truth: the highest `L` such that at least 4 nodes have sent an ack `>= L`.
-    pub fn true_commit_point(&self) -> Lsn {
-        quorum_watermark(self.announced.scl)
-    }
 
     /// The writer's page image after applying records `1..=applied`.
     pub fn writer_pages(applied: Lsn) -> [Lsn; PAGES] {
