@@ -1,1 +1,29 @@
+//! An executable, concurrent implementation of the Aurora redo-log protocol of PROTOCOL.md.
+//!
+//! - Role state machines, pure (no I/O, no threads): [`writer::Writer`],
+//!   [`storage::StorageNode`], [`replica::Replica`]. Each has `handle(input) -> outputs` and
+//!   watermark accessors.
+//! - Durable storage: [`segment`] (framed, CRC-checked records; recovery) over a [`disk::Disk`]
+//!   (real files, or a simulated disk for shuttle).
+//! - Concurrency: [`engine::Engine`] drives the machines with threads and [`transport`] mailboxes,
+//!   with [`faults`] injected; [`watermark`] and [`retain`] are the shared concurrent pieces.
+//! - [`monitor::Monitor`] checks the six safety invariants at run time via [`observer`] events.
+//! - [`sync`] is the one place naming std, loom or shuttle primitives.
 
+pub mod config;
+pub mod disk;
+pub mod engine;
+pub mod faults;
+pub mod monitor;
+pub mod observer;
+pub mod replica;
+pub mod retain;
+pub mod segment;
+pub mod storage;
+pub mod sync;
+pub mod tracker;
+pub mod transport;
+pub mod watermark;
+pub mod writer;
+
+pub use config::{AckPolicy, Config, ImplBug};

@@ -1,0 +1,61 @@
+//! Engine configuration: the ack policy and the seeded implementation bugs.
+
+use aurora_redo_model::types::ReplicaId;
+
+/// When a storage node acknowledges a record (PROTOCOL.md, "Behaviour" step 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AckPolicy {
+    /// Ack on receipt into memory (the seed's default): commit does not wait for a disk.
+    #[default]
+    Memory,
+    /// Ack only after the record is synced to the node's segment file (paper mode).
+    Disk,
+}
+
+/// Seeded implementation bugs. Each one must be caught by the runtime monitor (tests show it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImplBug {
+    /// The replica discards retained records when notified `Available` (caught by
+    /// NoDiscardBeforeFlush).
+    DiscardOnAvailable,
+    /// The writer commits at the 3rd-highest ack instead of the 4th (caught by
+    /// CommitOnlyAfterQuorum).
+    CommitAtThree,
+    /// The flusher reports a flush before the fsync returns (caught by NoDiscardBeforeFlush when
+    /// the node crashes and loses the unsynced write).
+    FlushNotifyBeforeFsync,
+    /// The storage node drops records from memory when it hands them to the flusher, before
+    /// they are written: for a moment a record is in neither place.
+    EvictBeforeFlush,
+}
+
+/// Configuration shared by the role state machines.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub ack: AckPolicy,
+    pub bug: Option<ImplBug>,
+    /// The read replicas the storage nodes notify.
+    pub replicas: Vec<ReplicaId>,
+    /// Most records in one `Records` reply or one retransmission burst.
+    pub max_batch: usize,
+}
+
+impl Config {
+    pub fn new(ack: AckPolicy, replicas: usize) -> Config {
+        Config {
+            ack,
+            bug: None,
+            replicas: (0..replicas as u8).map(ReplicaId).collect(),
+            max_batch: 2048,
+        }
+    }
+
+    pub fn with_bug(mut self, bug: Option<ImplBug>) -> Config {
+        self.bug = bug;
+        self
+    }
+
+    pub fn has_bug(&self, bug: ImplBug) -> bool {
+        self.bug == Some(bug)
+    }
+}

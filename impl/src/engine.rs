@@ -1,0 +1,474 @@
+//! The concurrent engine: threads and mailboxes driving the role state machines.
+//!
+//! One thread per actor (writer network thread, six storage nodes, each replica) plus one
+//! flusher thread per storage node. Each thread receives a batch from its mailbox, runs it
+//! through its state machine under that machine's lock, forwards the ghost events to the
+//! observer, then performs the outputs (sends, flush jobs). Client threads call [`Engine::append`]
+//! and [`Engine::wait_committed`]. Ticks (retries) come from [`Engine::tick`]: a timer thread in
+//! production, the test's own loop under shuttle.
+
+use std::io;
+
+use aurora_redo_model::types::{Az, Envelope, Lsn, NodeId, PageId, Record, ReplicaId};
+
+use crate::config::{Config, ImplBug};
+use crate::disk::Disk;
+use crate::faults::{FaultConfig, Faults};
+use crate::observer::{Event, Observer};
+use crate::replica::{Replica, ReplicaInput, ReplicaOutput};
+use crate::segment::{Recovered, Segment};
+use crate::storage::{StorageInput, StorageNode, StorageOutput};
+use crate::sync::{lock, thread, Arc, Mutex};
+use crate::transport::{Mailbox, Network, NodeEvent, Recv};
+use crate::watermark::{Published, SharedQuorum};
+use crate::writer::{Writer, WriterInput, WriterOutput};
+
+/// Most messages one thread takes from its mailbox at once.
+const BATCH: usize = 4096;
+
+struct NodeState {
+    sm: Option<StorageNode>,
+    incarnation: u64,
+    flusher: Option<Arc<Mailbox<Vec<Record>>>>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+struct NodeSlot {
+    disk: Arc<dyn Disk>,
+    state: Mutex<NodeState>,
+}
+
+struct Shared {
+    cfg: Config,
+    net: Network,
+    observer: Arc<dyn Observer>,
+    writer: Mutex<Writer>,
+    committed: Published,
+    nodes: Vec<NodeSlot>,
+    replicas: Vec<Mutex<Replica>>,
+    /// Ghost: each node's highest LSN whose fsync has returned; the point is the volume durable
+    /// LSN.
+    synced: SharedQuorum,
+    /// I/O errors hit by flushers (a node whose disk fails stops flushing).
+    io_errors: Mutex<Vec<String>>,
+}
+
+/// A running engine.
+pub struct Engine {
+    shared: Arc<Shared>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Starts the engine on six disks (one per node, index = node), recovering each node from
+    /// its segment. Returns each node's recovery report too.
+    pub fn start(
+        cfg: Config,
+        faults: FaultConfig,
+        disks: Vec<Arc<dyn Disk>>,
+        observer: Arc<dyn Observer>,
+    ) -> io::Result<(Engine, Vec<Recovered>)> {
+        assert_eq!(disks.len(), aurora_redo_model::types::STORAGE_NODES);
+        let replicas = cfg
+            .replicas
+            .iter()
+            .map(|r| Mutex::new(Replica::new(*r, 0, cfg.clone())))
+            .collect();
+        let shared = Arc::new(Shared {
+            net: Network::new(cfg.replicas.len(), Faults::new(faults)),
+            observer,
+            writer: Mutex::new(Writer::new(cfg.clone())),
+            committed: Published::new(),
+            nodes: disks
+                .into_iter()
+                .map(|disk| NodeSlot {
+                    disk,
+                    state: Mutex::new(NodeState {
+                        sm: None,
+                        incarnation: 0,
+                        flusher: None,
+                        threads: Vec::new(),
+                    }),
+                })
+                .collect(),
+            replicas,
+            synced: SharedQuorum::new(),
+            io_errors: Mutex::new(Vec::new()),
+            cfg,
+        });
+        let mut recovered = Vec::new();
+        for node in NodeId::all() {
+            recovered.push(start_node(&shared, node)?);
+        }
+        let mut threads = Vec::new();
+        let s = shared.clone();
+        threads.push(thread::spawn(move || writer_loop(&s)));
+        for r in 0..shared.replicas.len() {
+            let s = shared.clone();
+            threads.push(thread::spawn(move || replica_loop(&s, r)));
+        }
+        Ok((Engine { shared, threads }, recovered))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.cfg
+    }
+
+    /// Creates a record and sends it to the six nodes; does not wait for storage.
+    pub fn append(&self, page: PageId, value: u64) -> Lsn {
+        self.append_batch(&[(page, value)])
+    }
+
+    /// Creates several records and sends them as one batch per node. Returns the last LSN.
+    pub fn append_batch(&self, changes: &[(PageId, u64)]) -> Lsn {
+        let mut outs = Vec::new();
+        let mut last = Lsn::ZERO;
+        {
+            let mut w = lock(&self.shared.writer);
+            for &(page, value) in changes {
+                outs.extend(w.handle(WriterInput::Append { page, value }));
+            }
+            // Sent under the writer lock, so every node receives appends in LSN order when the
+            // network does not reorder.
+            let mut sends = Vec::new();
+            for o in outs {
+                match o {
+                    WriterOutput::Send(e) => sends.push(e),
+                    WriterOutput::Appended(l) => last = l,
+                    WriterOutput::Observe(ev) => self.shared.observer.observe(&ev),
+                }
+            }
+            self.shared.net.send(sends);
+        }
+        last
+    }
+
+    /// Blocks until the commit point reaches `lsn`.
+    pub fn wait_committed(&self, lsn: Lsn) -> Lsn {
+        self.shared.committed.wait_for(lsn)
+    }
+
+    /// The writer's commit point.
+    pub fn commit_point(&self) -> Lsn {
+        self.shared.committed.get()
+    }
+
+    /// The last LSN the writer created.
+    pub fn last_lsn(&self) -> Lsn {
+        lock(&self.shared.writer).last_lsn()
+    }
+
+    /// One timer tick for every actor (retries: re-send, re-pull).
+    pub fn tick(&self) {
+        self.shared.net.tick_all();
+    }
+
+    /// The volume durable LSN (ghost: 4 nodes' fsyncs have returned covering it).
+    pub fn volume_durable(&self) -> Lsn {
+        self.shared.synced.point()
+    }
+
+    /// Each node's highest synced LSN (ghost).
+    pub fn synced(&self) -> [Lsn; aurora_redo_model::types::STORAGE_NODES] {
+        self.shared.synced.per_node()
+    }
+
+    /// A node's `(scl, flushed)`, or `None` while it is crashed.
+    pub fn node_watermarks(&self, node: NodeId) -> Option<(Lsn, Lsn)> {
+        let st = lock(&self.shared.nodes[node.index()].state);
+        st.sm.as_ref().map(|sm| (sm.scl(), sm.flushed()))
+    }
+
+    /// Whether `node` holds `lsn` in memory or on disk right now (ground truth for
+    /// CommittedRecoverable: a crashed node counts by what its disk really synced).
+    pub fn node_holds(&self, node: NodeId, lsn: Lsn) -> bool {
+        let st = lock(&self.shared.nodes[node.index()].state);
+        match &st.sm {
+            Some(sm) => sm.holds(lsn),
+            None => self.shared.synced.node(node) >= lsn,
+        }
+    }
+
+    /// Crashes a storage node: it stops, its memory is lost, and its disk loses every byte that
+    /// was not synced. Messages already queued for it survive.
+    pub fn crash_node(&self, node: NodeId) {
+        let slot = &self.shared.nodes[node.index()];
+        self.shared.net.faults.set_down(node, true);
+        let threads = {
+            let mut st = lock(&slot.state);
+            if st.sm.is_none() {
+                return;
+            }
+            st.sm = None;
+            st.incarnation += 1;
+            if let Some(f) = st.flusher.take() {
+                f.close();
+            }
+            self.shared.net.nodes[node.index()].close();
+            std::mem::take(&mut st.threads)
+        };
+        for t in threads {
+            let _ = t.join();
+        }
+        slot.disk.crash();
+        self.shared.observer.observe(&Event::NodeCrashed(node));
+    }
+
+    /// Restarts a crashed node from its segment file.
+    pub fn restart_node(&self, node: NodeId) -> io::Result<Recovered> {
+        let rec = start_node(&self.shared, node)?;
+        self.shared.net.faults.set_down(node, false);
+        Ok(rec)
+    }
+
+    /// Starts (`Some(az)`) or ends (`None`) an AZ outage.
+    pub fn az_outage(&self, az: Option<Az>) {
+        self.shared.net.faults.set_outage(az);
+    }
+
+    /// Crashes a replica and restarts it empty.
+    pub fn crash_replica(&self, r: ReplicaId) {
+        let mut rep = lock(&self.shared.replicas[r.index()]);
+        let incarnation = rep.incarnation() + 1;
+        *rep = Replica::new(r, incarnation, self.shared.cfg.clone());
+        self.shared.observer.observe(&Event::ReplicaRestarted {
+            replica: r,
+            incarnation,
+        });
+    }
+
+    /// A replica's read: the applied value of `page` and its LSN.
+    pub fn read(&self, r: ReplicaId, page: PageId) -> Option<(u64, Lsn)> {
+        lock(&self.shared.replicas[r.index()]).read(page)
+    }
+
+    /// Runs `f` on a replica's state (under its lock).
+    pub fn with_replica<T>(&self, r: ReplicaId, f: impl FnOnce(&Replica) -> T) -> T {
+        f(&lock(&self.shared.replicas[r.index()]))
+    }
+
+    /// Flusher I/O errors so far.
+    pub fn io_errors(&self) -> Vec<String> {
+        lock(&self.shared.io_errors).clone()
+    }
+
+    /// Whether everything written is committed, synced on every live node, applied by every
+    /// replica and discarded by it.
+    pub fn quiescent(&self) -> bool {
+        let last = self.last_lsn();
+        if self.commit_point() < last {
+            return false;
+        }
+        for slot in &self.shared.nodes {
+            let st = lock(&slot.state);
+            match &st.sm {
+                Some(sm) if sm.flushed() < last => return false,
+                _ => {}
+            }
+        }
+        self.shared.replicas.iter().all(|r| {
+            let r = lock(r);
+            r.applied() >= last && r.retained().is_empty()
+        })
+    }
+
+    /// Stops every thread. Nodes keep what is on their disks.
+    pub fn shutdown(self) {
+        let shared = self.shared;
+        shared.net.writer.close();
+        for m in &shared.net.replicas {
+            m.close();
+        }
+        let mut node_threads = Vec::new();
+        for (i, slot) in shared.nodes.iter().enumerate() {
+            let mut st = lock(&slot.state);
+            if let Some(f) = st.flusher.take() {
+                f.close();
+            }
+            shared.net.nodes[i].close();
+            node_threads.extend(std::mem::take(&mut st.threads));
+        }
+        for t in self.threads.into_iter().chain(node_threads) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Recovers `node` from its disk and starts its driver and flusher threads.
+fn start_node(shared: &Arc<Shared>, node: NodeId) -> io::Result<Recovered> {
+    let slot = &shared.nodes[node.index()];
+    let (segment, recovered) = Segment::open(slot.disk.clone())?;
+    let segment = Arc::new(segment);
+    let mut st = lock(&slot.state);
+    if st.sm.is_some() {
+        return Ok(recovered);
+    }
+    let sm = StorageNode::recover(node, shared.cfg.clone(), recovered.records.clone());
+    let flushed = sm.flushed();
+    shared.synced.report(node, flushed);
+    shared.observer.observe(&Event::NodeRecovered {
+        node,
+        lsn: flushed,
+        damage: recovered.report(),
+    });
+    st.sm = Some(sm);
+    let incarnation = st.incarnation;
+    let jobs = Arc::new(Mailbox::new());
+    st.flusher = Some(jobs.clone());
+    shared.net.nodes[node.index()].reopen();
+    let s = shared.clone();
+    let flusher = thread::spawn(move || flusher_loop(&s, node, incarnation, &jobs, &segment));
+    let s = shared.clone();
+    let driver = thread::spawn(move || node_loop(&s, node, incarnation));
+    st.threads = vec![driver, flusher];
+    Ok(recovered)
+}
+
+fn node_loop(shared: &Shared, node: NodeId, incarnation: u64) {
+    let mailbox = &shared.net.nodes[node.index()];
+    loop {
+        let items = match mailbox.recv(BATCH) {
+            Recv::Closed => return,
+            Recv::Tick => continue,
+            Recv::Items(items) => items,
+        };
+        let mut outputs = Vec::new();
+        let flusher = {
+            let mut st = lock(&shared.nodes[node.index()].state);
+            if st.incarnation != incarnation {
+                return;
+            }
+            let Some(sm) = st.sm.as_mut() else { return };
+            let mut batch = Vec::new();
+            for item in items {
+                match item {
+                    NodeEvent::Net(env) => batch.push(env),
+                    NodeEvent::FlushDone {
+                        upto,
+                        incarnation: i,
+                    } => {
+                        if i == incarnation {
+                            outputs.extend(
+                                sm.handle(StorageInput::Deliver(std::mem::take(&mut batch))),
+                            );
+                            outputs.extend(sm.handle(StorageInput::FlushDone { upto }));
+                        }
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                outputs.extend(sm.handle(StorageInput::Deliver(batch)));
+            }
+            st.flusher.clone()
+        };
+        let mut sends = Vec::new();
+        for o in outputs {
+            match o {
+                StorageOutput::Observe(ev) => shared.observer.observe(&ev),
+                StorageOutput::Send(e) => sends.push(e),
+                StorageOutput::Persist(records) => {
+                    if let Some(f) = &flusher {
+                        f.push(records);
+                    }
+                }
+            }
+        }
+        shared.net.send(sends);
+    }
+}
+
+/// The flusher: append, fsync, and only then report the flush (unless the seeded bug says
+/// otherwise).
+fn flusher_loop(
+    shared: &Shared,
+    node: NodeId,
+    incarnation: u64,
+    jobs: &Mailbox<Vec<Record>>,
+    segment: &Segment,
+) {
+    let notify_first = shared.cfg.has_bug(ImplBug::FlushNotifyBeforeFsync);
+    let alive = || lock(&shared.nodes[node.index()].state).incarnation == incarnation;
+    let done = |upto| {
+        shared.net.nodes[node.index()].push(NodeEvent::FlushDone { upto, incarnation });
+    };
+    loop {
+        let batches = match jobs.recv(BATCH) {
+            Recv::Closed => return,
+            Recv::Tick => continue,
+            Recv::Items(b) => b,
+        };
+        for records in batches {
+            let Some(upto) = records.last().map(|r| r.lsn) else {
+                continue;
+            };
+            if let Err(e) = segment.append(&records) {
+                lock(&shared.io_errors).push(format!("{node}: segment write failed: {e}"));
+                return;
+            }
+            if notify_first {
+                done(upto);
+            }
+            if !alive() {
+                return; // crashed before the sync: the write is lost with the page cache
+            }
+            if let Err(e) = segment.sync() {
+                lock(&shared.io_errors).push(format!("{node}: fsync failed: {e}"));
+                return;
+            }
+            shared.synced.report(node, upto);
+            shared.observer.observe(&Event::Synced { node, lsn: upto });
+            if !notify_first {
+                done(upto);
+            }
+        }
+    }
+}
+
+fn writer_loop(shared: &Shared) {
+    loop {
+        let inputs: Vec<WriterInput> = match shared.net.writer.recv(BATCH) {
+            Recv::Closed => return,
+            Recv::Tick => vec![WriterInput::Tick],
+            Recv::Items(envs) => envs.into_iter().map(WriterInput::Deliver).collect(),
+        };
+        let mut sends = Vec::new();
+        let commit = {
+            let mut w = lock(&shared.writer);
+            for input in inputs {
+                for o in w.handle(input) {
+                    match o {
+                        WriterOutput::Send(e) => sends.push(e),
+                        WriterOutput::Observe(ev) => shared.observer.observe(&ev),
+                        WriterOutput::Appended(_) => {}
+                    }
+                }
+            }
+            w.commit_point()
+        };
+        shared.committed.raise(commit);
+        shared.net.send(sends);
+    }
+}
+
+fn replica_loop(shared: &Shared, r: usize) {
+    loop {
+        let inputs: Vec<ReplicaInput> = match shared.net.replicas[r].recv(BATCH) {
+            Recv::Closed => return,
+            Recv::Tick => vec![ReplicaInput::Tick],
+            Recv::Items(envs) => envs.into_iter().map(ReplicaInput::Deliver).collect(),
+        };
+        let mut sends: Vec<Envelope> = Vec::new();
+        {
+            let mut rep = lock(&shared.replicas[r]);
+            for input in inputs {
+                for o in rep.handle(input) {
+                    match o {
+                        ReplicaOutput::Send(e) => sends.push(e),
+                        ReplicaOutput::Observe(ev) => shared.observer.observe(&ev),
+                    }
+                }
+            }
+        }
+        shared.net.send(sends);
+    }
+}

@@ -1,0 +1,270 @@
+//! The runtime invariant monitor: PROTOCOL.md's six safety invariants, checked on the live
+//! system from ground truth (what the disks really synced, what nodes really held when they
+//! acked, what replicas really applied and discarded), each through its one definition in
+//! `aurora_redo_model::invariants`.
+//!
+//! It is an [`Observer`]: the engine hands it every ghost event at the moment it happens.
+//! Invariants 1-5 are judged event by event; CommittedRecoverable (6) and the final shape of
+//! ReplicaPrefix are judged at quiescence by [`Monitor::check_quiescent`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use aurora_redo_model::invariants::{
+    commit_backed_by_quorum, discard_is_safe, must_retain, never_decreases,
+    readable_by_every_read_quorum, replica_prefix, truthful_ack,
+};
+use aurora_redo_model::quorum::quorum_watermark;
+use aurora_redo_model::types::{Lsn, NodeId, PageId, Record, ReplicaId, STORAGE_NODES};
+
+use crate::engine::Engine;
+use crate::observer::{Event, Observer};
+use crate::sync::{lock, Mutex};
+
+/// One broken invariant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub invariant: &'static str,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} violated: {}", self.invariant, self.detail)
+    }
+}
+
+#[derive(Default)]
+struct ReplicaView {
+    incarnation: u32,
+    applied: Lsn,
+    durable: Lsn,
+}
+
+#[derive(Default)]
+struct State {
+    /// The writer's records, index `lsn - 1`.
+    log: Vec<Record>,
+    /// Per node, the highest `truthful_ack(sent, held)` ever sent.
+    truthful: [Lsn; STORAGE_NODES],
+    /// Per node, the highest SCL ever sent in an ack.
+    sent: [Lsn; STORAGE_NODES],
+    commit: Lsn,
+    /// Per node, the highest LSN whose fsync returned (synced bytes survive crashes).
+    synced: [Lsn; STORAGE_NODES],
+    max_volume_durable: Lsn,
+    replicas: BTreeMap<ReplicaId, ReplicaView>,
+    discards: u64,
+    violations: Vec<Violation>,
+}
+
+/// Counters, for reports and for checking that a run exercised what it claims.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MonitorStats {
+    pub appended: u64,
+    pub committed: Lsn,
+    pub volume_durable: Lsn,
+    pub discards: u64,
+    pub violations: usize,
+}
+
+/// The runtime invariant monitor.
+pub struct Monitor {
+    state: Mutex<State>,
+    /// Panic at the first violation (under shuttle, so the schedule is reported), or collect.
+    panic_on_violation: bool,
+}
+
+impl Monitor {
+    pub fn new(panic_on_violation: bool) -> Monitor {
+        Monitor {
+            state: Mutex::new(State::default()),
+            panic_on_violation,
+        }
+    }
+
+    pub fn violations(&self) -> Vec<Violation> {
+        lock(&self.state).violations.clone()
+    }
+
+    pub fn stats(&self) -> MonitorStats {
+        let s = lock(&self.state);
+        MonitorStats {
+            appended: s.log.len() as u64,
+            committed: s.commit,
+            volume_durable: s.max_volume_durable,
+            discards: s.discards,
+            violations: s.violations.len(),
+        }
+    }
+
+    /// The pages the writer's records `1..=upto` produce.
+    pub fn expected_pages(&self, upto: Lsn) -> BTreeMap<PageId, (u64, Lsn)> {
+        let s = lock(&self.state);
+        let mut pages = BTreeMap::new();
+        for r in s.log.iter().take(upto.0 as usize) {
+            pages.insert(r.page, (r.value, r.lsn));
+        }
+        pages
+    }
+
+    fn violate(&self, s: &mut State, invariant: &'static str, detail: String) {
+        let v = Violation { invariant, detail };
+        if self.panic_on_violation {
+            panic!("{v}");
+        }
+        s.violations.push(v);
+    }
+
+    /// Judges the invariants that need the whole system at rest: CommittedRecoverable (every
+    /// committed record readable by every read quorum) and ReplicaPrefix (each replica's pages
+    /// are exactly the writer's records `1..=applied`).
+    pub fn check_quiescent(&self, engine: &Engine) {
+        let commit = engine.commit_point();
+        for lsn in commit.prefix() {
+            let holders = NodeId::all().filter(|n| engine.node_holds(*n, lsn)).count();
+            if !readable_by_every_read_quorum(holders, STORAGE_NODES) {
+                let mut s = lock(&self.state);
+                self.violate(
+                    &mut s,
+                    "CommittedRecoverable",
+                    format!("committed record {lsn} is held by only {holders} nodes"),
+                );
+                break;
+            }
+        }
+        for r in engine.config().replicas.clone() {
+            let (applied, pages) =
+                engine.with_replica(r, |rep| (rep.applied(), rep.pages().clone()));
+            let matches = pages == self.expected_pages(applied);
+            let mut s = lock(&self.state);
+            if !replica_prefix(applied, matches, s.sent) {
+                self.violate(
+                    &mut s,
+                    "ReplicaPrefix",
+                    format!("{r} at rest: applied {applied}, pages match the writer's: {matches}"),
+                );
+            }
+        }
+    }
+}
+
+impl Observer for Monitor {
+    fn observe(&self, event: &Event) {
+        let mut guard = lock(&self.state);
+        let s = &mut *guard;
+        match *event {
+            Event::Appended(record) => {
+                debug_assert_eq!(record.lsn.0, s.log.len() as u64 + 1);
+                s.log.push(record);
+            }
+            Event::Acked { node, sent, held } => {
+                let i = node.index();
+                s.truthful[i] = s.truthful[i].max(truthful_ack(sent, held));
+                s.sent[i] = s.sent[i].max(sent);
+            }
+            Event::Committed(lsn) => {
+                if !never_decreases(s.commit, lsn) {
+                    let d = format!("commit point went from {} to {lsn}", s.commit);
+                    self.violate(s, "DurableLsnMonotonic", d);
+                }
+                if !commit_backed_by_quorum(lsn, s.truthful) {
+                    let d = format!("commit point {lsn} but truthful acks are {:?}", s.truthful);
+                    self.violate(s, "CommitOnlyAfterQuorum", d);
+                }
+                s.commit = s.commit.max(lsn);
+            }
+            Event::Synced { node, lsn } => {
+                let i = node.index();
+                s.synced[i] = s.synced[i].max(lsn);
+                let volume = quorum_watermark(s.synced);
+                if !never_decreases(s.max_volume_durable, volume) {
+                    let d = format!("volume durable {} -> {volume}", s.max_volume_durable);
+                    self.violate(s, "DurableLsnMonotonic", d);
+                }
+                s.max_volume_durable = s.max_volume_durable.max(volume);
+            }
+            Event::NodeRecovered { node, lsn, .. } => {
+                // A restarted node's disk holds what recovery read back.
+                let i = node.index();
+                s.synced[i] = s.synced[i].max(lsn);
+                s.max_volume_durable = s.max_volume_durable.max(quorum_watermark(s.synced));
+            }
+            Event::NodeCrashed(_) => {}
+            Event::Applied {
+                replica,
+                incarnation,
+                record,
+            } => {
+                let view = s.replicas.entry(replica).or_default();
+                if view.incarnation != incarnation {
+                    *view = ReplicaView {
+                        incarnation,
+                        ..ReplicaView::default()
+                    };
+                }
+                let expected = s.log.get(record.lsn.0 as usize - 1).copied();
+                let in_order = record.lsn == view.applied.next();
+                view.applied = record.lsn;
+                let matches = in_order && expected == Some(record);
+                let sent = s.sent;
+                if !replica_prefix(record.lsn, matches, sent) {
+                    let d = format!(
+                        "{replica} applied {record:?} (writer's: {expected:?}, in order: {in_order}) \
+                         with acks sent {sent:?}"
+                    );
+                    self.violate(s, "ReplicaPrefix", d);
+                }
+            }
+            Event::Discarded { replica, lsn } => {
+                s.discards += 1;
+                let disks = s.synced.iter().filter(|l| **l >= lsn).count();
+                if !discard_is_safe(disks) {
+                    let d = format!(
+                        "{replica} discarded {lsn} while only {disks} disks hold it (synced {:?})",
+                        s.synced
+                    );
+                    self.violate(s, "NoDiscardBeforeFlush", d);
+                }
+                if must_retain(lsn, s.max_volume_durable) {
+                    let d = format!(
+                        "{replica} dropped {lsn} above the volume durable LSN {}",
+                        s.max_volume_durable
+                    );
+                    self.violate(s, "RetainUntilDurable", d);
+                }
+            }
+            Event::ReplicaDurable {
+                replica,
+                incarnation,
+                lsn,
+            } => {
+                let view = s.replicas.entry(replica).or_default();
+                if view.incarnation != incarnation {
+                    *view = ReplicaView {
+                        incarnation,
+                        ..ReplicaView::default()
+                    };
+                }
+                let before = view.durable;
+                view.durable = view.durable.max(lsn);
+                if !never_decreases(before, lsn) {
+                    let d = format!("{replica} durable LSN {before} -> {lsn}");
+                    self.violate(s, "DurableLsnMonotonic", d);
+                }
+            }
+            Event::ReplicaRestarted {
+                replica,
+                incarnation,
+            } => {
+                s.replicas.insert(
+                    replica,
+                    ReplicaView {
+                        incarnation,
+                        ..ReplicaView::default()
+                    },
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! A read replica's state machine: tracks `Available` and `Flushed` per node, pulls, applies
+//! speculatively in LSN order up to its known commit point, retains until durable, discards.
+//! No I/O: the engine (or a test) feeds it inputs and carries out its outputs.
+
+use std::collections::BTreeMap;
+
+use aurora_redo_model::types::{
+    Actor, Envelope, Lsn, Msg, NodeId, PageId, Record, ReplicaId, STORAGE_NODES,
+};
+
+use crate::config::{Config, ImplBug};
+use crate::observer::Event;
+use crate::retain::RetainBuffer;
+use crate::sync::Arc;
+use crate::tracker::QuorumTracker;
+
+/// What a replica consumes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicaInput {
+    /// A message from the network (`Available`, `Flushed`, `Records`).
+    Deliver(Envelope),
+    /// A timer: re-pull when behind, or when records wait for a durability notice that may have
+    /// been lost.
+    Tick,
+}
+
+/// What a replica asks its driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicaOutput {
+    Send(Envelope),
+    /// A ghost event for the monitor.
+    Observe(Event),
+}
+
+/// A read replica `R0, R1, ...`.
+#[derive(Debug)]
+pub struct Replica {
+    id: ReplicaId,
+    incarnation: u32,
+    cfg: Config,
+    /// Highest `Available` per node; its 4th-highest is the known commit point.
+    available: QuorumTracker,
+    /// Highest `Flushed` per node; its 4th-highest is the durable LSN.
+    flushed: QuorumTracker,
+    durable: Lsn,
+    applied: Lsn,
+    pages: BTreeMap<PageId, (u64, Lsn)>,
+    /// Records received above `applied` that wait for the commit point or a gap to fill.
+    pending: BTreeMap<Lsn, Record>,
+    retain: Arc<RetainBuffer>,
+    pull_outstanding: bool,
+    next_pull_node: usize,
+}
+
+impl Replica {
+    /// A replica that knows nothing (first start, or restart after a crash as `incarnation`).
+    pub fn new(id: ReplicaId, incarnation: u32, cfg: Config) -> Replica {
+        Replica {
+            id,
+            incarnation,
+            cfg,
+            available: QuorumTracker::write_quorum(),
+            flushed: QuorumTracker::write_quorum(),
+            durable: Lsn::ZERO,
+            applied: Lsn::ZERO,
+            pages: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            retain: Arc::new(RetainBuffer::new()),
+            pull_outstanding: false,
+            next_pull_node: id.index() % STORAGE_NODES,
+        }
+    }
+
+    pub fn id(&self) -> ReplicaId {
+        self.id
+    }
+
+    pub fn incarnation(&self) -> u32 {
+        self.incarnation
+    }
+
+    /// The highest LSN applied: the pages reflect exactly records `1..=applied`.
+    pub fn applied(&self) -> Lsn {
+        self.applied
+    }
+
+    /// The known commit point: 4th-highest `Available`.
+    pub fn known_commit(&self) -> Lsn {
+        self.available.point()
+    }
+
+    /// The durable LSN: 4th-highest `Flushed`.
+    pub fn durable(&self) -> Lsn {
+        self.durable
+    }
+
+    /// The retained (applied, not yet durable) LSNs, in order.
+    pub fn retained(&self) -> Vec<Lsn> {
+        self.retain.retained()
+    }
+
+    /// The retain buffer, shareable with readers and the monitor.
+    pub fn retain_buffer(&self) -> Arc<RetainBuffer> {
+        self.retain.clone()
+    }
+
+    /// The applied value of `page` and the LSN that wrote it.
+    pub fn read(&self, page: PageId) -> Option<(u64, Lsn)> {
+        self.pages.get(&page).copied()
+    }
+
+    /// Every page's applied value.
+    pub fn pages(&self) -> &BTreeMap<PageId, (u64, Lsn)> {
+        &self.pages
+    }
+
+    pub fn handle(&mut self, input: ReplicaInput) -> Vec<ReplicaOutput> {
+        let mut out = Vec::new();
+        match input {
+            ReplicaInput::Deliver(env) => match env.msg {
+                Msg::Available { node, scl } => self.on_available(node, scl, &mut out),
+                Msg::Flushed { node, lsn } => self.on_flushed(node, lsn, &mut out),
+                Msg::Records { records, .. } => self.on_records(records, &mut out),
+                _ => {}
+            },
+            ReplicaInput::Tick => self.on_tick(&mut out),
+        }
+        out
+    }
+
+    fn on_available(&mut self, node: NodeId, scl: Lsn, out: &mut Vec<ReplicaOutput>) {
+        if self.available.observe(node, scl) {
+            if self.cfg.has_bug(ImplBug::DiscardOnAvailable) {
+                let known = self.known_commit();
+                self.discard(known, out);
+            }
+            self.apply_ready(out);
+            if !self.pull_outstanding {
+                self.pull_if_behind(out);
+            }
+        }
+    }
+
+    /// The discard rule's trigger: the durable LSN is the 4th-highest `Flushed`.
+    fn on_flushed(&mut self, node: NodeId, lsn: Lsn, out: &mut Vec<ReplicaOutput>) {
+        self.flushed.observe(node, lsn);
+        let durable = self.flushed.point();
+        if durable > self.durable {
+            self.durable = durable;
+            out.push(ReplicaOutput::Observe(Event::ReplicaDurable {
+                replica: self.id,
+                incarnation: self.incarnation,
+                lsn: durable,
+            }));
+            self.discard(durable, out);
+        }
+    }
+
+    fn discard(&mut self, through: Lsn, out: &mut Vec<ReplicaOutput>) {
+        for lsn in self.retain.discard_through(through) {
+            out.push(ReplicaOutput::Observe(Event::Discarded {
+                replica: self.id,
+                lsn,
+            }));
+        }
+    }
+
+    fn on_records(&mut self, records: Vec<Record>, out: &mut Vec<ReplicaOutput>) {
+        self.pull_outstanding = false;
+        for r in records {
+            if r.lsn > self.applied {
+                self.pending.insert(r.lsn, r);
+            }
+        }
+        self.apply_ready(out);
+        self.pull_if_behind(out);
+    }
+
+    /// Speculative apply: in LSN order, no gaps, never past the known commit point.
+    fn apply_ready(&mut self, out: &mut Vec<ReplicaOutput>) {
+        let limit = self.known_commit();
+        while self.applied < limit {
+            let Some(record) = self.pending.remove(&self.applied.next()) else {
+                break;
+            };
+            self.pages.insert(record.page, (record.value, record.lsn));
+            self.applied = record.lsn;
+            out.push(ReplicaOutput::Observe(Event::Applied {
+                replica: self.id,
+                incarnation: self.incarnation,
+                record,
+            }));
+            if !self.retain.keep(record) {
+                out.push(ReplicaOutput::Observe(Event::Discarded {
+                    replica: self.id,
+                    lsn: record.lsn,
+                }));
+            }
+        }
+        // Records at or below `applied` can be in `pending` only as duplicates.
+        self.pending = self.pending.split_off(&self.applied.next());
+    }
+
+    fn pull_if_behind(&mut self, out: &mut Vec<ReplicaOutput>) {
+        if self.applied < self.known_commit() {
+            self.pull(out);
+        }
+    }
+
+    fn on_tick(&mut self, out: &mut Vec<ReplicaOutput>) {
+        let knows_nothing = self.available.per_node().iter().all(|l| *l == Lsn::ZERO);
+        if knows_nothing || self.applied < self.known_commit() || !self.retain.is_empty() {
+            self.pull(out);
+        }
+    }
+
+    /// Pulls from the next node (round robin) whose `Available` covers what is needed, or, when
+    /// none does, simply the next node (a restarted replica knows no watermarks).
+    fn pull(&mut self, out: &mut Vec<ReplicaOutput>) {
+        let need = self.applied.next();
+        let mut target = NodeId(self.next_pull_node as u8);
+        for k in 0..STORAGE_NODES {
+            let node = NodeId(((self.next_pull_node + k) % STORAGE_NODES) as u8);
+            if self.available.node(node) >= need {
+                target = node;
+                break;
+            }
+        }
+        self.next_pull_node = (target.index() + 1) % STORAGE_NODES;
+        self.pull_outstanding = true;
+        out.push(ReplicaOutput::Send(Envelope {
+            src: Actor::Replica(self.id),
+            dst: Actor::Storage(target),
+            msg: Msg::Pull { from: need },
+        }));
+    }
+}
+
+#[cfg(all(test, not(any(loom, feature = "shuttle"))))]
+mod tests {
+    use super::*;
+    use crate::config::AckPolicy;
+
+    fn from(node: u8, msg: Msg) -> ReplicaInput {
+        ReplicaInput::Deliver(Envelope {
+            src: Actor::Storage(NodeId(node)),
+            dst: Actor::Replica(ReplicaId(0)),
+            msg,
+        })
+    }
+
+    fn rec(l: u64) -> Record {
+        Record {
+            lsn: Lsn(l),
+            page: (l % 2) as u32,
+            value: l * 100,
+        }
+    }
+
+    fn discarded(out: &[ReplicaOutput]) -> Vec<Lsn> {
+        out.iter()
+            .filter_map(|o| match o {
+                ReplicaOutput::Observe(Event::Discarded { lsn, .. }) => Some(*lsn),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn replica(bug: Option<ImplBug>) -> Replica {
+        Replica::new(
+            ReplicaId(0),
+            0,
+            Config::new(AckPolicy::Memory, 1).with_bug(bug),
+        )
+    }
+
+    #[test]
+    fn applies_up_to_the_known_commit_then_retains_until_durable() {
+        let mut r = replica(None);
+        for n in 0..3 {
+            r.handle(from(
+                n,
+                Msg::Available {
+                    node: NodeId(n),
+                    scl: Lsn(3),
+                },
+            ));
+        }
+        assert_eq!(r.known_commit(), Lsn(0));
+        let out = r.handle(from(
+            3,
+            Msg::Available {
+                node: NodeId(3),
+                scl: Lsn(2),
+            },
+        ));
+        assert_eq!(r.known_commit(), Lsn(2));
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, ReplicaOutput::Send(e) if e.msg == Msg::Pull { from: Lsn(1) })));
+        r.handle(from(
+            0,
+            Msg::Records {
+                node: NodeId(0),
+                records: vec![rec(1), rec(2), rec(3)],
+            },
+        ));
+        assert_eq!(r.applied(), Lsn(2), "record 3 is not committed yet");
+        assert_eq!(r.read(0), Some((200, Lsn(2))));
+        assert_eq!(r.read(1), Some((100, Lsn(1))));
+        assert_eq!(r.retained(), vec![Lsn(1), Lsn(2)]);
+        // Three Flushed are not a quorum; the fourth (even reordered, lower ones ignored) is.
+        for n in 0..3 {
+            assert!(discarded(&r.handle(from(
+                n,
+                Msg::Flushed {
+                    node: NodeId(n),
+                    lsn: Lsn(1)
+                }
+            )))
+            .is_empty());
+        }
+        r.handle(from(
+            0,
+            Msg::Flushed {
+                node: NodeId(0),
+                lsn: Lsn(0),
+            },
+        ));
+        let out = r.handle(from(
+            4,
+            Msg::Flushed {
+                node: NodeId(4),
+                lsn: Lsn(2),
+            },
+        ));
+        assert_eq!(discarded(&out), vec![Lsn(1)]);
+        assert_eq!(r.durable(), Lsn(1));
+        assert_eq!(r.retained(), vec![Lsn(2)]);
+        // Record 3 becomes committed: it applies from the pending set without a new pull.
+        r.handle(from(
+            3,
+            Msg::Available {
+                node: NodeId(3),
+                scl: Lsn(3),
+            },
+        ));
+        assert_eq!(r.applied(), Lsn(3));
+    }
+
+    #[test]
+    fn a_gap_stops_apply() {
+        let mut r = replica(None);
+        for n in 0..4 {
+            r.handle(from(
+                n,
+                Msg::Available {
+                    node: NodeId(n),
+                    scl: Lsn(3),
+                },
+            ));
+        }
+        r.handle(from(
+            0,
+            Msg::Records {
+                node: NodeId(0),
+                records: vec![rec(1), rec(3)],
+            },
+        ));
+        assert_eq!(r.applied(), Lsn(1));
+    }
+
+    #[test]
+    fn an_already_durable_record_is_discarded_at_once() {
+        let mut r = replica(None);
+        for n in 0..4 {
+            r.handle(from(
+                n,
+                Msg::Available {
+                    node: NodeId(n),
+                    scl: Lsn(1),
+                },
+            ));
+            r.handle(from(
+                n,
+                Msg::Flushed {
+                    node: NodeId(n),
+                    lsn: Lsn(1),
+                },
+            ));
+        }
+        let out = r.handle(from(
+            0,
+            Msg::Records {
+                node: NodeId(0),
+                records: vec![rec(1)],
+            },
+        ));
+        assert_eq!(discarded(&out), vec![Lsn(1)]);
+        assert!(r.retained().is_empty());
+    }
+
+    #[test]
+    fn the_seeded_bug_discards_on_available() {
+        let mut r = replica(Some(ImplBug::DiscardOnAvailable));
+        for n in 0..4 {
+            r.handle(from(
+                n,
+                Msg::Available {
+                    node: NodeId(n),
+                    scl: Lsn(1),
+                },
+            ));
+        }
+        r.handle(from(
+            0,
+            Msg::Records {
+                node: NodeId(0),
+                records: vec![rec(1), rec(2)],
+            },
+        ));
+        let out = r.handle(from(
+            0,
+            Msg::Available {
+                node: NodeId(0),
+                scl: Lsn(2),
+            },
+        ));
+        assert!(discarded(&out).is_empty());
+        for n in 1..4 {
+            r.handle(from(
+                n,
+                Msg::Available {
+                    node: NodeId(n),
+                    scl: Lsn(2),
+                },
+            ));
+        }
+        assert!(r.retained().is_empty(), "discarded without any Flushed");
+    }
+
+    #[test]
+    fn a_restarted_replica_pulls_on_tick() {
+        let mut r = replica(None);
+        let out = r.handle(ReplicaInput::Tick);
+        assert!(
+            matches!(&out[..], [ReplicaOutput::Send(e)] if e.msg == Msg::Pull { from: Lsn(1) })
+        );
+    }
+}

@@ -1,0 +1,250 @@
+//! The writer's state machine: numbers records, sends them to all six nodes, and decides the
+//! commit point. No I/O: the engine (or a test) feeds it inputs and carries out its outputs.
+//!
+//! **The commit rule** lives in [`Writer::on_ack`]: the commit point is the 4th-highest SCL
+//! acknowledged by the nodes (each node's highest ack), and it never moves backwards.
+
+use std::collections::BTreeMap;
+
+use aurora_redo_model::types::{Actor, Envelope, Lsn, Msg, NodeId, PageId, Record, STORAGE_NODES};
+
+use crate::config::{Config, ImplBug};
+use crate::observer::Event;
+use crate::tracker::QuorumTracker;
+
+/// What the writer consumes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriterInput {
+    /// A client change: create the next record.
+    Append { page: PageId, value: u64 },
+    /// A message from the network (`Ack`, `Flushed`; anything else is ignored).
+    Deliver(Envelope),
+    /// A timer: re-send appends that a node has not acknowledged since the previous tick.
+    Tick,
+}
+
+/// What the writer asks its driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriterOutput {
+    Send(Envelope),
+    /// The record created by an `Append` input got this LSN.
+    Appended(Lsn),
+    /// A ghost event for the monitor.
+    Observe(Event),
+}
+
+/// The writer (`W`).
+#[derive(Clone, Debug)]
+pub struct Writer {
+    cfg: Config,
+    last_lsn: Lsn,
+    /// Records some node may still need: everything above the lowest flushed LSN of all six.
+    log: BTreeMap<Lsn, Record>,
+    /// Highest acked SCL per node; its 4th-highest is the commit point.
+    acks: QuorumTracker,
+    commit: Lsn,
+    /// The latest ack of each node (not the max): after a crash a node acks less, and we must
+    /// re-send from there.
+    latest_ack: [Lsn; STORAGE_NODES],
+    /// `latest_ack` at the previous tick, to re-send only to nodes that made no progress.
+    ack_at_last_tick: [Lsn; STORAGE_NODES],
+    flushed: [Lsn; STORAGE_NODES],
+}
+
+impl Writer {
+    pub fn new(cfg: Config) -> Writer {
+        let acks = if cfg.has_bug(ImplBug::CommitAtThree) {
+            QuorumTracker::with_k(3)
+        } else {
+            QuorumTracker::write_quorum()
+        };
+        Writer {
+            cfg,
+            last_lsn: Lsn::ZERO,
+            log: BTreeMap::new(),
+            acks,
+            commit: Lsn::ZERO,
+            latest_ack: [Lsn::ZERO; STORAGE_NODES],
+            ack_at_last_tick: [Lsn::ZERO; STORAGE_NODES],
+            flushed: [Lsn::ZERO; STORAGE_NODES],
+        }
+    }
+
+    /// The commit point: the highest LSN acknowledged by 4 of the 6 nodes.
+    pub fn commit_point(&self) -> Lsn {
+        self.commit
+    }
+
+    /// The LSN of the last record created.
+    pub fn last_lsn(&self) -> Lsn {
+        self.last_lsn
+    }
+
+    /// The highest SCL `node` has acknowledged.
+    pub fn acked(&self, node: NodeId) -> Lsn {
+        self.acks.node(node)
+    }
+
+    /// The record with this LSN, if the writer still buffers it.
+    pub fn record(&self, lsn: Lsn) -> Option<Record> {
+        self.log.get(&lsn).copied()
+    }
+
+    pub fn handle(&mut self, input: WriterInput) -> Vec<WriterOutput> {
+        let mut out = Vec::new();
+        match input {
+            WriterInput::Append { page, value } => self.on_append(page, value, &mut out),
+            WriterInput::Deliver(env) => match env.msg {
+                Msg::Ack { node, scl } => self.on_ack(node, scl, &mut out),
+                Msg::Flushed { node, lsn } => self.on_flushed(node, lsn),
+                _ => {}
+            },
+            WriterInput::Tick => self.on_tick(&mut out),
+        }
+        out
+    }
+
+    fn on_append(&mut self, page: PageId, value: u64, out: &mut Vec<WriterOutput>) {
+        let lsn = self.last_lsn.next();
+        self.last_lsn = lsn;
+        let record = Record { lsn, page, value };
+        self.log.insert(lsn, record);
+        out.push(WriterOutput::Observe(Event::Appended(record)));
+        for node in NodeId::all() {
+            out.push(WriterOutput::Send(append_to(node, record)));
+        }
+        out.push(WriterOutput::Appended(lsn));
+    }
+
+    /// The commit rule.
+    fn on_ack(&mut self, node: NodeId, scl: Lsn, out: &mut Vec<WriterOutput>) {
+        self.latest_ack[node.index()] = scl;
+        self.acks.observe(node, scl);
+        let point = self.acks.point();
+        if point > self.commit {
+            self.commit = point;
+            out.push(WriterOutput::Observe(Event::Committed(point)));
+        }
+    }
+
+    fn on_flushed(&mut self, node: NodeId, lsn: Lsn) {
+        let slot = &mut self.flushed[node.index()];
+        *slot = (*slot).max(lsn);
+        // Every node has these on disk: nobody can need them from the writer again.
+        let everywhere = self.flushed.iter().copied().min().unwrap_or(Lsn::ZERO);
+        while let Some((&first, _)) = self.log.first_key_value() {
+            if first > everywhere {
+                break;
+            }
+            self.log.remove(&first);
+        }
+    }
+
+    fn on_tick(&mut self, out: &mut Vec<WriterOutput>) {
+        for node in NodeId::all() {
+            let i = node.index();
+            let acked = self.latest_ack[i];
+            let stalled = acked == self.ack_at_last_tick[i];
+            self.ack_at_last_tick[i] = acked;
+            if !stalled || acked >= self.last_lsn {
+                continue;
+            }
+            for record in self
+                .log
+                .range(acked.next()..)
+                .take(self.cfg.max_batch)
+                .map(|(_, r)| *r)
+            {
+                out.push(WriterOutput::Send(append_to(node, record)));
+            }
+        }
+    }
+}
+
+fn append_to(node: NodeId, record: Record) -> Envelope {
+    Envelope {
+        src: Actor::Writer,
+        dst: Actor::Storage(node),
+        msg: Msg::Append(record),
+    }
+}
+
+#[cfg(all(test, not(any(loom, feature = "shuttle"))))]
+mod tests {
+    use super::*;
+    use crate::config::AckPolicy;
+
+    fn ack(node: u8, scl: u64) -> WriterInput {
+        WriterInput::Deliver(Envelope {
+            src: Actor::Storage(NodeId(node)),
+            dst: Actor::Writer,
+            msg: Msg::Ack {
+                node: NodeId(node),
+                scl: Lsn(scl),
+            },
+        })
+    }
+
+    fn sends(out: &[WriterOutput]) -> Vec<Envelope> {
+        out.iter()
+            .filter_map(|o| match o {
+                WriterOutput::Send(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn append_goes_to_all_six_and_commits_at_four_acks() {
+        let mut w = Writer::new(Config::new(AckPolicy::Memory, 1));
+        let out = w.handle(WriterInput::Append { page: 3, value: 9 });
+        assert_eq!(sends(&out).len(), 6);
+        assert!(out.contains(&WriterOutput::Appended(Lsn(1))));
+        for n in 0..3 {
+            w.handle(ack(n, 1));
+            assert_eq!(w.commit_point(), Lsn(0));
+        }
+        let out = w.handle(ack(3, 1));
+        assert_eq!(w.commit_point(), Lsn(1));
+        assert!(out.contains(&WriterOutput::Observe(Event::Committed(Lsn(1)))));
+        // A late, lower ack (a restarted node) does not move the commit point back.
+        w.handle(ack(3, 0));
+        assert_eq!(w.commit_point(), Lsn(1));
+    }
+
+    #[test]
+    fn the_seeded_bug_commits_at_three() {
+        let mut w =
+            Writer::new(Config::new(AckPolicy::Memory, 1).with_bug(Some(ImplBug::CommitAtThree)));
+        w.handle(WriterInput::Append { page: 0, value: 0 });
+        for n in 0..3 {
+            w.handle(ack(n, 1));
+        }
+        assert_eq!(w.commit_point(), Lsn(1));
+    }
+
+    #[test]
+    fn tick_resends_only_to_stalled_nodes_from_their_latest_ack() {
+        let mut w = Writer::new(Config::new(AckPolicy::Memory, 1));
+        for v in 0..3 {
+            w.handle(WriterInput::Append { page: 0, value: v });
+        }
+        for n in 0..6 {
+            w.handle(ack(n, 3));
+        }
+        w.handle(ack(5, 1)); // S5 restarted and holds only 1.
+        w.handle(WriterInput::Tick); // first tick: S5 just moved, no resend yet
+        let out = w.handle(WriterInput::Tick);
+        let resent = sends(&out);
+        assert_eq!(resent.len(), 2);
+        assert!(resent.iter().all(|e| e.dst == Actor::Storage(NodeId(5))));
+        assert_eq!(
+            resent[0].msg,
+            Msg::Append(Record {
+                lsn: Lsn(2),
+                page: 0,
+                value: 1
+            })
+        );
+    }
+}
