@@ -219,7 +219,7 @@ impl Observer for Monitor {
             Event::Discarded { replica, lsn } => {
                 s.discards += 1;
                 let disks = s.synced.iter().filter(|l| **l >= lsn).count();
-                if !discard_is_safe(disks) {
+                if !discard_is_safe(lsn, quorum_watermark(s.synced)) {
                     let d = format!(
                         "{replica} discarded {lsn} while only {disks} disks hold it (synced {:?})",
                         s.synced
