@@ -2,7 +2,8 @@
 
 use aurora_redo::checking::{self, Run, Stop, Strategy};
 use aurora_redo::model_args::ModelArgs;
-use aurora_redo::{explore, mutants};
+use aurora_redo::trace::TraceFile;
+use aurora_redo::{explore, mutants, replay};
 use aurora_redo_model::render::mermaid;
 use aurora_redo_model::Bug;
 use clap::{Parser, Subcommand};
@@ -35,6 +36,19 @@ enum Command {
     Mutants(MutantsArgs),
     /// Serve the Stateright Explorer for a configuration.
     Explore(ExploreArgs),
+    /// Drive the implementation through a counterexample trace (from `check --trace-out`) and
+    /// report the invariant that breaks. Exit 0: none; 1: one broke; 2: bad trace file;
+    /// 3: the engine cannot take some step of the trace.
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ReplayArgs {
+    /// The trace file (JSON, see docs/conformance.md).
+    file: PathBuf,
+    /// Switch this seeded bug on in the implementation (default: the correct engine).
+    #[arg(long)]
+    bug: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,6 +74,9 @@ struct CheckArgs {
     /// Succeed exactly when this property, and only it, is violated.
     #[arg(long, value_name = "PROPERTY")]
     expect_violation: Option<String>,
+    /// Write the counterexample as a trace file (JSON) for `replay` and `explore --trace`.
+    #[arg(long, value_name = "FILE")]
+    trace_out: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -83,6 +100,9 @@ struct ExploreArgs {
     /// Checker threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Open the Explorer on this trace (its configuration replaces the model options).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -90,6 +110,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Mutants(args) => mutants(args),
         Command::Explore(args) => explore(args),
+        Command::Replay(args) => replay(args),
     }
 }
 
@@ -143,12 +164,26 @@ fn check(args: CheckArgs) -> ExitCode {
         checking::print(&report);
     }
     let violations = report.violations();
+    let chosen = args
+        .expect_violation
+        .as_deref()
+        .filter(|p| violations.contains(p))
+        .or_else(|| violations.first().copied());
+    if let Some(file) = &args.trace_out {
+        match chosen.and_then(|name| report.path(name).map(|path| (name, path))) {
+            Some((name, path)) => {
+                if let Err(e) = TraceFile::from_path(&config, Some(name), path).write(file) {
+                    return usage_error(e);
+                }
+                eprintln!(
+                    "wrote the counterexample of {name} as a trace to {}",
+                    file.display()
+                );
+            }
+            None => eprintln!("no counterexample: nothing written to {}", file.display()),
+        }
+    }
     if let Some(file) = &args.mermaid {
-        let chosen = args
-            .expect_violation
-            .as_deref()
-            .filter(|p| violations.contains(p))
-            .or_else(|| violations.first().copied());
         match chosen.and_then(|name| report.path(name)) {
             Some(path) => {
                 let diagram = mermaid(&config.clone().into_model(), &path.clone().into_vec());
@@ -223,12 +258,36 @@ fn mutants(args: MutantsArgs) -> ExitCode {
 }
 
 fn explore(args: ExploreArgs) -> ExitCode {
-    let config = match args.model.config() {
-        Ok(config) => config,
+    let (config, trace) = match &args.trace {
+        Some(file) => match TraceFile::read(file) {
+            Ok(trace) => (trace.config.clone(), Some(trace)),
+            Err(message) => return usage_error(message),
+        },
+        None => match args.model.config() {
+            Ok(config) => (config, None),
+            Err(message) => return usage_error(message),
+        },
+    };
+    match explore::serve(config, args.addr, args.threads, trace.as_ref()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => usage_error(message),
+    }
+}
+
+fn replay(args: ReplayArgs) -> ExitCode {
+    let bug = match args.bug.as_deref().map(str::parse::<Bug>).transpose() {
+        Ok(bug) => bug,
         Err(message) => return usage_error(message),
     };
-    match explore::serve(config, args.addr, args.threads) {
-        Ok(()) => ExitCode::SUCCESS,
+    let trace = match TraceFile::read(&args.file) {
+        Ok(trace) => trace,
+        Err(message) => return usage_error(message),
+    };
+    match replay::replay(&trace, bug) {
+        Ok(outcome) => {
+            replay::print(&trace, bug, &outcome);
+            ExitCode::from(outcome.exit_status())
+        }
         Err(message) => usage_error(message),
     }
 }
