@@ -50,12 +50,15 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
 
-/// The implementation's counterpart of a model mutant, if it has one.
+/// The implementation's counterpart of a model mutant (every model mutant has one).
 pub fn impl_bug(bug: Bug) -> Option<ImplBug> {
     match bug {
         Bug::DiscardOnAvailable => Some(ImplBug::DiscardOnAvailable),
         Bug::CommitAtThree => Some(ImplBug::CommitAtThree),
-        _ => None,
+        Bug::DurableFromOneNode => Some(ImplBug::DurableFromOneNode),
+        Bug::DurableLastMessage => Some(ImplBug::DurableLastMessage),
+        Bug::ApplyUncommitted => Some(ImplBug::ApplyUncommitted),
+        Bug::SclWithHoles => Some(ImplBug::SclWithHoles),
     }
 }
 
