@@ -134,6 +134,8 @@ pub struct Harness {
     /// Messages in flight (identical ones coalesce, as in the model's network).
     pool: BTreeSet<Envelope>,
     az_out: Option<Az>,
+    /// The steps taken so far.
+    history: Vec<Action>,
     /// The engine's runtime invariant monitor, fed every ghost event.
     monitor: Monitor,
     _dir: Option<tempfile::TempDir>,
@@ -182,6 +184,7 @@ impl Harness {
             replicas,
             pool: BTreeSet::new(),
             az_out: None,
+            history: Vec::new(),
             monitor: Monitor::new(false),
             _dir: None,
         })
@@ -270,8 +273,14 @@ impl Harness {
         }
     }
 
+    /// The steps taken so far, in order.
+    pub fn history(&self) -> &[Action] {
+        &self.history
+    }
+
     /// Takes one model step on the implementation.
     pub fn step(&mut self, action: &Action) -> Result<(), Infeasible> {
+        self.history.push(action.clone());
         match action {
             Action::Write => {
                 let record = record_for(self.writer.last_lsn().next());
@@ -550,23 +559,27 @@ impl Harness {
             };
             // Messages that move the receiver's view of their node in the wanted direction
             // (higher when rising; lower when falling, which only a receiver that keeps the
-            // latest message rather than the highest can do), lowest first when rising.
+            // latest message rather than the highest can do), lowest first when rising and
+            // highest first when falling.
             let moves = |node: NodeId, value: Lsn| match last(node) {
                 None => value > Lsn::ZERO || !up,
                 Some(seen) => (value > seen) == up && value != seen,
             };
-            let mut candidates: Vec<(Lsn, Envelope)> = self
+            // Rising, nodes not heard from yet come first: raising a node already heard from
+            // past what is needed can carry the watermark over the target later.
+            let mut candidates: Vec<((bool, Lsn), Envelope)> = self
                 .pool
                 .iter()
                 .filter(|e| e.dst == receiver)
                 .filter_map(|e| {
                     let (k, node, value) = watermark_of(&e.msg)?;
-                    (k == kind && moves(node, value)).then(|| (value, e.clone()))
+                    let heard = last(node).is_some();
+                    (k == kind && moves(node, value)).then(|| ((heard, value), e.clone()))
                 })
                 .collect();
             candidates.sort();
             if !up {
-                candidates.reverse();
+                candidates.sort_by(|a, b| b.0 .1.cmp(&a.0 .1));
             }
             let mut chosen = None;
             for (_, e) in &candidates {
@@ -581,8 +594,14 @@ impl Harness {
                 }
             }
             let Some(e) = chosen else {
+                let pending: Vec<String> = candidates
+                    .iter()
+                    .map(|(_, e)| format!("{:?}", e.msg))
+                    .collect();
                 return infeasible(format!(
-                    "no delivery of pending {kind:?} messages takes {receiver:?} from {now} to {to}"
+                    "no delivery of pending {kind:?} messages takes {receiver:?} from {now} to \
+                     {to} (pending: [{}])",
+                    pending.join(", ")
                 ));
             };
             let (_, node, value) = watermark_of(&e.msg).expect("a watermark message");
