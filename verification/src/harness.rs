@@ -579,7 +579,7 @@ impl Harness {
                 .collect();
             candidates.sort();
             if !up {
-                candidates.sort_by(|a, b| b.0 .1.cmp(&a.0 .1));
+                candidates.sort_by_key(|c| std::cmp::Reverse(c.0 .1));
             }
             let mut chosen = None;
             for (_, e) in &candidates {
