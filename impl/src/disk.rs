@@ -22,6 +22,8 @@ pub trait Disk: Send + Sync {
     fn truncate(&self, len: u64) -> io::Result<()>;
     /// Replaces the whole content durably and atomically (used to rewrite a damaged segment).
     fn replace(&self, bytes: &[u8]) -> io::Result<()>;
+    /// How many bytes are durable (synced).
+    fn synced_len(&self) -> u64;
     /// Fault injection: lose every byte that was not synced.
     fn crash(&self);
     /// Fault injection: lose the unsynced bytes except the first `keep` of them (a torn write).
@@ -125,6 +127,10 @@ impl Disk for FileDisk {
         Ok(())
     }
 
+    fn synced_len(&self) -> u64 {
+        lock(&self.state).synced_len
+    }
+
     fn crash(&self) {
         self.crash_torn(0);
     }
@@ -154,11 +160,6 @@ struct SimState {
 impl SimDisk {
     pub fn new() -> SimDisk {
         SimDisk::default()
-    }
-
-    /// How many bytes are durable.
-    pub fn synced_len(&self) -> usize {
-        lock(&self.state).synced
     }
 
     /// Flips one byte (media corruption), for tests.
@@ -198,6 +199,10 @@ impl Disk for SimDisk {
         s.bytes = bytes.to_vec();
         s.synced = s.bytes.len();
         Ok(())
+    }
+
+    fn synced_len(&self) -> u64 {
+        lock(&self.state).synced as u64
     }
 
     fn crash(&self) {

@@ -247,6 +247,41 @@ impl Engine {
         f(&lock(&self.shared.replicas[r.index()]))
     }
 
+    /// A one-paragraph dump of every watermark, for diagnosing a stuck run.
+    pub fn describe(&self) -> String {
+        let w = lock(&self.shared.writer);
+        let mut out = format!(
+            "writer: last {} commit {} acked {:?}\n",
+            w.last_lsn(),
+            w.commit_point(),
+            NodeId::all().map(|n| w.acked(n)).collect::<Vec<_>>()
+        );
+        drop(w);
+        for n in NodeId::all() {
+            let st = lock(&self.shared.nodes[n.index()].state);
+            let wm = st
+                .sm
+                .as_ref()
+                .map(|sm| (sm.scl(), sm.flushed(), sm.flushing()));
+            out += &format!(
+                "{n}: (scl, flushed, flushing) {wm:?}, queued {}\n",
+                self.shared.net.nodes[n.index()].len()
+            );
+        }
+        for r in &self.shared.replicas {
+            let r = lock(r);
+            out += &format!(
+                "{:?}: applied {} known commit {} durable {} retained {}\n",
+                r.id(),
+                r.applied(),
+                r.known_commit(),
+                r.durable(),
+                r.retained().len()
+            );
+        }
+        out
+    }
+
     /// Flusher I/O errors so far.
     pub fn io_errors(&self) -> Vec<String> {
         lock(&self.shared.io_errors).clone()
@@ -398,27 +433,25 @@ fn flusher_loop(
             Recv::Items(b) => b,
         };
         for records in batches {
-            let Some(upto) = records.last().map(|r| r.lsn) else {
-                continue;
-            };
-            if let Err(e) = segment.append(&records) {
-                lock(&shared.io_errors).push(format!("{node}: segment write failed: {e}"));
-                return;
-            }
-            if notify_first {
-                done(upto);
-            }
-            if !alive() {
-                return; // crashed before the sync: the write is lost with the page cache
-            }
-            if let Err(e) = segment.sync() {
-                lock(&shared.io_errors).push(format!("{node}: fsync failed: {e}"));
-                return;
-            }
-            shared.synced.report(node, upto);
-            shared.observer.observe(&Event::Synced { node, lsn: upto });
-            if !notify_first {
-                done(upto);
+            let result = crate::flusher::persist(
+                segment,
+                &records,
+                notify_first,
+                alive,
+                |upto| {
+                    shared.synced.report(node, upto);
+                    shared.observer.observe(&Event::Synced { node, lsn: upto });
+                },
+                done,
+            );
+            match result {
+                Ok(Some(_)) => {}
+                Ok(None) => return, // crashed before the sync
+                Err(e) => {
+                    lock(&shared.io_errors)
+                        .push(format!("{node}: segment write or fsync failed: {e}"));
+                    return;
+                }
             }
         }
     }

@@ -226,9 +226,14 @@ impl Replica {
     }
 
     fn on_tick(&mut self, out: &mut Vec<ReplicaOutput>) {
-        let knows_nothing = self.available.per_node().iter().all(|l| *l == Lsn::ZERO);
-        if knows_nothing || self.applied < self.known_commit() || !self.retain.is_empty() {
-            self.pull(out);
+        // Pull round robin on a tick: each reply re-announces that node's `Available` and
+        // `Flushed`, so a restarted replica learns a quorum and lost notices are replaced.
+        let heard = self.available.per_node();
+        let highest = heard.iter().copied().max().unwrap_or(Lsn::ZERO);
+        let learning = highest == Lsn::ZERO || self.known_commit() < highest;
+        if learning || self.applied < self.known_commit() || !self.retain.is_empty() {
+            let node = NodeId(self.next_pull_node as u8);
+            self.send_pull(node, out);
         }
     }
 
@@ -244,12 +249,18 @@ impl Replica {
                 break;
             }
         }
+        self.send_pull(target, out);
+    }
+
+    fn send_pull(&mut self, target: NodeId, out: &mut Vec<ReplicaOutput>) {
         self.next_pull_node = (target.index() + 1) % STORAGE_NODES;
         self.pull_outstanding = true;
         out.push(ReplicaOutput::Send(Envelope {
             src: Actor::Replica(self.id),
             dst: Actor::Storage(target),
-            msg: Msg::Pull { from: need },
+            msg: Msg::Pull {
+                from: self.applied.next(),
+            },
         }));
     }
 }

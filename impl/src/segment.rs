@@ -200,7 +200,7 @@ mod tests {
         let seg = Segment { disk: disk.clone() };
         seg.append(&recs(10)).unwrap();
         seg.sync().unwrap();
-        let synced = disk.synced_len();
+        let synced = disk.synced_len() as usize;
         seg.append(&recs(12)[10..]).unwrap();
         disk.crash_torn(7); // half a frame of record 11 survives
         let (_, rec) = Segment::open(disk.clone()).unwrap();

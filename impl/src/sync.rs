@@ -52,3 +52,16 @@ pub fn wait<'a, T>(cv: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> 
         Err(poisoned) => poisoned.into_inner(),
     }
 }
+
+/// Builds an `Arc` of a possibly unsized value (a trait object): loom's `Arc` cannot coerce
+/// `Arc<T>` to `Arc<dyn Trait>`, so callers box first (`Box<dyn Trait>` coerces everywhere).
+#[cfg(loom)]
+pub fn arc_from_box<T: ?Sized>(boxed: Box<T>) -> Arc<T> {
+    Arc::from_std(std::sync::Arc::from(boxed))
+}
+
+/// Builds an `Arc` of a possibly unsized value (a trait object).
+#[cfg(not(loom))]
+pub fn arc_from_box<T: ?Sized>(boxed: Box<T>) -> Arc<T> {
+    Arc::from(boxed)
+}

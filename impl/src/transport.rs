@@ -148,7 +148,8 @@ impl Network {
         if envs.is_empty() {
             return;
         }
-        let mut by_dst: Vec<(Actor, Vec<(Envelope, Option<usize>)>)> = Vec::new();
+        type Batch = Vec<(Envelope, Option<usize>)>;
+        let mut by_dst: Vec<(Actor, Batch)> = Vec::new();
         for env in envs {
             let Fate::Deliver { copies, reorder } = self.faults.fate(&env) else {
                 continue;

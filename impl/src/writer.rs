@@ -19,7 +19,9 @@ pub enum WriterInput {
     Append { page: PageId, value: u64 },
     /// A message from the network (`Ack`, `Flushed`; anything else is ignored).
     Deliver(Envelope),
-    /// A timer: re-send appends that a node has not acknowledged since the previous tick.
+    /// A timer: to each node that made no progress since the previous tick, re-send the appends
+    /// it has not acknowledged, or, if it acknowledged everything but has not reported it
+    /// flushed, the last append (so a node that lost its memory re-acks and gets repaired).
     Tick,
 }
 
@@ -38,7 +40,8 @@ pub enum WriterOutput {
 pub struct Writer {
     cfg: Config,
     last_lsn: Lsn,
-    /// Records some node may still need: everything above the lowest flushed LSN of all six.
+    /// Records some node may still need: everything above the commit point or above the lowest
+    /// flushed LSN of all six.
     log: BTreeMap<Lsn, Record>,
     /// Highest acked SCL per node; its 4th-highest is the commit point.
     acks: QuorumTracker,
@@ -130,8 +133,10 @@ impl Writer {
     fn on_flushed(&mut self, node: NodeId, lsn: Lsn) {
         let slot = &mut self.flushed[node.index()];
         *slot = (*slot).max(lsn);
-        // Every node has these on disk: nobody can need them from the writer again.
+        // Every node has these on disk, and they are committed: nobody needs them from the
+        // writer again. (Uncommitted ones stay: re-sending one is how a lost ack is recovered.)
         let everywhere = self.flushed.iter().copied().min().unwrap_or(Lsn::ZERO);
+        let everywhere = everywhere.min(self.commit);
         while let Some((&first, _)) = self.log.first_key_value() {
             if first > everywhere {
                 break;
@@ -146,7 +151,18 @@ impl Writer {
             let acked = self.latest_ack[i];
             let stalled = acked == self.ack_at_last_tick[i];
             self.ack_at_last_tick[i] = acked;
-            if !stalled || acked >= self.last_lsn {
+            if !stalled {
+                continue;
+            }
+            if acked >= self.last_lsn {
+                // The node acked everything but has not reported it flushed: probe it with a
+                // duplicate of the last record. A node that crashed and lost its memory re-acks
+                // its lower SCL, and the next tick re-sends what it lost.
+                if self.flushed[i] < self.last_lsn {
+                    if let Some(r) = self.log.get(&self.last_lsn) {
+                        out.push(WriterOutput::Send(append_to(node, *r)));
+                    }
+                }
                 continue;
             }
             for record in self
@@ -232,6 +248,16 @@ mod tests {
         for n in 0..6 {
             w.handle(ack(n, 3));
         }
+        for n in 0..5 {
+            w.handle(WriterInput::Deliver(Envelope {
+                src: Actor::Storage(NodeId(n)),
+                dst: Actor::Writer,
+                msg: Msg::Flushed {
+                    node: NodeId(n),
+                    lsn: Lsn(3),
+                },
+            }));
+        }
         w.handle(ack(5, 1)); // S5 restarted and holds only 1.
         w.handle(WriterInput::Tick); // first tick: S5 just moved, no resend yet
         let out = w.handle(WriterInput::Tick);
@@ -246,5 +272,23 @@ mod tests {
                 value: 1
             })
         );
+    }
+
+    #[test]
+    fn tick_probes_a_node_that_acked_but_never_reported_a_flush() {
+        let mut w = Writer::new(Config::new(AckPolicy::Memory, 1));
+        w.handle(WriterInput::Append { page: 0, value: 0 });
+        for n in 0..6 {
+            w.handle(ack(n, 1));
+        }
+        w.handle(WriterInput::Tick);
+        let probes = sends(&w.handle(WriterInput::Tick));
+        assert_eq!(probes.len(), 6, "nobody reported a flush yet");
+        let last = Msg::Append(Record {
+            lsn: Lsn(1),
+            page: 0,
+            value: 0,
+        });
+        assert!(probes.iter().all(|e| e.msg == last));
     }
 }

@@ -1,5 +1,8 @@
 //! `aurora-redo`: check, explore and mutate the model of Aurora's redo-log protocol.
 
+mod bench;
+mod run;
+
 use aurora_redo::checking::{self, Run, Stop, Strategy};
 use aurora_redo::model_args::ModelArgs;
 use aurora_redo::trace::TraceFile;
@@ -40,6 +43,10 @@ enum Command {
     /// report the invariant that breaks. Exit 0: none; 1: one broke; 2: bad trace file;
     /// 3: the engine cannot take some step of the trace.
     Replay(ReplayArgs),
+    /// Run the engine live on a data directory.
+    Run(run::RunArgs),
+    /// Benchmark commit latency and throughput, ack memory versus disk.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -111,6 +118,8 @@ fn main() -> ExitCode {
         Command::Mutants(args) => mutants(args),
         Command::Explore(args) => explore(args),
         Command::Replay(args) => replay(args),
+        Command::Run(args) => run::run(args),
+        Command::Bench(args) => bench::bench(args),
     }
 }
 

@@ -1,0 +1,216 @@
+//! Whole-system randomized schedule exploration under shuttle: the writer, six storage nodes
+//! with their flushers (on simulated disks that lose unsynced bytes on a crash), two replicas,
+//! with network faults, node and replica crashes and an AZ outage; the runtime monitor asserts
+//! every invariant at every event and at quiescence.
+//!
+//! Run: `cargo test -p aurora-redo-impl --release --features shuttle --test shuttle`.
+//! A failing schedule is printed by shuttle (`failing schedule: "..."`); replay it with
+//! `shuttle::replay(scenario(...), "<schedule>")`.
+#![cfg(feature = "shuttle")]
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use aurora_redo_impl::disk::{Disk, SimDisk};
+use aurora_redo_impl::engine::Engine;
+use aurora_redo_impl::faults::FaultConfig;
+use aurora_redo_impl::monitor::Monitor;
+use aurora_redo_impl::sync::{thread, Arc, AtomicBool, Ordering};
+use aurora_redo_impl::{AckPolicy, Config, ImplBug};
+use aurora_redo_model::types::{Az, NodeId, ReplicaId};
+
+/// Which faults a scenario injects.
+#[derive(Clone, Copy, Debug)]
+struct Faults {
+    network: bool,
+    node_crash: bool,
+    az_outage: bool,
+    replica_crash: bool,
+}
+
+const ALL: Faults = Faults {
+    network: true,
+    node_crash: true,
+    az_outage: true,
+    replica_crash: true,
+};
+
+/// Most ticks a run may take to quiesce before it counts as stuck (a liveness failure).
+const MAX_TICKS: usize = 3000;
+
+fn scenario(
+    ack: AckPolicy,
+    bug: Option<ImplBug>,
+    faults: Faults,
+) -> impl Fn() + Send + Sync + 'static {
+    move || {
+        let disks: Vec<Arc<dyn Disk>> = (0..6)
+            .map(|_| Arc::new(SimDisk::new()) as Arc<dyn Disk>)
+            .collect();
+        let monitor = Arc::new(Monitor::new(true));
+        let mut cfg = Config::new(ack, 2).with_bug(bug);
+        cfg.max_batch = 8;
+        let net = if faults.network {
+            FaultConfig {
+                drop: 0.1,
+                duplicate: 0.1,
+                reorder: 0.2,
+                seed: 7,
+            }
+        } else {
+            FaultConfig::none()
+        };
+        let (engine, _) =
+            Engine::start(cfg, net, disks, monitor.clone()).expect("simulated disks do not fail");
+        let engine = Arc::new(engine);
+
+        let client_done = Arc::new(AtomicBool::new(false));
+        let client = {
+            let (engine, done) = (engine.clone(), client_done.clone());
+            thread::spawn(move || {
+                let first = engine.append_batch(&[(0, 10), (1, 11)]);
+                let second = engine.append(0, 12);
+                assert!(engine.wait_committed(second) >= second);
+                assert!(engine.commit_point() >= first);
+                let third = engine.append(1, 13);
+                engine.wait_committed(third);
+                done.store(true, Ordering::SeqCst);
+            })
+        };
+        let chaos_done = Arc::new(AtomicBool::new(false));
+        let chaos = {
+            let (engine, done) = (engine.clone(), chaos_done.clone());
+            thread::spawn(move || {
+                if faults.node_crash {
+                    engine.crash_node(NodeId(1));
+                    thread::yield_now();
+                    engine
+                        .restart_node(NodeId(1))
+                        .expect("restart from simulated disk");
+                }
+                if faults.az_outage {
+                    engine.az_outage(Some(Az::C));
+                    thread::yield_now();
+                    engine.az_outage(None);
+                }
+                if faults.replica_crash {
+                    engine.crash_replica(ReplicaId(1));
+                }
+                done.store(true, Ordering::SeqCst);
+            })
+        };
+        let mut ticks = 0;
+        while !(client_done.load(Ordering::SeqCst)
+            && chaos_done.load(Ordering::SeqCst)
+            && engine.quiescent())
+        {
+            ticks += 1;
+            assert!(
+                ticks < MAX_TICKS,
+                "no quiescence after {MAX_TICKS} ticks:\n{}",
+                engine.describe()
+            );
+            engine.tick();
+            thread::yield_now();
+        }
+        client.join().expect("client");
+        chaos.join().expect("chaos");
+        monitor.check_quiescent(&engine);
+        assert!(monitor.violations().is_empty());
+        assert_eq!(monitor.stats().committed.0, 4);
+        match Arc::try_unwrap(engine) {
+            Ok(engine) => engine.shutdown(),
+            Err(_) => panic!("engine still shared"),
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else {
+        "<non-string panic>".into()
+    }
+}
+
+/// Runs `check` expecting shuttle to find a failing schedule; returns the panic message.
+fn expect_caught(check: impl FnOnce()) -> String {
+    match catch_unwind(AssertUnwindSafe(check)) {
+        Ok(()) => panic!("the seeded bug was not caught by any explored schedule"),
+        Err(payload) => panic_message(payload),
+    }
+}
+
+#[test]
+fn clean_memory_ack_all_faults_random() {
+    shuttle::check_random(scenario(AckPolicy::Memory, None, ALL), 10_000);
+}
+
+#[test]
+fn clean_memory_ack_all_faults_pct() {
+    shuttle::check_pct(scenario(AckPolicy::Memory, None, ALL), 8_000, 3);
+}
+
+#[test]
+fn clean_disk_ack_all_faults_random() {
+    shuttle::check_random(scenario(AckPolicy::Disk, None, ALL), 6_000);
+}
+
+#[test]
+fn clean_no_faults_pct() {
+    let none = Faults {
+        network: false,
+        node_crash: false,
+        az_outage: false,
+        replica_crash: false,
+    };
+    shuttle::check_pct(scenario(AckPolicy::Memory, None, none), 3_000, 2);
+}
+
+#[test]
+fn discard_on_available_is_caught() {
+    let msg = expect_caught(|| {
+        shuttle::check_random(
+            scenario(AckPolicy::Memory, Some(ImplBug::DiscardOnAvailable), ALL),
+            500,
+        )
+    });
+    assert!(
+        msg.contains("NoDiscardBeforeFlush"),
+        "caught by the wrong check: {msg}"
+    );
+}
+
+#[test]
+fn commit_at_three_is_caught() {
+    let msg = expect_caught(|| {
+        shuttle::check_random(
+            scenario(AckPolicy::Memory, Some(ImplBug::CommitAtThree), ALL),
+            500,
+        )
+    });
+    assert!(
+        msg.contains("CommitOnlyAfterQuorum"),
+        "caught by the wrong check: {msg}"
+    );
+}
+
+#[test]
+fn flush_notify_before_fsync_is_caught() {
+    let msg = expect_caught(|| {
+        shuttle::check_pct(
+            scenario(
+                AckPolicy::Memory,
+                Some(ImplBug::FlushNotifyBeforeFsync),
+                ALL,
+            ),
+            1000,
+            3,
+        )
+    });
+    assert!(
+        msg.contains("NoDiscardBeforeFlush"),
+        "caught by the wrong check: {msg}"
+    );
+}

@@ -1,0 +1,142 @@
+//! `aurora-redo run`: the engine live on a data directory, with figures and a final
+//! verification after a restart from disk.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use aurora_redo_impl::live::{self, RunOptions};
+use aurora_redo_impl::AckPolicy;
+use clap::ValueEnum;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Ack {
+    /// Nodes ack on receipt into memory (the seed's default).
+    Memory,
+    /// Nodes ack after the record is fsynced.
+    Disk,
+}
+
+impl From<Ack> for AckPolicy {
+    fn from(a: Ack) -> AckPolicy {
+        match a {
+            Ack::Memory => AckPolicy::Memory,
+            Ack::Disk => AckPolicy::Disk,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Records to write.
+    #[arg(long, default_value_t = 10_000)]
+    pub records: u64,
+    /// Read replicas.
+    #[arg(long, default_value_t = 2)]
+    pub replicas: usize,
+    /// Ack policy of the storage nodes.
+    #[arg(long, value_enum, default_value_t = Ack::Memory)]
+    pub ack: Ack,
+    /// Data directory for the six segment files (default: a fresh temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Storage nodes to crash (and restart) during the run.
+    #[arg(long, default_value_t = 0)]
+    pub crash_nodes: usize,
+    /// Probability that the network drops a message (duplicates and reorders at half of it).
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Seed of the fault injection.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Records per append batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Concurrent client threads.
+    #[arg(long, default_value_t = 1)]
+    pub writers: usize,
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => match tempfile::tempdir() {
+            Ok(t) => {
+                tmp = t;
+                tmp.path().to_path_buf()
+            }
+            Err(e) => {
+                eprintln!("error: cannot create a temporary data directory: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let mut opts = RunOptions::new(dir.clone());
+    opts.records = args.records;
+    opts.replicas = args.replicas;
+    opts.ack = args.ack.into();
+    opts.crash_nodes = args.crash_nodes;
+    opts.drop_rate = args.drop_rate;
+    opts.seed = args.seed;
+    opts.batch = args.batch;
+    opts.writers = args.writers;
+    if let Err(e) = live::validate(&opts) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let bar = indicatif::ProgressBar::new(args.records);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} committed {pos}/{len} [{bar:40}] {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let report = match live::run(&opts, &|n| bar.set_position(n)) {
+        Ok(r) => r,
+        Err(e) => {
+            bar.abandon();
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    bar.finish();
+    println!("data directory   {}", dir.display());
+    println!(
+        "records          {} written, commit point {}, ack {:?}, {} replicas",
+        report.records, report.committed, opts.ack, opts.replicas
+    );
+    println!(
+        "faults           {} node crashes, drop rate {}",
+        report.crashes, opts.drop_rate
+    );
+    println!(
+        "throughput       {:.0} records/s ({:.2} s)",
+        report.records_per_sec,
+        report.elapsed.as_secs_f64()
+    );
+    println!(
+        "commit latency   {} (per batch of {})",
+        report.commit_latency, opts.batch
+    );
+    println!(
+        "replica lag      {} (commit to applied)",
+        report.replica_lag
+    );
+    println!("discards         {}", report.discards);
+    for r in &report.recoveries {
+        println!("recovery         {r}");
+    }
+    if report.failures.is_empty() {
+        println!(
+            "verified         all invariants held; after restart from disk every committed record \
+             is on >= 4 disks and every replica's pages match the writer's"
+        );
+        ExitCode::SUCCESS
+    } else {
+        for f in &report.failures {
+            eprintln!("VIOLATION: {f}");
+        }
+        ExitCode::from(1)
+    }
+}
