@@ -27,6 +27,16 @@ pub enum ImplBug {
     /// The storage node drops records from memory when it hands them to the flusher, before
     /// they are written: for a moment a record is in neither place.
     EvictBeforeFlush,
+    /// The replica trusts the highest single `Flushed` as its durable LSN (caught by
+    /// NoDiscardBeforeFlush).
+    DurableFromOneNode,
+    /// The replica keeps each node's latest `Flushed`, not its highest, so a stale one lowers
+    /// its durable LSN (caught by DurableLsnMonotonic).
+    DurableLastMessage,
+    /// The replica applies records beyond its known commit point (caught by ReplicaPrefix).
+    ApplyUncommitted,
+    /// The node acks the highest LSN it holds, ignoring holes (caught by CommitOnlyAfterQuorum).
+    SclWithHoles,
 }
 
 /// Configuration shared by the role state machines.

@@ -55,12 +55,17 @@ pub struct Replica {
 impl Replica {
     /// A replica that knows nothing (first start, or restart after a crash as `incarnation`).
     pub fn new(id: ReplicaId, incarnation: u32, cfg: Config) -> Replica {
+        let flushed = if cfg.has_bug(ImplBug::DurableFromOneNode) {
+            QuorumTracker::with_k(1)
+        } else {
+            QuorumTracker::write_quorum()
+        };
         Replica {
             id,
             incarnation,
             cfg,
             available: QuorumTracker::write_quorum(),
-            flushed: QuorumTracker::write_quorum(),
+            flushed,
             durable: Lsn::ZERO,
             applied: Lsn::ZERO,
             pages: BTreeMap::new(),
@@ -143,9 +148,18 @@ impl Replica {
 
     /// The discard rule's trigger: the durable LSN is the 4th-highest `Flushed`.
     fn on_flushed(&mut self, node: NodeId, lsn: Lsn, out: &mut Vec<ReplicaOutput>) {
-        self.flushed.observe(node, lsn);
+        if self.cfg.has_bug(ImplBug::DurableLastMessage) {
+            let mut latest = QuorumTracker::write_quorum();
+            for n in NodeId::all() {
+                latest.observe(n, if n == node { lsn } else { self.flushed.node(n) });
+            }
+            self.flushed = latest;
+        } else {
+            self.flushed.observe(node, lsn);
+        }
         let durable = self.flushed.point();
-        if durable > self.durable {
+        let lowered = self.cfg.has_bug(ImplBug::DurableLastMessage) && durable < self.durable;
+        if durable > self.durable || lowered {
             self.durable = durable;
             out.push(ReplicaOutput::Observe(Event::ReplicaDurable {
                 replica: self.id,
@@ -178,7 +192,11 @@ impl Replica {
 
     /// Speculative apply: in LSN order, no gaps, never past the known commit point.
     fn apply_ready(&mut self, out: &mut Vec<ReplicaOutput>) {
-        let limit = self.known_commit();
+        let limit = if self.cfg.has_bug(ImplBug::ApplyUncommitted) {
+            Lsn(u64::MAX)
+        } else {
+            self.known_commit()
+        };
         while self.applied < limit {
             let Some(record) = self.pending.remove(&self.applied.next()) else {
                 break;

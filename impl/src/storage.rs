@@ -151,6 +151,10 @@ impl StorageNode {
         // disk; new records are acked by `on_flush_done`.
         if appended {
             let scl = match self.cfg.ack {
+                AckPolicy::Memory if self.cfg.has_bug(ImplBug::SclWithHoles) => {
+                    let held = self.mem.keys().chain(self.disk.keys()).max();
+                    held.copied().unwrap_or(Lsn::ZERO).max(self.scl)
+                }
                 AckPolicy::Memory => self.scl,
                 AckPolicy::Disk => self.flushed,
             };

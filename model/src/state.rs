@@ -299,7 +299,6 @@ impl State {
         self.nodes.iter().filter(|n| n.disk.contains(lsn)).count()
     }
 
-
     /// The writer's page image after applying records `1..=applied`.
     pub fn writer_pages(applied: Lsn) -> [Lsn; PAGES] {
         let mut pages = [Lsn::ZERO; PAGES];

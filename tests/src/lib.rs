@@ -16,3 +16,5 @@ pub fn check_exhaustively(config: Config) -> Report {
         progress: false,
     })
 }
+
+pub mod conformance;

@@ -1,15 +1,43 @@
-//! `aurora-redo explore`: the Stateright Explorer web UI for a configuration.
+//! `aurora-redo explore`: the Stateright Explorer web UI for a configuration, optionally opened
+//! on a trace.
 
+use crate::trace::TraceFile;
 use aurora_redo_model::Config;
 use std::net::{SocketAddr, TcpListener};
 
+/// The Explorer URL that shows `trace`: the UI addresses a path by the URL fragment
+/// `#/steps/<init index>/<action index>/...`, which is what `Path::encode` gives.
+pub fn trace_url(addr: SocketAddr, trace: &TraceFile) -> Result<String, String> {
+    let path = trace.model_path()?;
+    Ok(format!(
+        "http://{addr}/#/steps/{}",
+        path.encode(&trace.model())
+    ))
+}
+
 /// Serves the Explorer on `addr` until the process is stopped. Fails with a message if the address
 /// cannot be used.
-pub fn serve(config: Config, addr: SocketAddr, threads: usize) -> Result<(), String> {
+pub fn serve(
+    config: Config,
+    addr: SocketAddr,
+    threads: usize,
+    trace: Option<&TraceFile>,
+) -> Result<(), String> {
+    let url = trace.map(|t| trace_url(addr, t)).transpose()?;
     // The Explorer's own server panics on a bad address; find out first.
     TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     println!("configuration: {config}");
     println!("Explorer: http://{addr}/");
+    if let (Some(url), Some(trace)) = (url, trace) {
+        println!(
+            "trace ({} steps{}): {url}",
+            trace.steps.len(),
+            trace
+                .property
+                .as_deref()
+                .map_or(String::new(), |p| format!(", violates {p}"))
+        );
+    }
     let model = config.into_model();
     use stateright::Model;
     model.checker().threads(threads.max(1)).serve(addr);

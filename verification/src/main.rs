@@ -1,9 +1,10 @@
-//! `aurora-redo`: check, explore and mutate the model of Aurora's redo-log protocol, and run and
-//! benchmark its implementation.
+//! `aurora-redo`: check, explore and mutate the model of Aurora's redo-log protocol; run,
+//! benchmark and replay counterexamples on its implementation.
 
 use aurora_redo::checking::{self, Run, Stop, Strategy};
 use aurora_redo::model_args::ModelArgs;
-use aurora_redo::{bench, explore, mutants, run};
+use aurora_redo::trace::TraceFile;
+use aurora_redo::{bench, explore, mutants, replay, run};
 use aurora_redo_model::render::mermaid;
 use aurora_redo_model::Bug;
 use clap::{Parser, Subcommand};
@@ -21,7 +22,7 @@ const USAGE: u8 = 2;
 #[command(
     name = "aurora-redo",
     version,
-    about = "Model-check and run Aurora's redo log, replica sync and flush lifecycle"
+    about = "Model-check Aurora's redo log, replica sync and flush lifecycle"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,10 +37,23 @@ enum Command {
     Mutants(MutantsArgs),
     /// Serve the Stateright Explorer for a configuration.
     Explore(ExploreArgs),
+    /// Drive the implementation through a counterexample trace (from `check --trace-out`) and
+    /// report the invariant that breaks. Exit 0: none; 1: one broke; 2: bad trace file;
+    /// 3: the engine cannot take some step of the trace.
+    Replay(ReplayArgs),
     /// Run the implementation live on a data directory, then verify it after a restart.
     Run(run::RunArgs),
     /// Benchmark the implementation's commit latency and throughput, ack memory versus disk.
     Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ReplayArgs {
+    /// The trace file (JSON, see docs/conformance.md).
+    file: PathBuf,
+    /// Switch this seeded bug on in the implementation (default: the correct engine).
+    #[arg(long)]
+    bug: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -65,6 +79,9 @@ struct CheckArgs {
     /// Succeed exactly when this property, and only it, is violated.
     #[arg(long, value_name = "PROPERTY")]
     expect_violation: Option<String>,
+    /// Write the counterexample as a trace file (JSON) for `replay` and `explore --trace`.
+    #[arg(long, value_name = "FILE")]
+    trace_out: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -88,6 +105,9 @@ struct ExploreArgs {
     /// Checker threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Open the Explorer on this trace (its configuration replaces the model options).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -95,6 +115,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Mutants(args) => mutants(args),
         Command::Explore(args) => explore(args),
+        Command::Replay(args) => replay(args),
         Command::Run(args) => run::run(args),
         Command::Bench(args) => bench::bench(args),
     }
@@ -150,12 +171,26 @@ fn check(args: CheckArgs) -> ExitCode {
         checking::print(&report);
     }
     let violations = report.violations();
+    let chosen = args
+        .expect_violation
+        .as_deref()
+        .filter(|p| violations.contains(p))
+        .or_else(|| violations.first().copied());
+    if let Some(file) = &args.trace_out {
+        match chosen.and_then(|name| report.path(name).map(|path| (name, path))) {
+            Some((name, path)) => {
+                if let Err(e) = TraceFile::from_path(&config, Some(name), path).write(file) {
+                    return usage_error(e);
+                }
+                eprintln!(
+                    "wrote the counterexample of {name} as a trace to {}",
+                    file.display()
+                );
+            }
+            None => eprintln!("no counterexample: nothing written to {}", file.display()),
+        }
+    }
     if let Some(file) = &args.mermaid {
-        let chosen = args
-            .expect_violation
-            .as_deref()
-            .filter(|p| violations.contains(p))
-            .or_else(|| violations.first().copied());
         match chosen.and_then(|name| report.path(name)) {
             Some(path) => {
                 let diagram = mermaid(&config.clone().into_model(), &path.clone().into_vec());
@@ -230,12 +265,36 @@ fn mutants(args: MutantsArgs) -> ExitCode {
 }
 
 fn explore(args: ExploreArgs) -> ExitCode {
-    let config = match args.model.config() {
-        Ok(config) => config,
+    let (config, trace) = match &args.trace {
+        Some(file) => match TraceFile::read(file) {
+            Ok(trace) => (trace.config.clone(), Some(trace)),
+            Err(message) => return usage_error(message),
+        },
+        None => match args.model.config() {
+            Ok(config) => (config, None),
+            Err(message) => return usage_error(message),
+        },
+    };
+    match explore::serve(config, args.addr, args.threads, trace.as_ref()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => usage_error(message),
+    }
+}
+
+fn replay(args: ReplayArgs) -> ExitCode {
+    let bug = match args.bug.as_deref().map(str::parse::<Bug>).transpose() {
+        Ok(bug) => bug,
         Err(message) => return usage_error(message),
     };
-    match explore::serve(config, args.addr, args.threads) {
-        Ok(()) => ExitCode::SUCCESS,
+    let trace = match TraceFile::read(&args.file) {
+        Ok(trace) => trace,
+        Err(message) => return usage_error(message),
+    };
+    match replay::replay(&trace, bug) {
+        Ok(outcome) => {
+            replay::print(&trace, bug, &outcome);
+            ExitCode::from(outcome.exit_status())
+        }
         Err(message) => usage_error(message),
     }
 }

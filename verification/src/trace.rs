@@ -1,0 +1,168 @@
+//! The counterexample trace file: what `aurora-redo check --trace-out` writes and what `replay`
+//! and `explore --trace` read.
+//!
+//! A trace is JSON (see `docs/conformance.md`):
+//!
+//! ```json
+//! { "format": "aurora-redo-trace", "version": 1,
+//!   "config": { "lsns": 2, "replicas": 1, ..., "bug": "commit-at-three" },
+//!   "property": "CommitOnlyAfterQuorum",
+//!   "steps": [ { "action": "Write", "description": "W writes LSN 1, sends Append to every node" },
+//!              { "action": { "Commit": 1 }, "description": "W gets Ack from S0, S1, S2: ..." } ] }
+//! ```
+//!
+//! `action` is a serde-serialized [`aurora_redo_model::Action`]: the machine-readable step.
+//! `description` is [`aurora_redo_model::render::describe`] of it, for people; readers ignore it.
+//! Reading a trace checks it against the model: every step must be enabled where it is taken,
+//! so a file that does not describe a run of the model is rejected, not half-replayed.
+
+use aurora_redo_model::render::describe;
+use aurora_redo_model::{Action, Config, RedoModel, State};
+use serde::{Deserialize, Serialize};
+use stateright::{Expectation, Model, Path};
+use std::path::Path as FsPath;
+
+/// The value of the `format` field.
+pub const FORMAT: &str = "aurora-redo-trace";
+/// The version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// One step of a trace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceStep {
+    pub action: Action,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A counterexample (or any run of the model), with the configuration it is a run of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceFile {
+    pub format: String,
+    pub version: u32,
+    pub config: Config,
+    /// The property the run violates (or `null` for a run that is not a counterexample).
+    pub property: Option<String>,
+    pub steps: Vec<TraceStep>,
+}
+
+impl TraceFile {
+    /// The trace of a path through the model of `config`.
+    pub fn from_path(config: &Config, property: Option<&str>, path: &Path<State, Action>) -> Self {
+        let steps = path
+            .clone()
+            .into_vec()
+            .into_iter()
+            .filter_map(|(state, action)| {
+                action.map(|action| TraceStep {
+                    description: describe(&action, &state),
+                    action,
+                })
+            })
+            .collect();
+        TraceFile {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            config: config.clone(),
+            property: property.map(str::to_string),
+            steps,
+        }
+    }
+
+    pub fn actions(&self) -> Vec<Action> {
+        self.steps.iter().map(|s| s.action.clone()).collect()
+    }
+
+    /// Writes the trace as pretty JSON.
+    pub fn write(&self, file: &FsPath) -> Result<(), String> {
+        let json = serde_json::to_string_pretty(self).expect("a trace serializes");
+        std::fs::write(file, json + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))
+    }
+
+    /// Reads and checks a trace: readable, JSON of this format and version, a valid
+    /// configuration, every step enabled in the model where it is taken, and, if it names a
+    /// property, the model's run really violating it.
+    pub fn read(file: &FsPath) -> Result<TraceFile, String> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", file.display()))
+    }
+
+    /// Parses and checks a trace from its JSON text (see [`TraceFile::read`]).
+    pub fn parse(text: &str) -> Result<TraceFile, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        match value.get("format").and_then(|f| f.as_str()) {
+            Some(FORMAT) => {}
+            other => return Err(format!("not an {FORMAT} file (format: {other:?})")),
+        }
+        match value.get("version").and_then(|v| v.as_u64()) {
+            Some(v) if v == VERSION as u64 => {}
+            other => {
+                return Err(format!(
+                    "unsupported trace version {other:?} (this build reads {VERSION})"
+                ))
+            }
+        }
+        let trace: TraceFile =
+            serde_json::from_value(value).map_err(|e| format!("malformed trace: {e}"))?;
+        trace
+            .config
+            .validate()
+            .map_err(|e| format!("bad config: {e}"))?;
+        let path = trace.model_path()?;
+        if let Some(name) = &trace.property {
+            let model = trace.model();
+            let property = model
+                .properties()
+                .into_iter()
+                .find(|p| p.name == name.as_str())
+                .ok_or_else(|| {
+                    format!("the model has no property '{name}' in this configuration")
+                })?;
+            let holds = (property.condition)(&model, path.last_state());
+            let violated = match property.expectation {
+                Expectation::Always => !holds,
+                // A `sometimes` "example" or an `eventually` counterexample: the trace reaches
+                // (or ends without) the condition; only `always` is judged on the last state.
+                Expectation::Sometimes => holds,
+                Expectation::Eventually => !holds,
+            };
+            if !violated {
+                return Err(format!(
+                    "the trace's last state does not show '{name}' ({} steps replayed on the model)",
+                    trace.steps.len()
+                ));
+            }
+        }
+        Ok(trace)
+    }
+
+    pub fn model(&self) -> RedoModel {
+        self.config.clone().into_model()
+    }
+
+    /// The trace as a path through the model, or the first step the model does not allow.
+    pub fn model_path(&self) -> Result<Path<State, Action>, String> {
+        let model = self.model();
+        let mut state = model.init_states().remove(0);
+        for (i, step) in self.steps.iter().enumerate() {
+            let mut enabled = Vec::new();
+            model.actions(&state, &mut enabled);
+            if !enabled.contains(&step.action) {
+                return Err(format!(
+                    "step {} ({:?}) is not a step the model allows there",
+                    i + 1,
+                    step.action
+                ));
+            }
+            state = model
+                .next_state(&state, step.action.clone())
+                .ok_or_else(|| format!("step {} ({:?}) changes nothing", i + 1, step.action))?;
+        }
+        let init = model.init_states().remove(0);
+        Path::from_actions(&model, init, self.steps.iter().map(|s| &s.action))
+            .ok_or_else(|| "the steps do not form a path of the model".to_string())
+    }
+}

@@ -1,0 +1,217 @@
+//! The trace workflow on the command line: `check --trace-out` writes a counterexample trace,
+//! `replay` drives the implementation through it (exit 1 with the broken invariant, 0 clean, 3
+//! infeasible), `explore --trace` prints the Explorer URL of the trace, and bad trace files are
+//! rejected with exit status 2.
+
+use aurora_redo::checking::{check, Run, Stop, Strategy};
+use aurora_redo::trace::TraceFile;
+use aurora_redo_model::Bug;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+fn aurora_redo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aurora-redo"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Writes the shortest counterexample of `bug` (in its witness configuration) to
+/// `dir/<bug>.json`, found as `aurora-redo mutants` finds it (breadth-first, stopping at the
+/// first violation: a full check in a debug build would take minutes).
+fn trace_of(dir: &Path, bug: &str) -> PathBuf {
+    let bug: Bug = bug.parse().unwrap();
+    let property = bug.expected_property();
+    let report = check(&Run {
+        config: bug.witness_config(),
+        strategy: Strategy::Bfs,
+        threads: 1,
+        timeout: None,
+        stop: Stop::On(property),
+        progress: false,
+    });
+    let file = dir.join(format!("{bug}.json"));
+    TraceFile::from_path(
+        &report.config,
+        Some(property),
+        report.path(property).unwrap(),
+    )
+    .write(&file)
+    .unwrap();
+    file
+}
+
+/// `check --trace-out` on the documented finding (ack `memory`, one storage crash): the trace
+/// replays on the correct engine, which loses the committed record the same way.
+#[test]
+fn check_writes_a_trace_that_the_engine_reproduces() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("finding.json");
+    let out = aurora_redo(&[
+        "check",
+        "--preset",
+        "quick",
+        "--storage-crashes",
+        "1",
+        "--expect-violation",
+        "CommittedRecoverable",
+        "--trace-out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(json["format"], "aurora-redo-trace");
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["property"], "CommittedRecoverable");
+    assert_eq!(json["config"]["storage_crashes"], 1);
+    let steps = json["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["action"], "Write");
+    assert!(steps.iter().all(|s| s["description"].is_string()));
+    assert!(steps.iter().any(|s| s["action"].get("CrashNode").is_some()));
+
+    let out = aurora_redo(&["replay", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("CommittedRecoverable VIOLATED on the implementation"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_counterexample_replays_on_the_implementation() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = trace_of(dir.path(), "commit-at-three");
+    let path = file.to_str().unwrap();
+    let out = aurora_redo(&["replay", path, "--bug", "commit-at-three"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("CommitOnlyAfterQuorum VIOLATED on the implementation"),
+        "{}",
+        stdout(&out)
+    );
+    // The correct engine cannot commit at three acks: the commit step is infeasible.
+    let out = aurora_redo(&["replay", path]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(stdout(&out).contains("INFEASIBLE"), "{}", stdout(&out));
+
+    // A replica that discards on `Available`: the correct engine takes every step, breaks nothing.
+    let file = trace_of(dir.path(), "discard-on-available");
+    let path = file.to_str().unwrap();
+    let out = aurora_redo(&["replay", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("no invariant broken"));
+    let out = aurora_redo(&["replay", path, "--bug", "discard-on-available"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("NoDiscardBeforeFlush VIOLATED"));
+}
+
+#[test]
+fn bad_trace_files_are_rejected_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = trace_of(dir.path(), "commit-at-three");
+    let text = std::fs::read_to_string(&good).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let write = |name: &str, content: &str| {
+        let f = dir.path().join(name);
+        std::fs::write(&f, content).unwrap();
+        f.to_str().unwrap().to_string()
+    };
+    let garbage = write("garbage.json", "this is not json");
+    let other = write(
+        "other.json",
+        r#"{"format": "something-else", "version": 1}"#,
+    );
+    json["version"] = 99.into();
+    let future = write("future.json", &json.to_string());
+    json["version"] = 1.into();
+    // Commit before anything was written: not a step of the model.
+    json["steps"][0]["action"] = serde_json::json!({ "Commit": 1 });
+    let impossible = write("impossible.json", &json.to_string());
+    json["steps"] = serde_json::json!([{ "action": { "Teleport": 3 } }]);
+    let unknown = write("unknown.json", &json.to_string());
+    let missing = dir
+        .path()
+        .join("missing.json")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let good = good.to_str().unwrap().to_string();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["replay", &missing],
+        vec!["replay", &garbage],
+        vec!["replay", &other],
+        vec!["replay", &future],
+        vec!["replay", &impossible],
+        vec!["replay", &unknown],
+        vec!["replay", &good, "--bug", "no-such-bug"],
+        vec!["explore", "--trace", &garbage],
+        vec!["explore", "--trace", &impossible],
+    ];
+    for args in cases {
+        let out = aurora_redo(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("error"), "{args:?} gave no message");
+        assert!(!stderr(&out).contains("panicked"), "{args:?} panicked");
+    }
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn explore_prints_the_url_of_a_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = trace_of(dir.path(), "commit-at-three");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_aurora-redo"))
+            .args([
+                "explore",
+                "--trace",
+                file.to_str().unwrap(),
+                "--addr",
+                &addr,
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
+    let url_line = lines
+        .map(|l| l.unwrap())
+        .find(|l| l.starts_with("trace ("))
+        .expect("explore prints the trace's URL");
+    let prefix = format!("http://{addr}/#/steps/");
+    let url = &url_line[url_line.find("http").unwrap()..];
+    assert!(url.starts_with(&prefix), "{url_line}");
+    // The initial state's index, then one action index per step.
+    let indices: Vec<usize> = url[prefix.len()..]
+        .split('/')
+        .map(|i| i.parse().unwrap())
+        .collect();
+    assert_eq!(indices.len(), 1 + 6, "{url_line}");
+    assert_eq!(indices[0], 0);
+}
