@@ -49,8 +49,8 @@ pub enum Action {
     Deliver(Envelope),
     /// The network loses an `Append` (`lossy` only).
     Drop(Envelope),
-    /// A node flushes its contiguous prefix to disk and announces `Flushed`.
-    Flush(NodeId),
+    /// A node flushes `1..=upto` of its contiguous prefix to disk and announces `Flushed`.
+    Flush(NodeId, Lsn),
     /// The writer receives `Ack`s that move its commit point to this LSN.
     Commit(Lsn),
     /// A replica receives `Available`s that tell it this commit point.
@@ -74,7 +74,7 @@ impl fmt::Debug for Action {
             Action::Write => write!(f, "W writes the next record"),
             Action::Deliver(e) => write!(f, "{e:?}"),
             Action::Drop(e) => write!(f, "network loses {e:?}"),
-            Action::Flush(n) => write!(f, "{n:?} flushes to disk"),
+            Action::Flush(n, upto) => write!(f, "{n:?} flushes 1..={upto} to disk"),
             Action::Commit(l) => write!(f, "W gets Acks: commit point {l}"),
             Action::LearnCommit(r, l) => write!(f, "{r:?} gets Availables: known commit {l}"),
             Action::LearnDurable(r, l) => write!(f, "{r:?} gets Flusheds: durable LSN {l}"),
@@ -150,7 +150,7 @@ impl RedoModel {
             Action::Deliver(e) => self.is_noop_delivery(s, &e),
             // Progress steps are only offered when they change something.
             Action::Write
-            | Action::Flush(_)
+            | Action::Flush(..)
             | Action::Commit(_)
             | Action::LearnCommit(..)
             | Action::LearnDurable(..)
@@ -186,8 +186,8 @@ impl Model for RedoModel {
             actions.extend(s.network.iter().cloned().map(Action::Drop));
         }
         for n in NodeId::all() {
-            if storage::can_flush(s.node(n)) {
-                actions.push(Action::Flush(n));
+            for upto in storage::flush_targets(s.node(n)) {
+                actions.push(Action::Flush(n, upto));
             }
         }
         for to in (s.writer.commit.0 + 1..=writer::commit_bound(config, s).0).map(Lsn) {
@@ -227,7 +227,7 @@ impl Model for RedoModel {
                 s.network.remove(e);
                 s.ghost.flags.insert(crate::state::Flags::DROPPED);
             }
-            Action::Flush(n) => storage::flush(&self.config, &mut s, *n),
+            Action::Flush(n, upto) => storage::flush(&self.config, &mut s, *n, *upto),
             Action::Commit(to) => writer::commit(&mut s, *to),
             Action::LearnCommit(r, to) => replica::learn_commit(&self.config, &mut s, *r, *to),
             Action::LearnDurable(r, to) => replica::learn_durable(&mut s, *r, *to),

@@ -40,10 +40,7 @@ fn mark(action: &Action, before: &State) -> Mark {
             Actor::Writer,
             format!("write LSN {} (Append to all)", before.writer.written.next()),
         ),
-        Action::Flush(n) => note(
-            Actor::Storage(*n),
-            format!("flush 1..={} to disk", before.node(*n).scl()),
-        ),
+        Action::Flush(n, upto) => note(Actor::Storage(*n), format!("flush 1..={upto} to disk")),
         Action::Pull(r, n) => Mark::Arrow {
             from: Actor::Storage(*n),
             to: Actor::Replica(*r),
@@ -106,10 +103,7 @@ pub fn describe(action: &Action, before: &State) -> String {
             let records: Vec<_> = crate::storage::records_from(before.node(*n), from).collect();
             format!("{r:?} -> {n:?} Pull {{ from: {from} }}; {n:?} -> {r:?} Records {records:?}")
         }
-        Action::Flush(n) => format!(
-            "{n:?} flushes 1..={} to disk, sends Flushed",
-            before.node(*n).scl()
-        ),
+        Action::Flush(n, upto) => format!("{n:?} flushes 1..={upto} to disk, sends Flushed"),
         other => format!("{other:?}"),
     }
 }

@@ -61,18 +61,23 @@ pub fn append_changes_anything(config: &Config, state: &State, id: NodeId, lsn: 
     scl > state.announced.scl[i] || truthful_ack(scl, node.scl()) > state.ghost.truthful_ack[i]
 }
 
-/// Whether a flush would move anything: the node is up and holds a contiguous run beyond its
-/// disk's prefix.
-pub fn can_flush(node: &Node) -> bool {
-    node.is_up() && node.scl() > node.flushed()
+/// How far a flush may go: any LSN above the disk's prefix up to the node's SCL. A flush covers
+/// the prefix the node held when it began, so it may stop short of records that arrived since.
+pub fn flush_targets(node: &Node) -> impl Iterator<Item = Lsn> {
+    let (from, to) = if node.is_up() {
+        (node.flushed().0 + 1, node.scl().0)
+    } else {
+        (1, 0)
+    };
+    (from..=to).map(Lsn)
 }
 
-/// Step 6, **Flush**: move the contiguous prefix from memory to disk (records above a hole stay
-/// in memory), then send `Flushed` to every replica. Under ack `disk` this is also when the node
-/// acknowledges.
-pub fn flush(config: &Config, state: &mut State, id: NodeId) {
+/// Step 6, **Flush**: move the contiguous prefix `1..=upto` from memory to disk (records above it,
+/// or above a hole, stay in memory), then send `Flushed` to every replica. Under ack `disk` this
+/// is also when the node acknowledges.
+pub fn flush(config: &Config, state: &mut State, id: NodeId, upto: Lsn) {
     let node = state.node_mut(id);
-    let upto = node.scl();
+    debug_assert!(upto <= node.scl());
     let moved = node.mem.remove_through(upto);
     node.disk = node.disk.union(moved);
     let flushed = node.flushed();

@@ -302,7 +302,7 @@ impl Harness {
                     return infeasible(format!("{e:?} is not in flight"));
                 }
             }
-            Action::Flush(n) => self.flush(*n)?,
+            Action::Flush(n, upto) => self.flush(*n, *upto)?,
             Action::Commit(to) => self.learn(Actor::Writer, Kind::Ack, *to)?,
             Action::LearnCommit(r, to) => self.learn(Actor::Replica(*r), Kind::Available, *to)?,
             Action::LearnDurable(r, to) => self.learn(Actor::Replica(*r), Kind::Flushed, *to)?,
@@ -426,14 +426,19 @@ impl Harness {
         Ok(())
     }
 
-    fn flush(&mut self, n: NodeId) -> Result<(), Infeasible> {
+    /// Runs the node's flush jobs until its disk holds `1..=upto`. A job covers the prefix the
+    /// node held when it was issued, so the engine can stop only at a job's end.
+    fn flush(&mut self, n: NodeId, target: Lsn) -> Result<(), Infeasible> {
         if self.nodes[n.index()].sm.is_none() {
             return infeasible(format!("{n:?} is not up"));
         }
         if self.nodes[n.index()].jobs.is_empty() {
             return infeasible(format!("{n:?} has nothing to flush"));
         }
-        while let Some(records) = self.nodes[n.index()].jobs.pop_front() {
+        while self.nodes[n.index()].on_disk < target {
+            let Some(records) = self.nodes[n.index()].jobs.pop_front() else {
+                break;
+            };
             let node = &mut self.nodes[n.index()];
             let Some(upto) = records.last().map(|r| r.lsn) else {
                 continue;
@@ -450,6 +455,12 @@ impl Harness {
             let sm = self.nodes[n.index()].sm.as_mut().expect("up");
             let out = sm.handle(StorageInput::FlushDone { upto });
             self.storage_outputs(n, out);
+        }
+        let on_disk = self.nodes[n.index()].on_disk;
+        if on_disk != target {
+            return infeasible(format!(
+                "{n:?}'s flushes reach 1..={on_disk}, not 1..={target}"
+            ));
         }
         Ok(())
     }
