@@ -110,7 +110,18 @@ struct ExploreArgs {
     trace: Option<PathBuf>,
 }
 
+/// Restores the default action of SIGPIPE, so `aurora-redo check | head` ends quietly when the
+/// reader goes away instead of panicking on a failed print (Rust ignores SIGPIPE by default).
+fn die_quietly_on_closed_pipes() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up, before any other thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    die_quietly_on_closed_pipes();
     match Cli::parse().command {
         Command::Check(args) => check(args),
         Command::Mutants(args) => mutants(args),
