@@ -35,7 +35,10 @@ pub enum TraceEvent {
     /// A storage node crashed; its disk kept the synced prefix `1..=on_disk`.
     NodeCrashed { node: NodeId, on_disk: Lsn },
     /// A crashed node restarted, recovering these records from its segment file.
-    NodeRestarted { node: NodeId, recovered: Vec<Record> },
+    NodeRestarted {
+        node: NodeId,
+        recovered: Vec<Record>,
+    },
     /// A replica crashed and restarted empty as `incarnation`.
     ReplicaRestarted {
         replica: ReplicaId,
