@@ -154,22 +154,22 @@ fn expect_rejected(check: impl FnOnce()) -> String {
 
 #[test]
 fn memory_ack_traces_follow_the_model_random() {
-    shuttle::check_random(scenario(AckPolicy::Memory, None), 600);
+    shuttle::check_random(scenario(AckPolicy::Memory, None), 1_500);
 }
 
 #[test]
 fn memory_ack_traces_follow_the_model_pct() {
-    shuttle::check_pct(scenario(AckPolicy::Memory, None), 400, 3);
+    shuttle::check_pct(scenario(AckPolicy::Memory, None), 1_000, 3);
 }
 
 #[test]
 fn disk_ack_traces_follow_the_model_random() {
-    shuttle::check_random(scenario(AckPolicy::Disk, None), 600);
+    shuttle::check_random(scenario(AckPolicy::Disk, None), 1_500);
 }
 
 #[test]
 fn disk_ack_traces_follow_the_model_pct() {
-    shuttle::check_pct(scenario(AckPolicy::Disk, None), 400, 3);
+    shuttle::check_pct(scenario(AckPolicy::Disk, None), 1_000, 3);
 }
 
 /// The writer commits at 3 acks: some schedule commits before a 4th node has acked, which no
