@@ -25,9 +25,11 @@ test-loom:
 	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
 		$(CARGO) test --release -p aurora-redo-impl --test loom
 
-## The whole implementation under shuttle's randomized and PCT schedulers.
+## The whole implementation under shuttle's randomized and PCT schedulers; every schedule's
+## recorded trace validated against the model.
 test-shuttle:
 	$(CARGO) test --release -p aurora-redo-impl --features shuttle --test shuttle
+	$(CARGO) test --release -p aurora-redo-tests --features shuttle --test trace_validation
 
 mutants:
 	$(CARGO) run --release -- mutants

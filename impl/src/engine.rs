@@ -6,6 +6,9 @@
 //! observer, then performs the outputs (sends, flush jobs). Client threads call [`Engine::append`]
 //! and [`Engine::wait_committed`]. Ticks (retries) come from [`Engine::tick`]: a timer thread in
 //! production, the test's own loop under shuttle.
+//!
+//! Started with a [`TraceSink`] ([`Engine::start_traced`]), the engine records every step a role
+//! machine takes, under that machine's lock (see [`crate::recorder`]).
 
 use std::io;
 
@@ -15,6 +18,7 @@ use crate::config::{Config, ImplBug};
 use crate::disk::Disk;
 use crate::faults::{FaultConfig, Faults};
 use crate::observer::{Event, Observer};
+use crate::recorder::{TraceEvent, TraceSink};
 use crate::replica::{Replica, ReplicaInput, ReplicaOutput};
 use crate::segment::{Recovered, Segment};
 use crate::storage::{StorageInput, StorageNode, StorageOutput};
@@ -42,6 +46,8 @@ struct Shared {
     cfg: Config,
     net: Network,
     observer: Arc<dyn Observer>,
+    /// Where protocol steps are recorded, if anywhere.
+    trace: Option<Arc<dyn TraceSink>>,
     writer: Mutex<Writer>,
     committed: Published,
     nodes: Vec<NodeSlot>,
@@ -51,6 +57,15 @@ struct Shared {
     synced: SharedQuorum,
     /// I/O errors hit by flushers (a node whose disk fails stops flushing).
     io_errors: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    /// Records a step; `event` is only built when a sink is attached.
+    fn trace(&self, event: impl FnOnce() -> TraceEvent) {
+        if let Some(sink) = &self.trace {
+            sink.record(event());
+        }
+    }
 }
 
 /// A running engine.
@@ -68,6 +83,17 @@ impl Engine {
         disks: Vec<Arc<dyn Disk>>,
         observer: Arc<dyn Observer>,
     ) -> io::Result<(Engine, Vec<Recovered>)> {
+        Engine::start_traced(cfg, faults, disks, observer, None)
+    }
+
+    /// [`Engine::start`], recording every protocol step into `trace`.
+    pub fn start_traced(
+        cfg: Config,
+        faults: FaultConfig,
+        disks: Vec<Arc<dyn Disk>>,
+        observer: Arc<dyn Observer>,
+        trace: Option<Arc<dyn TraceSink>>,
+    ) -> io::Result<(Engine, Vec<Recovered>)> {
         assert_eq!(disks.len(), aurora_redo_model::types::STORAGE_NODES);
         let replicas = cfg
             .replicas
@@ -77,6 +103,7 @@ impl Engine {
         let shared = Arc::new(Shared {
             net: Network::new(cfg.replicas.len(), Faults::new(faults)),
             observer,
+            trace,
             writer: Mutex::new(Writer::new(cfg.clone())),
             committed: Published::new(),
             nodes: disks
@@ -98,7 +125,7 @@ impl Engine {
         });
         let mut recovered = Vec::new();
         for node in NodeId::all() {
-            recovered.push(start_node(&shared, node)?);
+            recovered.push(start_node(&shared, node, false)?);
         }
         let mut threads = Vec::new();
         let s = shared.clone();
@@ -126,7 +153,9 @@ impl Engine {
         {
             let mut w = lock(&self.shared.writer);
             for &(page, value) in changes {
-                outs.extend(w.handle(WriterInput::Append { page, value }));
+                let input = WriterInput::Append { page, value };
+                self.shared.trace(|| TraceEvent::Writer(input.clone()));
+                outs.extend(w.handle(input));
             }
             // Sent under the writer lock, so every node receives appends in LSN order when the
             // network does not reorder.
@@ -212,11 +241,17 @@ impl Engine {
         }
         slot.disk.crash();
         self.shared.observer.observe(&Event::NodeCrashed(node));
+        // Recorded once the node's threads are gone: no step of it can follow, and the synced
+        // prefix is final.
+        self.shared.trace(|| TraceEvent::NodeCrashed {
+            node,
+            on_disk: self.shared.synced.node(node),
+        });
     }
 
     /// Restarts a crashed node from its segment file.
     pub fn restart_node(&self, node: NodeId) -> io::Result<Recovered> {
-        let rec = start_node(&self.shared, node)?;
+        let rec = start_node(&self.shared, node, true)?;
         self.shared.net.faults.set_down(node, false);
         Ok(rec)
     }
@@ -224,6 +259,7 @@ impl Engine {
     /// Starts (`Some(az)`) or ends (`None`) an AZ outage.
     pub fn az_outage(&self, az: Option<Az>) {
         self.shared.net.faults.set_outage(az);
+        self.shared.trace(|| TraceEvent::AzOutage(az));
     }
 
     /// Crashes a replica and restarts it empty.
@@ -231,6 +267,10 @@ impl Engine {
         let mut rep = lock(&self.shared.replicas[r.index()]);
         let incarnation = rep.incarnation() + 1;
         *rep = Replica::new(r, incarnation, self.shared.cfg.clone());
+        self.shared.trace(|| TraceEvent::ReplicaRestarted {
+            replica: r,
+            incarnation,
+        });
         self.shared.observer.observe(&Event::ReplicaRestarted {
             replica: r,
             incarnation,
@@ -329,8 +369,9 @@ impl Engine {
     }
 }
 
-/// Recovers `node` from its disk and starts its driver and flusher threads.
-fn start_node(shared: &Arc<Shared>, node: NodeId) -> io::Result<Recovered> {
+/// Recovers `node` from its disk and starts its driver and flusher threads (`restart`: after a
+/// crash, recorded in the trace; the first start is the trace's initial state).
+fn start_node(shared: &Arc<Shared>, node: NodeId, restart: bool) -> io::Result<Recovered> {
     let slot = &shared.nodes[node.index()];
     let (segment, recovered) = Segment::open(slot.disk.clone())?;
     let segment = Arc::new(segment);
@@ -347,6 +388,12 @@ fn start_node(shared: &Arc<Shared>, node: NodeId) -> io::Result<Recovered> {
         damage: recovered.report(),
     });
     st.sm = Some(sm);
+    if restart {
+        shared.trace(|| TraceEvent::NodeRestarted {
+            node,
+            recovered: recovered.records.clone(),
+        });
+    }
     let incarnation = st.incarnation;
     let jobs = Arc::new(Mailbox::new());
     st.flusher = Some(jobs.clone());
@@ -383,16 +430,29 @@ fn node_loop(shared: &Shared, node: NodeId, incarnation: u64) {
                         incarnation: i,
                     } => {
                         if i == incarnation {
-                            outputs.extend(
-                                sm.handle(StorageInput::Deliver(std::mem::take(&mut batch))),
-                            );
-                            outputs.extend(sm.handle(StorageInput::FlushDone { upto }));
+                            let input = StorageInput::Deliver(std::mem::take(&mut batch));
+                            shared.trace(|| TraceEvent::Node {
+                                node,
+                                input: input.clone(),
+                            });
+                            outputs.extend(sm.handle(input));
+                            let input = StorageInput::FlushDone { upto };
+                            shared.trace(|| TraceEvent::Node {
+                                node,
+                                input: input.clone(),
+                            });
+                            outputs.extend(sm.handle(input));
                         }
                     }
                 }
             }
             if !batch.is_empty() {
-                outputs.extend(sm.handle(StorageInput::Deliver(batch)));
+                let input = StorageInput::Deliver(batch);
+                shared.trace(|| TraceEvent::Node {
+                    node,
+                    input: input.clone(),
+                });
+                outputs.extend(sm.handle(input));
             }
             st.flusher.clone()
         };
@@ -468,6 +528,7 @@ fn writer_loop(shared: &Shared) {
         let commit = {
             let mut w = lock(&shared.writer);
             for input in inputs {
+                shared.trace(|| TraceEvent::Writer(input.clone()));
                 for o in w.handle(input) {
                     match o {
                         WriterOutput::Send(e) => sends.push(e),
@@ -494,6 +555,10 @@ fn replica_loop(shared: &Shared, r: usize) {
         {
             let mut rep = lock(&shared.replicas[r]);
             for input in inputs {
+                shared.trace(|| TraceEvent::Replica {
+                    replica: shared.cfg.replicas[r],
+                    input: input.clone(),
+                });
                 for o in rep.handle(input) {
                     match o {
                         ReplicaOutput::Send(e) => sends.push(e),

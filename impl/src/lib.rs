@@ -7,6 +7,7 @@
 //!   (real files, or a simulated disk for shuttle).
 //! - Concurrency: [`engine::Engine`] drives the machines with threads and [`transport`] mailboxes,
 //!   with [`faults`] injected; [`watermark`] and [`retain`] are the shared concurrent pieces.
+//! - [`recorder`] records every protocol step, when asked, for trace validation.
 //! - [`monitor::Monitor`] checks the six safety invariants at run time via [`observer`] events.
 //! - [`sync`] is the one place naming std, loom or shuttle primitives.
 
@@ -19,6 +20,7 @@ pub mod flusher;
 pub mod live;
 pub mod monitor;
 pub mod observer;
+pub mod recorder;
 pub mod replica;
 pub mod retain;
 pub mod segment;

@@ -18,7 +18,7 @@
 //! committed. The monitor still checks that every applied record is the writer's, in order, and
 //! committed.)
 
-use aurora_redo::abstraction::{Abstraction, ReplicaView};
+use aurora_redo::abstraction::{conforms, Abstraction};
 use aurora_redo::harness::{DiskKind, Harness};
 use aurora_redo_impl::ImplBug;
 use aurora_redo_model::{Action, Config, Lsn, RedoModel, ReplicaId, State};
@@ -122,39 +122,12 @@ impl<P: Profile> ReferenceStateMachine for ModelRef<P> {
 /// The implementation under test.
 pub struct Conformance<P>(PhantomData<P>);
 
-/// Whether the engine's replica view refines the model's: equal, or ahead only in records it
-/// applied from an earlier answer (`applied` between the model's and the known commit point, and
-/// exactly the records above the durable LSN among those retained).
-fn replica_matches(model: &ReplicaView, engine: &ReplicaView) -> bool {
-    if model == engine {
-        return true;
-    }
-    let ahead: Vec<Lsn> = (model.applied.0 + 1..=engine.applied.0)
-        .map(Lsn)
-        .filter(|&l| l > model.durable)
-        .collect();
-    let retained: Vec<Lsn> = model.retained.iter().copied().chain(ahead).collect();
-    model.up
-        && engine.up
-        && model.known_commit == engine.known_commit
-        && model.durable == engine.durable
-        && model.applied < engine.applied
-        && engine.applied <= engine.known_commit
-        && engine.retained == retained
-}
-
 /// Panics, describing the difference, unless the engine conforms to the model state `s`.
 pub fn assert_conforms(model: &RedoModel, s: &State, harness: &Harness) {
     let expected = Abstraction::of_model(s);
     let actual = harness.abstraction();
-    let replicas_ok = expected
-        .replicas
-        .iter()
-        .zip(&actual.replicas)
-        .all(|(m, e)| replica_matches(m, e));
-    let same = expected.commit == actual.commit && expected.nodes == actual.nodes && replicas_ok;
     assert!(
-        same,
+        conforms(&expected, &actual),
         "the engine diverges from the model (model vs engine):\n  {}\nsteps: {:#?}",
         expected.differences(&actual).join("\n  "),
         harness.history()

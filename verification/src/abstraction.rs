@@ -105,6 +105,42 @@ impl Abstraction {
     }
 }
 
+/// Whether the engine's replica view refines the model's: equal, or ahead only in records it
+/// applied from an earlier answer (`applied` between the model's and the known commit point, and
+/// exactly the records above the durable LSN among those retained). The engine's replica keeps
+/// records it received above its known commit point and applies them as soon as an `Available`
+/// raises that point, where the model's replica applies only inside an atomic `Pull`.
+pub fn replica_conforms(model: &ReplicaView, engine: &ReplicaView) -> bool {
+    if model == engine {
+        return true;
+    }
+    let ahead: Vec<Lsn> = (model.applied.0 + 1..=engine.applied.0)
+        .map(Lsn)
+        .filter(|&l| l > model.durable)
+        .collect();
+    let retained: Vec<Lsn> = model.retained.iter().copied().chain(ahead).collect();
+    model.up
+        && engine.up
+        && model.known_commit == engine.known_commit
+        && model.durable == engine.durable
+        && model.applied < engine.applied
+        && engine.applied <= engine.known_commit
+        && engine.retained == retained
+}
+
+/// Whether the engine's abstraction (`engine`) conforms to the model's (`model`): the same commit
+/// point and node watermarks, and every replica conforming by [`replica_conforms`].
+pub fn conforms(model: &Abstraction, engine: &Abstraction) -> bool {
+    model.commit == engine.commit
+        && model.nodes == engine.nodes
+        && model.replicas.len() == engine.replicas.len()
+        && model
+            .replicas
+            .iter()
+            .zip(&engine.replicas)
+            .all(|(m, e)| replica_conforms(m, e))
+}
+
 impl fmt::Display for Abstraction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "commit {}", self.commit)?;

@@ -1,8 +1,13 @@
 //! The `aurora-redo` tool's library: model options, checking and reporting, mutants and the
 //! Explorer; traces and their replay on the implementation; the live run and the benchmark. The
 //! binary (`main.rs`) is the command line over it; tests use it directly.
+//!
+//! With the `shuttle` feature (the engine on shuttle's primitives, for trace validation under
+//! shuttle) the live run and the benchmark, which need real threads, are left out, and so is the
+//! binary's use of them: build the command line without it.
 
 pub mod abstraction;
+#[cfg(not(feature = "shuttle"))]
 pub mod bench;
 pub mod checking;
 pub mod explore;
@@ -10,5 +15,7 @@ pub mod harness;
 pub mod model_args;
 pub mod mutants;
 pub mod replay;
+#[cfg(not(feature = "shuttle"))]
 pub mod run;
 pub mod trace;
+pub mod trace_check;

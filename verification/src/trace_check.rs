@@ -1,0 +1,600 @@
+//! Trace validation: a run of the concurrent engine, recorded step by step
+//! ([`aurora_redo_impl::recorder`]), is checked against the model's transition relation.
+//!
+//! The recorded events are replayed on fresh role machines (`Writer`, six `StorageNode`s, the
+//! `Replica`s), which reproduces the engine's states exactly, and after each event the
+//! implementation's [`Abstraction`] is computed. Alongside, the checker keeps the set of model
+//! states consistent with the trace so far (starting from the model's initial state). For each
+//! event the new set is every state reachable from one in the old set by the model steps the
+//! event maps to (below) whose abstraction the implementation's [`conforms`] to (the comparison
+//! the property-based conformance tests use). An empty set is a failure: the event is one the
+//! model does not allow, or the states diverged.
+//!
+//! The replay checks the network too: every delivered message must have been sent earlier by
+//! some replayed machine, and every delivered `Append` must carry the record the writer created.
+//!
+//! # How an event maps to model steps
+//! - writer append: `Write`;
+//! - a batch delivered to a node: `Deliver` of each `Append` in it, in order (a duplicate that
+//!   changes nothing is a stutter; `Pull` requests change no model state: the answer is the
+//!   model's step);
+//! - a flush completion: `Flush(node, upto)` for any `upto`, or a stutter (a stale completion);
+//! - `Ack` to the writer: `Commit(L)` or a stutter; `Flushed` to the writer, ticks: stutters;
+//! - `Available` to a replica: `LearnCommit(r, L)`, optionally followed by `Pull(r, n)` (the
+//!   engine's replica applies records it buffered earlier as soon as its known commit point
+//!   rises: the model explains that as the pull it would make then), or a stutter;
+//! - `Flushed` to a replica: `LearnDurable(r, L)` or a stutter;
+//! - `Records` to a replica: `Pull(r, n)` from any node (the model's pull reads the node's
+//!   holdings at that moment: if the sender has since lost the records, another node that holds
+//!   them explains it), or a stutter (records above the known commit point are only buffered);
+//! - node crash: `CrashNode(n)`, preceded by `Flush(n, on_disk)` when the flusher had synced more
+//!   than the node had been told (the completion was lost with the crash); node restart:
+//!   `RestartNode(n)`; replica crash: `CrashReplica(r)` then `RestartReplica(r)` (the engine does
+//!   both at once); AZ outage: `AzOutage(az)` / `AzRecover(az)`.
+//!
+//! **AZ outages cut the network at send time** in the engine: a message that was already queued
+//! in a node's mailbox (or a `Records` answer already queued for a replica) is still consumed
+//! while the zone is out, where the model delivers nothing to a zone that is out and pulls
+//! nothing from it. The checker explains such a step as the zone coming back for it:
+//! `AzRecover(az)`, the step, `AzOutage(az)`; so the model is given an unbounded outage budget.
+//! The network is modelled as duplicating: that covers the engine's duplication, its reordering,
+//! and its losses (a lost message is one never delivered).
+
+use crate::abstraction::{conforms, Abstraction, NodeView, ReplicaView};
+use aurora_redo_impl::observer::Event;
+use aurora_redo_impl::recorder::TraceEvent;
+use aurora_redo_impl::replica::{Replica, ReplicaInput, ReplicaOutput};
+use aurora_redo_impl::storage::{StorageInput, StorageNode, StorageOutput};
+use aurora_redo_impl::writer::{Writer, WriterInput, WriterOutput};
+use aurora_redo_impl::Config as ImplConfig;
+use aurora_redo_model::state::{record_for, NodeStatus};
+use aurora_redo_model::{
+    Action, Actor, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, Record, RedoModel, ReplicaId,
+    State,
+};
+use stateright::Model;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+
+/// Most model states kept as candidates after one event; beyond it the check stops and says so.
+pub const CANDIDATE_CAP: usize = 20_000;
+
+/// A trace the model explains.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceReport {
+    /// Events checked.
+    pub events: usize,
+    /// The largest candidate set after any event.
+    pub most_candidates: usize,
+}
+
+/// Why a trace was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceFailure {
+    /// The index of the offending event in the trace.
+    pub index: usize,
+    /// The offending event.
+    pub event: String,
+    pub reason: String,
+    /// The implementation's abstraction after the event (when the replay got that far).
+    pub implementation: Option<String>,
+    /// The model states closest to the implementation's, with how they differ (model vs
+    /// engine).
+    pub closest: Vec<String>,
+}
+
+impl fmt::Display for TraceFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "trace validation failed at event {}: {}\n  {}",
+            self.index, self.event, self.reason
+        )?;
+        if let Some(a) = &self.implementation {
+            writeln!(f, "  implementation: {a}")?;
+        }
+        for (i, c) in self.closest.iter().enumerate() {
+            writeln!(f, "  closest model candidate {i}: {c}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TraceFailure {}
+
+/// The engine's role machines, replayed.
+struct Replay {
+    cfg: ImplConfig,
+    writer: Writer,
+    nodes: Vec<Option<StorageNode>>,
+    /// Per node, the synced prefix its disk kept when it crashed.
+    on_disk: Vec<Lsn>,
+    replicas: Vec<Replica>,
+    /// Every message any machine has sent.
+    sent: BTreeSet<Envelope>,
+    /// The records the writer created.
+    written: BTreeMap<Lsn, Record>,
+}
+
+impl Replay {
+    fn new(cfg: &ImplConfig) -> Replay {
+        Replay {
+            cfg: cfg.clone(),
+            writer: Writer::new(cfg.clone()),
+            nodes: NodeId::all()
+                .map(|n| Some(StorageNode::new(n, cfg.clone())))
+                .collect(),
+            on_disk: vec![Lsn::ZERO; NodeId::all().count()],
+            replicas: cfg
+                .replicas
+                .iter()
+                .map(|r| Replica::new(*r, 0, cfg.clone()))
+                .collect(),
+            sent: BTreeSet::new(),
+            written: BTreeMap::new(),
+        }
+    }
+
+    fn delivered(&self, e: &Envelope, to: Actor) -> Result<(), String> {
+        if e.dst != to {
+            return Err(format!("{e:?} is addressed to {:?}, not {to:?}", e.dst));
+        }
+        if !self.sent.contains(e) {
+            return Err(format!("{e:?} was delivered but never sent"));
+        }
+        if let Msg::Append(r) = &e.msg {
+            if self.written.get(&r.lsn) != Some(r) {
+                return Err(format!("{e:?} carries a record the writer did not create"));
+            }
+        }
+        Ok(())
+    }
+
+    fn node_mut(&mut self, n: NodeId) -> Result<&mut StorageNode, String> {
+        self.nodes
+            .get_mut(n.index())
+            .and_then(Option::as_mut)
+            .ok_or_else(|| format!("{n:?} is not up"))
+    }
+
+    fn replica_index(&self, r: ReplicaId) -> Result<usize, String> {
+        (r.index() < self.replicas.len())
+            .then_some(r.index())
+            .ok_or_else(|| format!("there is no {r:?}"))
+    }
+
+    /// Takes the event on the replayed machines.
+    fn apply(&mut self, ev: &TraceEvent) -> Result<(), String> {
+        match ev {
+            TraceEvent::Writer(input) => {
+                if let WriterInput::Deliver(e) = input {
+                    self.delivered(e, Actor::Writer)?;
+                }
+                for o in self.writer.handle(input.clone()) {
+                    match o {
+                        WriterOutput::Send(e) => {
+                            self.sent.insert(e);
+                        }
+                        WriterOutput::Observe(Event::Appended(r)) => {
+                            self.written.insert(r.lsn, r);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            TraceEvent::Node { node, input } => {
+                if let StorageInput::Deliver(batch) = input {
+                    for e in batch {
+                        self.delivered(e, Actor::Storage(*node))?;
+                    }
+                }
+                let out = self.node_mut(*node)?.handle(input.clone());
+                for o in out {
+                    if let StorageOutput::Send(e) = o {
+                        self.sent.insert(e);
+                    }
+                }
+            }
+            TraceEvent::Replica { replica, input } => {
+                let i = self.replica_index(*replica)?;
+                if let ReplicaInput::Deliver(e) = input {
+                    self.delivered(e, Actor::Replica(*replica))?;
+                }
+                for o in self.replicas[i].handle(input.clone()) {
+                    if let ReplicaOutput::Send(e) = o {
+                        self.sent.insert(e);
+                    }
+                }
+            }
+            TraceEvent::NodeCrashed { node, on_disk } => {
+                let flushed = self.node_mut(*node)?.flushed();
+                if *on_disk < flushed {
+                    return Err(format!(
+                        "{node:?} had announced 1..={flushed} flushed but its disk kept only \
+                         1..={on_disk}"
+                    ));
+                }
+                self.nodes[node.index()] = None;
+                self.on_disk[node.index()] = *on_disk;
+            }
+            TraceEvent::NodeRestarted { node, recovered } => {
+                let slot = self
+                    .nodes
+                    .get_mut(node.index())
+                    .ok_or_else(|| format!("there is no {node:?}"))?;
+                if slot.is_some() {
+                    return Err(format!("{node:?} restarted without having crashed"));
+                }
+                let sm = StorageNode::recover(*node, self.cfg.clone(), recovered.clone());
+                if sm.flushed() != self.on_disk[node.index()] {
+                    return Err(format!(
+                        "{node:?} recovered 1..={} but its disk had kept 1..={}",
+                        sm.flushed(),
+                        self.on_disk[node.index()]
+                    ));
+                }
+                *slot = Some(sm);
+            }
+            TraceEvent::ReplicaRestarted {
+                replica,
+                incarnation,
+            } => {
+                let i = self.replica_index(*replica)?;
+                self.replicas[i] = Replica::new(*replica, *incarnation, self.cfg.clone());
+            }
+            TraceEvent::AzOutage(_) => {}
+        }
+        Ok(())
+    }
+
+    fn abstraction(&self) -> Abstraction {
+        Abstraction {
+            commit: self.writer.commit_point(),
+            nodes: self
+                .nodes
+                .iter()
+                .zip(&self.on_disk)
+                .map(|(n, on_disk)| match n {
+                    Some(sm) => NodeView {
+                        status: NodeStatus::Up,
+                        scl: sm.scl(),
+                        flushed: sm.flushed(),
+                    },
+                    None => NodeView {
+                        status: NodeStatus::Crashed,
+                        scl: *on_disk,
+                        flushed: *on_disk,
+                    },
+                })
+                .collect(),
+            replicas: self
+                .replicas
+                .iter()
+                .map(|r| ReplicaView {
+                    up: true,
+                    applied: r.applied(),
+                    known_commit: r.known_commit(),
+                    durable: r.durable(),
+                    retained: r.retained(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The model configuration a trace is checked against: `config` with a duplicating network and
+/// an unbounded AZ-outage budget (see the module documentation).
+pub fn checking_config(config: &Config) -> Config {
+    Config {
+        network: NetworkKind::Duplicating,
+        az_outages: u8::MAX,
+        ..config.clone()
+    }
+}
+
+struct Checker {
+    model: RedoModel,
+}
+
+impl Checker {
+    /// `a` taken in `s`, if the model allows it there.
+    fn step(&self, s: &State, a: &Action) -> Option<State> {
+        let mut actions = Vec::new();
+        self.model.actions(s, &mut actions);
+        if actions.contains(a) {
+            self.model.next_state(s, a.clone())
+        } else {
+            None
+        }
+    }
+
+    /// `a` in `s`, or, when `s` has a zone out, with the zone back for that one step.
+    fn step_bridging_outage(&self, s: &State, a: &Action) -> Option<State> {
+        if let Some(next) = self.step(s, a) {
+            return Some(next);
+        }
+        let az = s.az_out?;
+        let back = self.step(s, &Action::AzRecover(az))?;
+        let after = self.step(&back, a)?;
+        self.step(&after, &Action::AzOutage(az))
+    }
+
+    /// The enabled steps in `s` that `pick` selects, taken.
+    fn steps_where(&self, s: &State, pick: impl Fn(&Action) -> bool) -> Vec<State> {
+        let mut actions = Vec::new();
+        self.model.actions(s, &mut actions);
+        actions
+            .into_iter()
+            .filter(|a| pick(a))
+            .filter_map(|a| self.model.next_state(s, a))
+            .collect()
+    }
+
+    /// `Pull(r, n)` from every node that explains it.
+    fn pulls(&self, s: &State, r: ReplicaId) -> Vec<State> {
+        NodeId::all()
+            .filter_map(|n| self.step_bridging_outage(s, &Action::Pull(r, n)))
+            .collect()
+    }
+
+    /// The model's delivery of the `Append` of `lsn` to `n`: a step, or a stutter when the
+    /// duplicate changes nothing; `None` when the model cannot deliver it.
+    fn deliver_append(&self, s: &State, n: NodeId, lsn: Lsn) -> Option<State> {
+        let e = Envelope {
+            src: Actor::Writer,
+            dst: Actor::Storage(n),
+            msg: Msg::Append(record_for(lsn)),
+        };
+        if !s.network.iter().any(|x| *x == e) {
+            return None;
+        }
+        let action = Action::Deliver(e);
+        if let Some(next) = self.step_bridging_outage(s, &action) {
+            return Some(next);
+        }
+        // Not offered: on a duplicating network, a redelivery that changes nothing.
+        match self.model.next_state(s, action) {
+            None => Some(s.clone()),
+            Some(_) => None,
+        }
+    }
+
+    /// Every model state the event may lead to from `s` (before comparing abstractions).
+    fn successors(&self, s: &State, ev: &TraceEvent) -> Vec<State> {
+        let stutter = || vec![s.clone()];
+        match ev {
+            TraceEvent::Writer(WriterInput::Append { .. }) => {
+                self.step(s, &Action::Write).into_iter().collect()
+            }
+            TraceEvent::Writer(WriterInput::Deliver(e)) => match e.msg {
+                Msg::Ack { .. } => {
+                    let mut out = stutter();
+                    out.extend(self.steps_where(s, |a| matches!(a, Action::Commit(_))));
+                    out
+                }
+                _ => stutter(),
+            },
+            TraceEvent::Writer(WriterInput::Tick) => stutter(),
+            TraceEvent::Node { node, input } => match input {
+                StorageInput::Deliver(batch) => {
+                    let mut states = stutter();
+                    for e in batch {
+                        if let Msg::Append(r) = &e.msg {
+                            states = states
+                                .iter()
+                                .filter_map(|st| self.deliver_append(st, *node, r.lsn))
+                                .collect();
+                        }
+                    }
+                    states
+                }
+                StorageInput::FlushDone { .. } => {
+                    let mut out = stutter();
+                    out.extend(
+                        self.steps_where(s, |a| matches!(a, Action::Flush(n, _) if n == node)),
+                    );
+                    out
+                }
+            },
+            TraceEvent::Replica { replica, input } => {
+                let r = *replica;
+                let ReplicaInput::Deliver(e) = input else {
+                    return stutter();
+                };
+                match e.msg {
+                    Msg::Available { .. } => {
+                        let mut out = stutter();
+                        let learned = self
+                            .steps_where(s, |a| matches!(a, Action::LearnCommit(x, _) if *x == r));
+                        for st in &learned {
+                            out.extend(self.pulls(st, r));
+                        }
+                        out.extend(learned);
+                        out
+                    }
+                    Msg::Flushed { .. } => {
+                        let mut out = stutter();
+                        out.extend(self.steps_where(
+                            s,
+                            |a| matches!(a, Action::LearnDurable(x, _) if *x == r),
+                        ));
+                        out
+                    }
+                    Msg::Records { .. } => {
+                        let mut out = stutter();
+                        out.extend(self.pulls(s, r));
+                        out
+                    }
+                    _ => stutter(),
+                }
+            }
+            TraceEvent::NodeCrashed { node, on_disk } => {
+                let crash = Action::CrashNode(*node);
+                let mut out: Vec<State> = self.step(s, &crash).into_iter().collect();
+                if *on_disk > s.node(*node).flushed() {
+                    out.extend(
+                        self.step(s, &Action::Flush(*node, *on_disk))
+                            .and_then(|f| self.step(&f, &crash)),
+                    );
+                }
+                out
+            }
+            TraceEvent::NodeRestarted { node, .. } => self
+                .step(s, &Action::RestartNode(*node))
+                .into_iter()
+                .collect(),
+            TraceEvent::ReplicaRestarted { replica, .. } => self
+                .step(s, &Action::CrashReplica(*replica))
+                .and_then(|c| self.step(&c, &Action::RestartReplica(*replica)))
+                .into_iter()
+                .collect(),
+            TraceEvent::AzOutage(Some(az)) => {
+                self.step(s, &Action::AzOutage(*az)).into_iter().collect()
+            }
+            TraceEvent::AzOutage(None) => match s.az_out {
+                Some(az) => self.step(s, &Action::AzRecover(az)).into_iter().collect(),
+                None => stutter(),
+            },
+        }
+    }
+}
+
+/// The model states closest to `target` among `states`, with their differences.
+fn closest(states: &[State], target: &Abstraction) -> Vec<String> {
+    let mut ranked: Vec<(usize, String)> = states
+        .iter()
+        .map(|s| {
+            let d = Abstraction::of_model(s).differences(target);
+            (d.len(), d.join("; "))
+        })
+        .collect();
+    ranked.sort();
+    ranked.dedup();
+    ranked
+        .into_iter()
+        .take(3)
+        .map(|(_, d)| format!("differs (model vs engine): {d}"))
+        .collect()
+}
+
+/// Checks a recorded trace of an engine running with `impl_cfg` against the model configured by
+/// `config` (through [`checking_config`]). `config.lsns` must cover every record written.
+pub fn check_trace(
+    config: &Config,
+    impl_cfg: &ImplConfig,
+    events: &[TraceEvent],
+) -> Result<TraceReport, TraceFailure> {
+    let model = checking_config(config).into_model();
+    let mut candidates: Vec<State> = model.init_states();
+    let checker = Checker { model };
+    let mut replay = Replay::new(impl_cfg);
+    let mut most = candidates.len();
+    for (index, ev) in events.iter().enumerate() {
+        let fail = |reason: String, implementation: Option<&Abstraction>, closest| TraceFailure {
+            index,
+            event: describe(ev),
+            reason,
+            implementation: implementation.map(|a| a.to_string()),
+            closest,
+        };
+        if let TraceEvent::Writer(WriterInput::Append { .. }) = ev {
+            if replay.writer.last_lsn().0 >= u64::from(config.lsns) {
+                return Err(fail(
+                    format!(
+                        "the writer creates more records than the model's {} LSNs",
+                        config.lsns
+                    ),
+                    None,
+                    Vec::new(),
+                ));
+            }
+        }
+        if let Err(why) = replay.apply(ev) {
+            return Err(fail(why, None, Vec::new()));
+        }
+        let actual = replay.abstraction();
+        let mut seen = HashSet::new();
+        let mut considered = Vec::new();
+        let mut next = Vec::new();
+        for s in &candidates {
+            for succ in checker.successors(s, ev) {
+                if !seen.insert(succ.clone()) {
+                    continue;
+                }
+                if conforms(&Abstraction::of_model(&succ), &actual) {
+                    next.push(succ);
+                    if next.len() > CANDIDATE_CAP {
+                        return Err(fail(
+                            format!("more than {CANDIDATE_CAP} model states explain the trace so far: the candidate cap is hit"),
+                            Some(&actual),
+                            Vec::new(),
+                        ));
+                    }
+                } else if considered.len() < 256 {
+                    considered.push(succ);
+                }
+            }
+        }
+        if next.is_empty() {
+            let reason = if considered.is_empty() {
+                format!(
+                    "no model step this event maps to is enabled in any of the {} candidate \
+                     states",
+                    candidates.len()
+                )
+            } else {
+                format!(
+                    "no model step this event maps to reaches the implementation's state \
+                     (from {} candidate states)",
+                    candidates.len()
+                )
+            };
+            let pool = if considered.is_empty() {
+                &candidates
+            } else {
+                &considered
+            };
+            return Err(fail(reason, Some(&actual), closest(pool, &actual)));
+        }
+        most = most.max(next.len());
+        candidates = next;
+    }
+    Ok(TraceReport {
+        events: events.len(),
+        most_candidates: most,
+    })
+}
+
+/// One line for an event.
+pub fn describe(ev: &TraceEvent) -> String {
+    match ev {
+        TraceEvent::Writer(WriterInput::Append { page, value }) => {
+            format!("W appends (page {page}, value {value})")
+        }
+        TraceEvent::Writer(WriterInput::Deliver(e)) => format!("W receives {e:?}"),
+        TraceEvent::Writer(WriterInput::Tick) => "W ticks".into(),
+        TraceEvent::Node { node, input } => match input {
+            StorageInput::Deliver(batch) => {
+                let msgs: Vec<String> = batch.iter().map(|e| format!("{e:?}")).collect();
+                format!("{node:?} receives [{}]", msgs.join(", "))
+            }
+            StorageInput::FlushDone { upto } => format!("{node:?}'s flush of ..={upto} is done"),
+        },
+        TraceEvent::Replica { replica, input } => match input {
+            ReplicaInput::Deliver(e) => format!("{replica:?} receives {e:?}"),
+            ReplicaInput::Tick => format!("{replica:?} ticks"),
+        },
+        TraceEvent::NodeCrashed { node, on_disk } => {
+            format!("{node:?} crashes (disk keeps 1..={on_disk})")
+        }
+        TraceEvent::NodeRestarted { node, recovered } => {
+            format!("{node:?} restarts, recovering {} records", recovered.len())
+        }
+        TraceEvent::ReplicaRestarted {
+            replica,
+            incarnation,
+        } => format!("{replica:?} crashes and restarts as incarnation {incarnation}"),
+        TraceEvent::AzOutage(Some(az)) => format!("AZ {az:?} goes out"),
+        TraceEvent::AzOutage(None) => "the AZ outage ends".into(),
+    }
+}
