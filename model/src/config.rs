@@ -114,7 +114,7 @@ pub enum Preset {
     Faults,
     /// AZ+1: three nodes lost for good, with ack `disk`.
     AzPlusOne,
-    /// Two replicas, three LSNs and faults: for benchmarks.
+    /// Two replicas, three LSNs and a replica crash, ack `disk`: for benchmarks (minutes).
     Full,
 }
 
@@ -192,7 +192,7 @@ impl Config {
             Preset::Full => Config {
                 lsns: 3,
                 replicas: 2,
-                storage_crashes: 1,
+                az_outages: 0,
                 ack: AckPolicy::Disk,
                 network: NetworkKind::Unordered,
                 ..seed
