@@ -130,7 +130,7 @@ pub fn check(run: &Run) -> Report {
     let show_progress = run.progress && std::io::stderr().is_terminal();
     // `join` can hang on some checkers; poll instead.
     while !checker.is_done() {
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
         if show_progress {
             eprint!(
                 "\r  {} states, {} unique, {:.0}s ",
