@@ -192,6 +192,26 @@ impl Engine {
         self.shared.net.tick_all();
     }
 
+    /// Ticks, yielding between ticks, until `done()` holds and the engine is [`quiescent`]
+    /// (`Engine::quiescent`). More than `max_ticks` ticks is a liveness failure: it panics with
+    /// the engine's description. Returns the ticks taken. For tests that drive a whole scenario.
+    ///
+    /// [`quiescent`]: Engine::quiescent
+    pub fn tick_until_quiescent(&self, done: impl Fn() -> bool, max_ticks: usize) -> usize {
+        let mut ticks = 0;
+        while !(done() && self.quiescent()) {
+            ticks += 1;
+            assert!(
+                ticks < max_ticks,
+                "no quiescence after {max_ticks} ticks:\n{}",
+                self.describe()
+            );
+            self.tick();
+            thread::yield_now();
+        }
+        ticks
+    }
+
     /// The volume durable LSN (ghost: 4 nodes' fsyncs have returned covering it).
     pub fn volume_durable(&self) -> Lsn {
         self.shared.synced.point()

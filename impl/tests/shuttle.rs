@@ -113,20 +113,10 @@ fn scenario(
                 done.store(true, Ordering::SeqCst);
             })
         };
-        let mut ticks = 0;
-        while !(client_done.load(Ordering::SeqCst)
-            && chaos_done.load(Ordering::SeqCst)
-            && engine.quiescent())
-        {
-            ticks += 1;
-            assert!(
-                ticks < MAX_TICKS,
-                "no quiescence after {MAX_TICKS} ticks:\n{}",
-                engine.describe()
-            );
-            engine.tick();
-            thread::yield_now();
-        }
+        engine.tick_until_quiescent(
+            || client_done.load(Ordering::SeqCst) && chaos_done.load(Ordering::SeqCst),
+            MAX_TICKS,
+        );
         client.join().expect("client");
         chaos.join().expect("chaos");
         monitor.check_quiescent(&engine);
