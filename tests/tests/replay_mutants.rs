@@ -5,7 +5,7 @@
 //! breaks; on the correct engine, the trace either replays with no violation or stops at a step
 //! the correct engine cannot take (which one, per mutant, is pinned below).
 
-use aurora_redo::checking::{check, Run, Stop, Strategy};
+use aurora_redo::mutants::shortest_counterexample;
 use aurora_redo::replay::{replay, Outcome};
 use aurora_redo::trace::TraceFile;
 use aurora_redo_model::Bug;
@@ -21,14 +21,7 @@ enum OnCorrectEngine {
 
 fn counterexample(bug: Bug) -> TraceFile {
     let property = bug.expected_property();
-    let report = check(&Run {
-        config: bug.witness_config(),
-        strategy: Strategy::Bfs,
-        threads: 1,
-        timeout: None,
-        stop: Stop::On(property),
-        progress: false,
-    });
+    let report = shortest_counterexample(bug);
     let path = report
         .path(property)
         .unwrap_or_else(|| panic!("{bug}: the model finds no counterexample"));

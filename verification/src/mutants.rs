@@ -17,17 +17,22 @@ pub struct MutantRow {
 }
 
 /// Checks one seeded bug in its witness configuration, breadth-first on one thread (so the
-/// counterexample is a shortest one), stopping once the expected property is violated.
-pub fn run_mutant(bug: Bug) -> MutantRow {
-    let expected = bug.expected_property();
-    let report = check(&Run {
+/// counterexample is a shortest one), stopping once the bug's expected property is violated.
+pub fn shortest_counterexample(bug: Bug) -> Report {
+    check(&Run {
         config: bug.witness_config(),
         strategy: Strategy::Bfs,
         threads: 1,
         timeout: None,
-        stop: Stop::On(expected),
+        stop: Stop::On(bug.expected_property()),
         progress: false,
-    });
+    })
+}
+
+/// One row of the `mutants` table.
+pub fn run_mutant(bug: Bug) -> MutantRow {
+    let expected = bug.expected_property();
+    let report = shortest_counterexample(bug);
     let caught_by: Vec<_> = report.violations().into_iter().collect();
     MutantRow {
         mutant: bug.name(),

@@ -1,21 +1,7 @@
 //! The command line as a user meets it: exit statuses, bad input, the finding, Mermaid output.
 
-use std::process::{Command, Output};
-
-fn aurora_redo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aurora-redo"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+mod common;
+use common::{aurora_redo, stderr, stdout};
 
 #[test]
 fn quick_check_passes_and_reports_its_figures() {

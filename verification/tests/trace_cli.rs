@@ -3,28 +3,16 @@
 //! infeasible), `explore --trace` prints the Explorer URL of the trace, and bad trace files are
 //! rejected with exit status 2.
 
-use aurora_redo::checking::{check, Run, Stop, Strategy};
+use aurora_redo::mutants::shortest_counterexample;
 use aurora_redo::trace::TraceFile;
 use aurora_redo_model::Bug;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
-fn aurora_redo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aurora-redo"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+mod common;
+use common::{aurora_redo, stderr, stdout};
 
 /// Writes the shortest counterexample of `bug` (in its witness configuration) to
 /// `dir/<bug>.json`, found as `aurora-redo mutants` finds it (breadth-first, stopping at the
@@ -32,14 +20,7 @@ fn stderr(out: &Output) -> String {
 fn trace_of(dir: &Path, bug: &str) -> PathBuf {
     let bug: Bug = bug.parse().unwrap();
     let property = bug.expected_property();
-    let report = check(&Run {
-        config: bug.witness_config(),
-        strategy: Strategy::Bfs,
-        threads: 1,
-        timeout: None,
-        stop: Stop::On(property),
-        progress: false,
-    });
+    let report = shortest_counterexample(bug);
     let file = dir.join(format!("{bug}.json"));
     TraceFile::from_path(
         &report.config,
