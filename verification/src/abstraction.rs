@@ -2,6 +2,7 @@
 //! defines, per actor. A model state and a running implementation map to the same
 //! [`Abstraction`] exactly when they agree on every one of them.
 
+use aurora_redo_impl::replica::Replica;
 use aurora_redo_model::state::NodeStatus;
 use aurora_redo_model::{Lsn, State};
 use std::fmt;
@@ -36,6 +37,17 @@ impl ReplicaView {
             known_commit: Lsn::ZERO,
             durable: Lsn::ZERO,
             retained: Vec::new(),
+        }
+    }
+
+    /// A running engine replica's watermarks.
+    pub fn of_engine(replica: &Replica) -> ReplicaView {
+        ReplicaView {
+            up: true,
+            applied: replica.applied(),
+            known_commit: replica.known_commit(),
+            durable: replica.durable(),
+            retained: replica.retained(),
         }
     }
 }

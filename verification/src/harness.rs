@@ -265,15 +265,10 @@ impl Harness {
             replicas: self
                 .replicas
                 .iter()
-                .map(|slot| match &slot.sm {
-                    None => ReplicaView::down(),
-                    Some(r) => ReplicaView {
-                        up: true,
-                        applied: r.applied(),
-                        known_commit: r.known_commit(),
-                        durable: r.durable(),
-                        retained: r.retained(),
-                    },
+                .map(|slot| {
+                    slot.sm
+                        .as_ref()
+                        .map_or_else(ReplicaView::down, ReplicaView::of_engine)
                 })
                 .collect(),
         }

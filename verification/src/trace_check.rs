@@ -267,17 +267,7 @@ impl Replay {
                     },
                 })
                 .collect(),
-            replicas: self
-                .replicas
-                .iter()
-                .map(|r| ReplicaView {
-                    up: true,
-                    applied: r.applied(),
-                    known_commit: r.known_commit(),
-                    durable: r.durable(),
-                    retained: r.retained(),
-                })
-                .collect(),
+            replicas: self.replicas.iter().map(ReplicaView::of_engine).collect(),
         }
     }
 }
