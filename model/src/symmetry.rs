@@ -173,6 +173,20 @@ mod tests {
             let renamed = apply(&s, &p);
             assert_eq!(representative(&renamed), canonical, "renaming {p:?}");
         }
+        // Replicas are interchangeable too.
+        let mut two = Config {
+            replicas: 2,
+            ..Config::preset(Preset::Quick)
+        }
+        .into_model()
+        .init_states()
+        .remove(0);
+        two.replicas[0].known_commit = crate::types::Lsn(1);
+        let mut swapped = two.clone();
+        swapped.replicas.swap(0, 1);
+        assert_ne!(two, swapped);
+        assert_eq!(representative(&two), representative(&swapped));
+
         let mut before: Vec<_> = s.nodes.to_vec();
         let mut after: Vec<_> = canonical.nodes.to_vec();
         before.sort();
