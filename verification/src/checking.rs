@@ -222,7 +222,7 @@ pub fn print(report: &Report) {
         report.strategy,
         report.threads,
         if report.strategy == Strategy::Dfs {
-            ", symmetry: node renamings"
+            ", symmetry: node and replica renamings"
         } else {
             ""
         }
