@@ -196,6 +196,17 @@ pub fn validate(opts: &RunOptions) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Ticks the engine every 2 ms (its retries: re-sends, re-pulls) until `stop` is set.
+fn spawn_ticker(engine: &Arc<Engine>, stop: &Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    let (engine, stop) = (engine.clone(), stop.clone());
+    thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(2));
+            engine.tick();
+        }
+    })
+}
+
 /// Runs the engine live. `progress` is called with the number of committed records.
 pub fn run(opts: &RunOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<RunReport, RunError> {
     validate(opts)?;
@@ -235,15 +246,7 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<RunRepo
     let appended = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
 
-    let ticker = {
-        let (engine, stop) = (engine.clone(), stop.clone());
-        thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                thread::sleep(Duration::from_millis(2));
-                engine.tick();
-            }
-        })
-    };
+    let ticker = spawn_ticker(&engine, &stop);
     let lag_sampler = {
         let (engine, stop) = (engine.clone(), stop.clone());
         let replicas = opts.replicas;
@@ -403,15 +406,7 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<RunRepo
     let _ = ticker.join();
     let lags = lag_sampler.join().unwrap_or_default();
     stop.store(false, Ordering::Relaxed);
-    let ticker = {
-        let (engine, stop) = (engine.clone(), stop.clone());
-        thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                thread::sleep(Duration::from_millis(2));
-                engine.tick();
-            }
-        })
-    };
+    let ticker = spawn_ticker(&engine, &stop);
     wait_quiet(&mut failures);
     stop.store(true, Ordering::Relaxed);
     let _ = ticker.join();
