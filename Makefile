@@ -29,7 +29,7 @@ test-loom:
 ## recorded trace validated against the model.
 test-shuttle:
 	$(CARGO) test --release -p aurora-redo-impl --features shuttle --test shuttle
-	$(CARGO) test --release -p aurora-redo-tests --features shuttle --test trace_validation
+	$(CARGO) test --release -p aurora-redo-tests --features shuttle --test recording_validation
 
 mutants:
 	$(CARGO) run --release -- mutants

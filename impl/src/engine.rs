@@ -7,25 +7,28 @@
 //! and [`Engine::wait_committed`]. Ticks (retries) come from [`Engine::tick`]: a timer thread in
 //! production, the test's own loop under shuttle.
 //!
-//! Started with a [`TraceSink`] ([`Engine::start_traced`]), the engine records every step a role
-//! machine takes, under that machine's lock (see [`crate::recorder`]).
+//! Every machine's outputs are sorted into [`Effects`], as in the deterministic
+//! [`crate::cluster::Cluster`]. Started with a [`StepSink`] ([`Engine::start_recorded`]), the
+//! engine records every [`Step`] a role machine takes, under that machine's lock (see
+//! [`crate::recorder`]): replayed on a `Cluster`, the recording reproduces the run.
 
 use std::io;
 
-use aurora_redo_model::types::{Az, Envelope, Lsn, NodeId, PageId, Record, ReplicaId};
+use aurora_redo_model::types::{Az, Lsn, NodeId, PageId, Record, ReplicaId};
 
 use crate::config::{Config, ImplBug};
 use crate::disk::Disk;
 use crate::faults::{FaultConfig, Faults};
 use crate::observer::{Event, Observer};
-use crate::recorder::{TraceEvent, TraceSink};
-use crate::replica::{Replica, ReplicaInput, ReplicaOutput};
+use crate::output::Effects;
+use crate::recorder::{Step, StepSink};
+use crate::replica::{Replica, ReplicaInput};
 use crate::segment::{Recovered, Segment};
-use crate::storage::{StorageInput, StorageNode, StorageOutput};
+use crate::storage::{StorageInput, StorageNode};
 use crate::sync::{lock, thread, Arc, Mutex};
 use crate::transport::{Mailbox, Network, NodeEvent, Recv};
 use crate::watermark::{Published, SharedQuorum};
-use crate::writer::{Writer, WriterInput, WriterOutput};
+use crate::writer::{Writer, WriterInput};
 
 /// Most messages one thread takes from its mailbox at once.
 const BATCH: usize = 4096;
@@ -47,7 +50,7 @@ struct Shared {
     net: Network,
     observer: Arc<dyn Observer>,
     /// Where protocol steps are recorded, if anywhere.
-    trace: Option<Arc<dyn TraceSink>>,
+    recording: Option<Arc<dyn StepSink>>,
     writer: Mutex<Writer>,
     committed: Published,
     nodes: Vec<NodeSlot>,
@@ -60,11 +63,25 @@ struct Shared {
 }
 
 impl Shared {
-    /// Records a step; `event` is only built when a sink is attached.
-    fn trace(&self, event: impl FnOnce() -> TraceEvent) {
-        if let Some(sink) = &self.trace {
-            sink.record(event());
+    /// Records a step; `step` is only built when a sink is attached.
+    fn record(&self, step: impl FnOnce() -> Step) {
+        if let Some(sink) = &self.recording {
+            sink.record(step());
         }
+    }
+
+    /// Hands the ghost events gathered so far to the observer.
+    fn observe(&self, fx: &mut Effects) {
+        for ev in fx.observed.drain(..) {
+            self.observer.observe(&ev);
+        }
+    }
+
+    /// Hands the ghost events to the observer, then sends the messages. (Flush jobs are the
+    /// node loop's to route.)
+    fn route(&self, mut fx: Effects) {
+        self.observe(&mut fx);
+        self.net.send(fx.sent);
     }
 }
 
@@ -83,16 +100,16 @@ impl Engine {
         disks: Vec<Arc<dyn Disk>>,
         observer: Arc<dyn Observer>,
     ) -> io::Result<(Engine, Vec<Recovered>)> {
-        Engine::start_traced(cfg, faults, disks, observer, None)
+        Engine::start_recorded(cfg, faults, disks, observer, None)
     }
 
-    /// [`Engine::start`], recording every protocol step into `trace`.
-    pub fn start_traced(
+    /// [`Engine::start`], recording every protocol step into `recording`.
+    pub fn start_recorded(
         cfg: Config,
         faults: FaultConfig,
         disks: Vec<Arc<dyn Disk>>,
         observer: Arc<dyn Observer>,
-        trace: Option<Arc<dyn TraceSink>>,
+        recording: Option<Arc<dyn StepSink>>,
     ) -> io::Result<(Engine, Vec<Recovered>)> {
         assert_eq!(disks.len(), aurora_redo_model::types::STORAGE_NODES);
         let replicas = cfg
@@ -103,7 +120,7 @@ impl Engine {
         let shared = Arc::new(Shared {
             net: Network::new(cfg.replicas.len(), Faults::new(faults)),
             observer,
-            trace,
+            recording,
             writer: Mutex::new(Writer::new(cfg.clone())),
             committed: Published::new(),
             nodes: disks
@@ -148,28 +165,17 @@ impl Engine {
 
     /// Creates several records and sends them as one batch per node. Returns the last LSN.
     pub fn append_batch(&self, changes: &[(PageId, u64)]) -> Lsn {
-        let mut outs = Vec::new();
-        let mut last = Lsn::ZERO;
-        {
-            let mut w = lock(&self.shared.writer);
-            for &(page, value) in changes {
-                let input = WriterInput::Append { page, value };
-                self.shared.trace(|| TraceEvent::Writer(input.clone()));
-                outs.extend(w.handle(input));
-            }
-            // Sent under the writer lock, so every node receives appends in LSN order when the
-            // network does not reorder.
-            let mut sends = Vec::new();
-            for o in outs {
-                match o {
-                    WriterOutput::Send(e) => sends.push(e),
-                    WriterOutput::Appended(l) => last = l,
-                    WriterOutput::Observe(ev) => self.shared.observer.observe(&ev),
-                }
-            }
-            self.shared.net.send(sends);
+        let mut w = lock(&self.shared.writer);
+        let mut fx = Effects::default();
+        for &(page, value) in changes {
+            let input = WriterInput::Append { page, value };
+            self.shared.record(|| Step::Writer(input.clone()));
+            fx.extend(w.handle(input));
         }
-        last
+        // Sent under the writer lock, so every node receives appends in LSN order when the
+        // network does not reorder.
+        self.shared.route(fx);
+        w.last_lsn()
     }
 
     /// Blocks until the commit point reaches `lsn`.
@@ -263,7 +269,7 @@ impl Engine {
         self.shared.observer.observe(&Event::NodeCrashed(node));
         // Recorded once the node's threads are gone: no step of it can follow, and the synced
         // prefix is final.
-        self.shared.trace(|| TraceEvent::NodeCrashed {
+        self.shared.record(|| Step::NodeCrashed {
             node,
             on_disk: self.shared.synced.node(node),
         });
@@ -279,7 +285,7 @@ impl Engine {
     /// Starts (`Some(az)`) or ends (`None`) an AZ outage.
     pub fn az_outage(&self, az: Option<Az>) {
         self.shared.net.faults.set_outage(az);
-        self.shared.trace(|| TraceEvent::AzOutage(az));
+        self.shared.record(|| Step::AzOutage(az));
     }
 
     /// Crashes a replica and restarts it empty.
@@ -287,7 +293,7 @@ impl Engine {
         let mut rep = lock(&self.shared.replicas[r.index()]);
         let incarnation = rep.incarnation() + 1;
         *rep = Replica::new(r, incarnation, self.shared.cfg.clone());
-        self.shared.trace(|| TraceEvent::ReplicaRestarted {
+        self.shared.record(|| Step::ReplicaRestarted {
             replica: r,
             incarnation,
         });
@@ -390,7 +396,7 @@ impl Engine {
 }
 
 /// Recovers `node` from its disk and starts its driver and flusher threads (`restart`: after a
-/// crash, recorded in the trace; the first start is the trace's initial state).
+/// crash, recorded as a step; the first start is the recording's initial state).
 fn start_node(shared: &Arc<Shared>, node: NodeId, restart: bool) -> io::Result<Recovered> {
     let slot = &shared.nodes[node.index()];
     let (segment, recovered) = Segment::open(slot.disk.clone())?;
@@ -409,9 +415,10 @@ fn start_node(shared: &Arc<Shared>, node: NodeId, restart: bool) -> io::Result<R
     });
     st.sm = Some(sm);
     if restart {
-        shared.trace(|| TraceEvent::NodeRestarted {
+        shared.record(|| Step::NodeRestarted {
             node,
             recovered: recovered.records.clone(),
+            damage: recovered.report(),
         });
     }
     let incarnation = st.incarnation;
@@ -434,13 +441,20 @@ fn node_loop(shared: &Shared, node: NodeId, incarnation: u64) {
             Recv::Tick => continue,
             Recv::Items(items) => items,
         };
-        let mut outputs = Vec::new();
+        let mut fx = Effects::default();
         let flusher = {
             let mut st = lock(&shared.nodes[node.index()].state);
             if st.incarnation != incarnation {
                 return;
             }
             let Some(sm) = st.sm.as_mut() else { return };
+            let mut step = |input: StorageInput| {
+                shared.record(|| Step::Node {
+                    node,
+                    input: input.clone(),
+                });
+                fx.extend(sm.handle(input));
+            };
             let mut batch = Vec::new();
             for item in items {
                 match item {
@@ -448,47 +462,26 @@ fn node_loop(shared: &Shared, node: NodeId, incarnation: u64) {
                     NodeEvent::FlushDone {
                         upto,
                         incarnation: i,
-                    } => {
-                        if i == incarnation {
-                            let input = StorageInput::Deliver(std::mem::take(&mut batch));
-                            shared.trace(|| TraceEvent::Node {
-                                node,
-                                input: input.clone(),
-                            });
-                            outputs.extend(sm.handle(input));
-                            let input = StorageInput::FlushDone { upto };
-                            shared.trace(|| TraceEvent::Node {
-                                node,
-                                input: input.clone(),
-                            });
-                            outputs.extend(sm.handle(input));
+                    } if i == incarnation => {
+                        if !batch.is_empty() {
+                            step(StorageInput::Deliver(std::mem::take(&mut batch)));
                         }
+                        step(StorageInput::FlushDone { upto });
                     }
+                    NodeEvent::FlushDone { .. } => {}
                 }
             }
             if !batch.is_empty() {
-                let input = StorageInput::Deliver(batch);
-                shared.trace(|| TraceEvent::Node {
-                    node,
-                    input: input.clone(),
-                });
-                outputs.extend(sm.handle(input));
+                step(StorageInput::Deliver(batch));
             }
             st.flusher.clone()
         };
-        let mut sends = Vec::new();
-        for o in outputs {
-            match o {
-                StorageOutput::Observe(ev) => shared.observer.observe(&ev),
-                StorageOutput::Send(e) => sends.push(e),
-                StorageOutput::Persist(records) => {
-                    if let Some(f) = &flusher {
-                        f.push(records);
-                    }
-                }
+        if let Some(f) = &flusher {
+            for records in std::mem::take(&mut fx.persist) {
+                f.push(records);
             }
         }
-        shared.net.send(sends);
+        shared.route(fx);
     }
 }
 
@@ -544,23 +537,18 @@ fn writer_loop(shared: &Shared) {
             Recv::Tick => vec![WriterInput::Tick],
             Recv::Items(envs) => envs.into_iter().map(WriterInput::Deliver).collect(),
         };
-        let mut sends = Vec::new();
+        let mut fx = Effects::default();
         let commit = {
             let mut w = lock(&shared.writer);
             for input in inputs {
-                shared.trace(|| TraceEvent::Writer(input.clone()));
-                for o in w.handle(input) {
-                    match o {
-                        WriterOutput::Send(e) => sends.push(e),
-                        WriterOutput::Observe(ev) => shared.observer.observe(&ev),
-                        WriterOutput::Appended(_) => {}
-                    }
-                }
+                shared.record(|| Step::Writer(input.clone()));
+                fx.extend(w.handle(input));
             }
+            shared.observe(&mut fx);
             w.commit_point()
         };
         shared.committed.raise(commit);
-        shared.net.send(sends);
+        shared.route(fx);
     }
 }
 
@@ -571,22 +559,18 @@ fn replica_loop(shared: &Shared, r: usize) {
             Recv::Tick => vec![ReplicaInput::Tick],
             Recv::Items(envs) => envs.into_iter().map(ReplicaInput::Deliver).collect(),
         };
-        let mut sends: Vec<Envelope> = Vec::new();
+        let mut fx = Effects::default();
         {
             let mut rep = lock(&shared.replicas[r]);
             for input in inputs {
-                shared.trace(|| TraceEvent::Replica {
+                shared.record(|| Step::Replica {
                     replica: shared.cfg.replicas[r],
                     input: input.clone(),
                 });
-                for o in rep.handle(input) {
-                    match o {
-                        ReplicaOutput::Send(e) => sends.push(e),
-                        ReplicaOutput::Observe(ev) => shared.observer.observe(&ev),
-                    }
-                }
+                fx.extend(rep.handle(input));
             }
+            shared.observe(&mut fx);
         }
-        shared.net.send(sends);
+        shared.route(fx);
     }
 }

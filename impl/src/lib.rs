@@ -5,12 +5,16 @@
 //!   watermark accessors.
 //! - Durable storage: [`segment`] (framed, CRC-checked records; recovery) over a [`disk::Disk`]
 //!   (real files, or a simulated disk for shuttle).
+//! - [`output`]: what the machines ask their drivers to do, sorted the same way by every driver.
+//! - [`cluster::Cluster`]: the machines stepped deterministically, one [`cluster::Step`] at a time
+//!   (replaying a recording, conformance, counterexample replay).
 //! - Concurrency: [`engine::Engine`] drives the machines with threads and [`transport`] mailboxes,
 //!   with [`faults`] injected; [`watermark`] and [`retain`] are the shared concurrent pieces.
-//! - [`recorder`] records every protocol step, when asked, for trace validation.
+//! - [`recorder`] records every protocol step, when asked, for the recording check.
 //! - [`monitor::Monitor`] checks the six safety invariants at run time via [`observer`] events.
 //! - [`sync`] is the one place naming std, loom or shuttle primitives.
 
+pub mod cluster;
 pub mod config;
 pub mod disk;
 pub mod engine;
@@ -20,6 +24,7 @@ pub mod flusher;
 pub mod live;
 pub mod monitor;
 pub mod observer;
+pub mod output;
 pub mod recorder;
 pub mod replica;
 pub mod retain;

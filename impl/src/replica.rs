@@ -10,8 +10,8 @@ use aurora_redo_model::types::{
 
 use crate::config::{Config, ImplBug};
 use crate::observer::Event;
+use crate::output::Output;
 use crate::retain::RetainBuffer;
-use crate::sync::Arc;
 use crate::tracker::QuorumTracker;
 
 /// What a replica consumes.
@@ -24,16 +24,8 @@ pub enum ReplicaInput {
     Tick,
 }
 
-/// What a replica asks its driver to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ReplicaOutput {
-    Send(Envelope),
-    /// A ghost event for the monitor.
-    Observe(Event),
-}
-
 /// A read replica `R0, R1, ...`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Replica {
     id: ReplicaId,
     incarnation: u32,
@@ -47,7 +39,7 @@ pub struct Replica {
     pages: BTreeMap<PageId, (u64, Lsn)>,
     /// Records received above `applied` that wait for the commit point or a gap to fill.
     pending: BTreeMap<Lsn, Record>,
-    retain: Arc<RetainBuffer>,
+    retain: RetainBuffer,
     pull_outstanding: bool,
     next_pull_node: usize,
 }
@@ -70,7 +62,7 @@ impl Replica {
             applied: Lsn::ZERO,
             pages: BTreeMap::new(),
             pending: BTreeMap::new(),
-            retain: Arc::new(RetainBuffer::new()),
+            retain: RetainBuffer::new(),
             pull_outstanding: false,
             next_pull_node: id.index() % STORAGE_NODES,
         }
@@ -104,11 +96,6 @@ impl Replica {
         self.retain.retained()
     }
 
-    /// The retain buffer, shareable with readers and the monitor.
-    pub fn retain_buffer(&self) -> Arc<RetainBuffer> {
-        self.retain.clone()
-    }
-
     /// The applied value of `page` and the LSN that wrote it.
     pub fn read(&self, page: PageId) -> Option<(u64, Lsn)> {
         self.pages.get(&page).copied()
@@ -119,7 +106,7 @@ impl Replica {
         &self.pages
     }
 
-    pub fn handle(&mut self, input: ReplicaInput) -> Vec<ReplicaOutput> {
+    pub fn handle(&mut self, input: ReplicaInput) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
             ReplicaInput::Deliver(env) => match env.msg {
@@ -133,7 +120,7 @@ impl Replica {
         out
     }
 
-    fn on_available(&mut self, node: NodeId, scl: Lsn, out: &mut Vec<ReplicaOutput>) {
+    fn on_available(&mut self, node: NodeId, scl: Lsn, out: &mut Vec<Output>) {
         if self.available.observe(node, scl) {
             if self.cfg.has_bug(ImplBug::DiscardOnAvailable) {
                 let known = self.known_commit();
@@ -147,7 +134,7 @@ impl Replica {
     }
 
     /// The discard rule's trigger: the durable LSN is the 4th-highest `Flushed`.
-    fn on_flushed(&mut self, node: NodeId, lsn: Lsn, out: &mut Vec<ReplicaOutput>) {
+    fn on_flushed(&mut self, node: NodeId, lsn: Lsn, out: &mut Vec<Output>) {
         if self.cfg.has_bug(ImplBug::DurableLastMessage) {
             let mut latest = QuorumTracker::write_quorum();
             for n in NodeId::all() {
@@ -161,7 +148,7 @@ impl Replica {
         let lowered = self.cfg.has_bug(ImplBug::DurableLastMessage) && durable < self.durable;
         if durable > self.durable || lowered {
             self.durable = durable;
-            out.push(ReplicaOutput::Observe(Event::ReplicaDurable {
+            out.push(Output::Observe(Event::ReplicaDurable {
                 replica: self.id,
                 incarnation: self.incarnation,
                 lsn: durable,
@@ -170,16 +157,16 @@ impl Replica {
         }
     }
 
-    fn discard(&mut self, through: Lsn, out: &mut Vec<ReplicaOutput>) {
+    fn discard(&mut self, through: Lsn, out: &mut Vec<Output>) {
         for lsn in self.retain.discard_through(through) {
-            out.push(ReplicaOutput::Observe(Event::Discarded {
+            out.push(Output::Observe(Event::Discarded {
                 replica: self.id,
                 lsn,
             }));
         }
     }
 
-    fn on_records(&mut self, records: Vec<Record>, out: &mut Vec<ReplicaOutput>) {
+    fn on_records(&mut self, records: Vec<Record>, out: &mut Vec<Output>) {
         self.pull_outstanding = false;
         for r in records {
             if r.lsn > self.applied {
@@ -191,7 +178,7 @@ impl Replica {
     }
 
     /// Speculative apply: in LSN order, no gaps, never past the known commit point.
-    fn apply_ready(&mut self, out: &mut Vec<ReplicaOutput>) {
+    fn apply_ready(&mut self, out: &mut Vec<Output>) {
         let limit = if self.cfg.has_bug(ImplBug::ApplyUncommitted) {
             Lsn(u64::MAX)
         } else {
@@ -203,13 +190,13 @@ impl Replica {
             };
             self.pages.insert(record.page, (record.value, record.lsn));
             self.applied = record.lsn;
-            out.push(ReplicaOutput::Observe(Event::Applied {
+            out.push(Output::Observe(Event::Applied {
                 replica: self.id,
                 incarnation: self.incarnation,
                 record,
             }));
             if !self.retain.keep(record) {
-                out.push(ReplicaOutput::Observe(Event::Discarded {
+                out.push(Output::Observe(Event::Discarded {
                     replica: self.id,
                     lsn: record.lsn,
                 }));
@@ -219,13 +206,13 @@ impl Replica {
         self.pending = self.pending.split_off(&self.applied.next());
     }
 
-    fn pull_if_behind(&mut self, out: &mut Vec<ReplicaOutput>) {
+    fn pull_if_behind(&mut self, out: &mut Vec<Output>) {
         if self.applied < self.known_commit() {
             self.pull(out);
         }
     }
 
-    fn on_tick(&mut self, out: &mut Vec<ReplicaOutput>) {
+    fn on_tick(&mut self, out: &mut Vec<Output>) {
         // Pull round robin on a tick: each reply re-announces that node's `Available` and
         // `Flushed`, so a restarted replica learns a quorum and lost notices are replaced.
         let heard = self.available.per_node();
@@ -239,7 +226,7 @@ impl Replica {
 
     /// Pulls from the next node (round robin) whose `Available` covers what is needed, or, when
     /// none does, simply the next node (a restarted replica knows no watermarks).
-    fn pull(&mut self, out: &mut Vec<ReplicaOutput>) {
+    fn pull(&mut self, out: &mut Vec<Output>) {
         let need = self.applied.next();
         let mut target = NodeId(self.next_pull_node as u8);
         for k in 0..STORAGE_NODES {
@@ -252,10 +239,10 @@ impl Replica {
         self.send_pull(target, out);
     }
 
-    fn send_pull(&mut self, target: NodeId, out: &mut Vec<ReplicaOutput>) {
+    fn send_pull(&mut self, target: NodeId, out: &mut Vec<Output>) {
         self.next_pull_node = (target.index() + 1) % STORAGE_NODES;
         self.pull_outstanding = true;
-        out.push(ReplicaOutput::Send(Envelope {
+        out.push(Output::Send(Envelope {
             src: Actor::Replica(self.id),
             dst: Actor::Storage(target),
             msg: Msg::Pull {
@@ -286,10 +273,10 @@ mod tests {
         }
     }
 
-    fn discarded(out: &[ReplicaOutput]) -> Vec<Lsn> {
+    fn discarded(out: &[Output]) -> Vec<Lsn> {
         out.iter()
             .filter_map(|o| match o {
-                ReplicaOutput::Observe(Event::Discarded { lsn, .. }) => Some(*lsn),
+                Output::Observe(Event::Discarded { lsn, .. }) => Some(*lsn),
                 _ => None,
             })
             .collect()
@@ -326,7 +313,7 @@ mod tests {
         assert_eq!(r.known_commit(), Lsn(2));
         assert!(out
             .iter()
-            .any(|o| matches!(o, ReplicaOutput::Send(e) if e.msg == Msg::Pull { from: Lsn(1) })));
+            .any(|o| matches!(o, Output::Send(e) if e.msg == Msg::Pull { from: Lsn(1) })));
         r.handle(from(
             0,
             Msg::Records {
@@ -472,8 +459,6 @@ mod tests {
     fn a_restarted_replica_pulls_on_tick() {
         let mut r = replica(None);
         let out = r.handle(ReplicaInput::Tick);
-        assert!(
-            matches!(&out[..], [ReplicaOutput::Send(e)] if e.msg == Msg::Pull { from: Lsn(1) })
-        );
+        assert!(matches!(&out[..], [Output::Send(e)] if e.msg == Msg::Pull { from: Lsn(1) }));
     }
 }

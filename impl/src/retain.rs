@@ -21,7 +21,7 @@ pub enum RetainBug {
     CheckThenInsert,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Retained {
     durable: Lsn,
     kept: BTreeMap<Lsn, Record>,
@@ -32,6 +32,17 @@ struct Retained {
 pub struct RetainBuffer {
     inner: Mutex<Retained>,
     bug: Option<RetainBug>,
+}
+
+/// A copy holds what this buffer holds now (a deterministic driver tries a step on a copy of a
+/// replica).
+impl Clone for RetainBuffer {
+    fn clone(&self) -> RetainBuffer {
+        RetainBuffer {
+            inner: Mutex::new(lock(&self.inner).clone()),
+            bug: self.bug,
+        }
+    }
 }
 
 impl RetainBuffer {

@@ -1,5 +1,5 @@
 //! A storage node's state machine: in-memory log, SCL, the flush handoff, acks and pulls.
-//! No I/O: disk writes leave as [`StorageOutput::Persist`] and come back as
+//! No I/O: disk writes leave as [`Output::Persist`] and come back as
 //! [`StorageInput::FlushDone`] once the flusher has synced them.
 //!
 //! **The flush handoff** ([`StorageNode::on_flush_done`]): a record stays in the memory log until
@@ -12,6 +12,7 @@ use aurora_redo_model::types::{Actor, Envelope, Lsn, Msg, NodeId, Record};
 
 use crate::config::{AckPolicy, Config, ImplBug};
 use crate::observer::Event;
+use crate::output::Output;
 
 /// What a storage node consumes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,17 +22,6 @@ pub enum StorageInput {
     Deliver(Vec<Envelope>),
     /// The flusher wrote and synced every record up to `upto` (the last `Persist`).
     FlushDone { upto: Lsn },
-}
-
-/// What a storage node asks its driver to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StorageOutput {
-    Send(Envelope),
-    /// Append these records (a contiguous run just above the flushed LSN) to the segment file,
-    /// sync it, then feed back `FlushDone { upto: last record's LSN }`.
-    Persist(Vec<Record>),
-    /// A ghost event for the monitor.
-    Observe(Event),
 }
 
 /// A storage node `S0..S5`.
@@ -122,7 +112,7 @@ impl StorageNode {
         self.flushing.is_some()
     }
 
-    pub fn handle(&mut self, input: StorageInput) -> Vec<StorageOutput> {
+    pub fn handle(&mut self, input: StorageInput) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
             StorageInput::Deliver(batch) => self.on_batch(batch, &mut out),
@@ -132,7 +122,7 @@ impl StorageNode {
         out
     }
 
-    fn on_batch(&mut self, batch: Vec<Envelope>, out: &mut Vec<StorageOutput>) {
+    fn on_batch(&mut self, batch: Vec<Envelope>, out: &mut Vec<Output>) {
         let mut appended = false;
         for env in batch {
             match env.msg {
@@ -163,8 +153,8 @@ impl StorageNode {
     }
 
     /// `Ack` to the writer and `Available` to every replica, both carrying `scl`.
-    fn ack(&mut self, scl: Lsn, out: &mut Vec<StorageOutput>) {
-        out.push(StorageOutput::Observe(Event::Acked {
+    fn ack(&mut self, scl: Lsn, out: &mut Vec<Output>) {
+        out.push(Output::Observe(Event::Acked {
             node: self.id,
             sent: scl,
             held: self.scl,
@@ -176,7 +166,7 @@ impl StorageNode {
         }
     }
 
-    fn on_pull(&mut self, to: Actor, from: Lsn, out: &mut Vec<StorageOutput>) {
+    fn on_pull(&mut self, to: Actor, from: Lsn, out: &mut Vec<Output>) {
         let mut records: Vec<Record> = self
             .disk
             .range(from..)
@@ -213,7 +203,7 @@ impl StorageNode {
 
     /// The flush handoff: the records `..=upto` are synced; move them to the disk side, then
     /// announce it.
-    fn on_flush_done(&mut self, upto: Lsn, out: &mut Vec<StorageOutput>) {
+    fn on_flush_done(&mut self, upto: Lsn, out: &mut Vec<Output>) {
         if self.flushing != Some(upto) {
             return; // not ours (stale): ignore
         }
@@ -242,7 +232,7 @@ impl StorageNode {
     }
 
     /// Hands the contiguous prefix above the flushed LSN to the flusher (one flush at a time).
-    fn maybe_flush(&mut self, out: &mut Vec<StorageOutput>) {
+    fn maybe_flush(&mut self, out: &mut Vec<Output>) {
         if self.flushing.is_some() || self.scl <= self.flushed {
             return;
         }
@@ -259,11 +249,11 @@ impl StorageNode {
             }
         }
         self.flushing = Some(upto);
-        out.push(StorageOutput::Persist(records));
+        out.push(Output::Persist(records));
     }
 
-    fn send(&self, dst: Actor, msg: Msg) -> StorageOutput {
-        StorageOutput::Send(Envelope {
+    fn send(&self, dst: Actor, msg: Msg) -> Output {
+        Output::Send(Envelope {
             src: Actor::Storage(self.id),
             dst,
             msg,
@@ -304,18 +294,18 @@ mod tests {
         }
     }
 
-    fn msgs(out: &[StorageOutput]) -> Vec<(Actor, Msg)> {
+    fn msgs(out: &[Output]) -> Vec<(Actor, Msg)> {
         out.iter()
             .filter_map(|o| match o {
-                StorageOutput::Send(e) => Some((e.dst, e.msg.clone())),
+                Output::Send(e) => Some((e.dst, e.msg.clone())),
                 _ => None,
             })
             .collect()
     }
 
-    fn persist(out: &[StorageOutput]) -> Option<Vec<Record>> {
+    fn persist(out: &[Output]) -> Option<Vec<Record>> {
         out.iter().find_map(|o| match o {
-            StorageOutput::Persist(r) => Some(r.clone()),
+            Output::Persist(r) => Some(r.clone()),
             _ => None,
         })
     }

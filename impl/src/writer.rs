@@ -10,6 +10,7 @@ use aurora_redo_model::types::{Actor, Envelope, Lsn, Msg, NodeId, PageId, Record
 
 use crate::config::{Config, ImplBug};
 use crate::observer::Event;
+use crate::output::Output;
 use crate::tracker::QuorumTracker;
 
 /// What the writer consumes.
@@ -23,16 +24,6 @@ pub enum WriterInput {
     /// it has not acknowledged, or, if it acknowledged everything but has not reported it
     /// flushed, the last append (so a node that lost its memory re-acks and gets repaired).
     Tick,
-}
-
-/// What the writer asks its driver to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WriterOutput {
-    Send(Envelope),
-    /// The record created by an `Append` input got this LSN.
-    Appended(Lsn),
-    /// A ghost event for the monitor.
-    Observe(Event),
 }
 
 /// The writer (`W`).
@@ -93,7 +84,7 @@ impl Writer {
         self.log.get(&lsn).copied()
     }
 
-    pub fn handle(&mut self, input: WriterInput) -> Vec<WriterOutput> {
+    pub fn handle(&mut self, input: WriterInput) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
             WriterInput::Append { page, value } => self.on_append(page, value, &mut out),
@@ -107,26 +98,25 @@ impl Writer {
         out
     }
 
-    fn on_append(&mut self, page: PageId, value: u64, out: &mut Vec<WriterOutput>) {
+    fn on_append(&mut self, page: PageId, value: u64, out: &mut Vec<Output>) {
         let lsn = self.last_lsn.next();
         self.last_lsn = lsn;
         let record = Record { lsn, page, value };
         self.log.insert(lsn, record);
-        out.push(WriterOutput::Observe(Event::Appended(record)));
+        out.push(Output::Observe(Event::Appended(record)));
         for node in NodeId::all() {
-            out.push(WriterOutput::Send(append_to(node, record)));
+            out.push(Output::Send(append_to(node, record)));
         }
-        out.push(WriterOutput::Appended(lsn));
     }
 
     /// The commit rule.
-    fn on_ack(&mut self, node: NodeId, scl: Lsn, out: &mut Vec<WriterOutput>) {
+    fn on_ack(&mut self, node: NodeId, scl: Lsn, out: &mut Vec<Output>) {
         self.latest_ack[node.index()] = scl;
         self.acks.observe(node, scl);
         let point = self.acks.point();
         if point > self.commit {
             self.commit = point;
-            out.push(WriterOutput::Observe(Event::Committed(point)));
+            out.push(Output::Observe(Event::Committed(point)));
         }
     }
 
@@ -145,7 +135,7 @@ impl Writer {
         }
     }
 
-    fn on_tick(&mut self, out: &mut Vec<WriterOutput>) {
+    fn on_tick(&mut self, out: &mut Vec<Output>) {
         for node in NodeId::all() {
             let i = node.index();
             let acked = self.latest_ack[i];
@@ -160,7 +150,7 @@ impl Writer {
                 // its lower SCL, and the next tick re-sends what it lost.
                 if self.flushed[i] < self.last_lsn {
                     if let Some(r) = self.log.get(&self.last_lsn) {
-                        out.push(WriterOutput::Send(append_to(node, *r)));
+                        out.push(Output::Send(append_to(node, *r)));
                     }
                 }
                 continue;
@@ -171,7 +161,7 @@ impl Writer {
                 .take(self.cfg.max_batch)
                 .map(|(_, r)| *r)
             {
-                out.push(WriterOutput::Send(append_to(node, record)));
+                out.push(Output::Send(append_to(node, record)));
             }
         }
     }
@@ -201,10 +191,10 @@ mod tests {
         })
     }
 
-    fn sends(out: &[WriterOutput]) -> Vec<Envelope> {
+    fn sends(out: &[Output]) -> Vec<Envelope> {
         out.iter()
             .filter_map(|o| match o {
-                WriterOutput::Send(e) => Some(e.clone()),
+                Output::Send(e) => Some(e.clone()),
                 _ => None,
             })
             .collect()
@@ -215,14 +205,18 @@ mod tests {
         let mut w = Writer::new(Config::new(AckPolicy::Memory, 1));
         let out = w.handle(WriterInput::Append { page: 3, value: 9 });
         assert_eq!(sends(&out).len(), 6);
-        assert!(out.contains(&WriterOutput::Appended(Lsn(1))));
+        assert!(out.contains(&Output::Observe(Event::Appended(Record {
+            lsn: Lsn(1),
+            page: 3,
+            value: 9
+        }))));
         for n in 0..3 {
             w.handle(ack(n, 1));
             assert_eq!(w.commit_point(), Lsn(0));
         }
         let out = w.handle(ack(3, 1));
         assert_eq!(w.commit_point(), Lsn(1));
-        assert!(out.contains(&WriterOutput::Observe(Event::Committed(Lsn(1)))));
+        assert!(out.contains(&Output::Observe(Event::Committed(Lsn(1)))));
         // A late, lower ack (a restarted node) does not move the commit point back.
         w.handle(ack(3, 0));
         assert_eq!(w.commit_point(), Lsn(1));

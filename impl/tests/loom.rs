@@ -6,9 +6,10 @@
 
 use aurora_redo_impl::disk::{Disk, SimDisk};
 use aurora_redo_impl::flusher::persist;
+use aurora_redo_impl::output::Output;
 use aurora_redo_impl::retain::{RetainBuffer, RetainBug};
 use aurora_redo_impl::segment::{decode, Segment};
-use aurora_redo_impl::storage::{StorageInput, StorageNode, StorageOutput};
+use aurora_redo_impl::storage::{StorageInput, StorageNode};
 use aurora_redo_impl::sync::{arc_from_box, lock, thread, Arc, Mutex};
 use aurora_redo_impl::transport::{Mailbox, Recv};
 use aurora_redo_impl::watermark::{PublishBug, Published, QuorumBug, SharedQuorum};
@@ -257,7 +258,7 @@ fn flush_handoff(bug: Option<ImplBug>) {
     let job = out
         .into_iter()
         .find_map(|o| match o {
-            StorageOutput::Persist(r) => Some(r),
+            Output::Persist(r) => Some(r),
             _ => None,
         })
         .expect("the node hands the record to the flusher");
@@ -287,7 +288,7 @@ fn flush_handoff(bug: Option<ImplBug>) {
             };
             let out = lock(&node).handle(StorageInput::FlushDone { upto: done[0] });
             for o in out {
-                if let StorageOutput::Send(Envelope {
+                if let Output::Send(Envelope {
                     msg: Msg::Flushed { lsn, .. },
                     ..
                 }) = o

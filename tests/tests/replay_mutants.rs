@@ -5,9 +5,9 @@
 //! breaks; on the correct engine, the trace either replays with no violation or stops at a step
 //! the correct engine cannot take (which one, per mutant, is pinned below).
 
+use aurora_redo::counterexample::CounterexampleFile;
 use aurora_redo::mutants::shortest_counterexample;
 use aurora_redo::replay::{replay, Outcome};
-use aurora_redo::trace::TraceFile;
 use aurora_redo_model::Bug;
 
 /// What the correct engine does with a mutant's counterexample.
@@ -19,17 +19,17 @@ enum OnCorrectEngine {
     InfeasibleAt(usize),
 }
 
-fn counterexample(bug: Bug) -> TraceFile {
+fn counterexample(bug: Bug) -> CounterexampleFile {
     let property = bug.expected_property();
     let report = shortest_counterexample(bug);
     let path = report
         .path(property)
         .unwrap_or_else(|| panic!("{bug}: the model finds no counterexample"));
-    let trace = TraceFile::from_path(&report.config, Some(property), path);
+    let trace = CounterexampleFile::from_path(&report.config, Some(property), path);
     // Through the file format and back, as `check --trace-out` and `replay` do.
     let file = tempfile::NamedTempFile::new().unwrap();
     trace.write(file.path()).unwrap();
-    let read = TraceFile::read(file.path()).unwrap();
+    let read = CounterexampleFile::read(file.path()).unwrap();
     assert_eq!(read, trace);
     read
 }

@@ -2,9 +2,10 @@
 //! defines, per actor. A model state and a running implementation map to the same
 //! [`Abstraction`] exactly when they agree on every one of them.
 
+use aurora_redo_impl::cluster::Cluster;
 use aurora_redo_impl::replica::Replica;
 use aurora_redo_model::state::NodeStatus;
-use aurora_redo_model::{Lsn, State};
+use aurora_redo_model::{Lsn, NodeId, State};
 use std::fmt;
 
 /// A storage node as the protocol sees it.
@@ -89,6 +90,36 @@ impl Abstraction {
                         durable: r.durable,
                         retained: r.retained.iter().collect(),
                     }
+                })
+                .collect(),
+        }
+    }
+
+    /// The abstraction of the engine's role machines. A crashed node shows what its disk kept; a
+    /// lost one, nothing.
+    pub fn of_cluster(c: &Cluster) -> Abstraction {
+        Abstraction {
+            commit: c.writer().commit_point(),
+            nodes: NodeId::all()
+                .map(|n| {
+                    let status = c.node_status(n);
+                    let (scl, flushed) = match (status, c.node(n)) {
+                        (NodeStatus::Up, Some(m)) => (m.scl(), m.flushed()),
+                        (NodeStatus::Lost, _) => (Lsn::ZERO, Lsn::ZERO),
+                        _ => (c.synced(n), c.synced(n)),
+                    };
+                    NodeView {
+                        status,
+                        scl,
+                        flushed,
+                    }
+                })
+                .collect(),
+            replicas: c
+                .replica_ids()
+                .map(|r| {
+                    c.replica(r)
+                        .map_or_else(ReplicaView::down, ReplicaView::of_engine)
                 })
                 .collect(),
         }

@@ -1,13 +1,13 @@
 //! `aurora-redo explore`: the Stateright Explorer web UI for a configuration, optionally opened
 //! on a trace.
 
-use crate::trace::TraceFile;
+use crate::counterexample::CounterexampleFile;
 use aurora_redo_model::Config;
 use std::net::{SocketAddr, TcpListener};
 
 /// The Explorer URL that shows `trace`: the UI addresses a path by the URL fragment
 /// `#/steps/<init index>/<action index>/...`, which is what `Path::encode` gives.
-pub fn trace_url(addr: SocketAddr, trace: &TraceFile) -> Result<String, String> {
+pub fn trace_url(addr: SocketAddr, trace: &CounterexampleFile) -> Result<String, String> {
     let path = trace.model_path()?;
     Ok(format!(
         "http://{addr}/#/steps/{}",
@@ -21,7 +21,7 @@ pub fn serve(
     config: Config,
     addr: SocketAddr,
     threads: usize,
-    trace: Option<&TraceFile>,
+    trace: Option<&CounterexampleFile>,
 ) -> Result<(), String> {
     let url = trace.map(|t| trace_url(addr, t)).transpose()?;
     // The Explorer's own server panics on a bad address; find out first.

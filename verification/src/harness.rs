@@ -1,19 +1,21 @@
-//! A deterministic driver of the implementation: the engine's pure role state machines
-//! (`Writer`, six `StorageNode`s, the `Replica`s), a pool of their in-flight messages, and a
-//! segment file per node, stepped one model [`Action`] at a time. No threads.
+//! The conformance harness: a translator from model steps to the engine's steps. It owns a
+//! [`Cluster`] of the engine's role machines, a pool of their in-flight messages and a segment
+//! file per node, and takes one model [`Action`] at a time by feeding the cluster the
+//! [`Step`]s the threaded engine would record for it. No threads.
 //!
 //! # How a model step maps to the implementation
 //! - `Write`: the writer creates the record the model's writer creates (`record_for`); its six
 //!   `Append`s go into the pool.
 //! - `Deliver(e)` / `Drop(e)`: that very `Append` is taken from the pool and handed to the node (on
 //!   a duplicating network it stays in the pool), or removed.
-//! - `Flush(n)`: the node's pending flush jobs (`Persist` outputs) are appended to its segment
-//!   file and synced, and each `FlushDone` is fed back, until no job is left: the model flushes
-//!   the whole contiguous prefix, the engine's flusher does it in one or more jobs.
+//! - `Flush(n, upto)`: the node's pending flush jobs (`Persist` outputs) are appended to its
+//!   segment file and synced, and each `FlushDone` is fed back, until its disk holds `1..=upto`:
+//!   a job covers the prefix the node held when it was issued, so the engine can stop only at a
+//!   job's end.
 //! - `Commit(L)`, `LearnCommit(r, L)`, `LearnDurable(r, L)`: the pending `Ack`s (to the writer),
 //!   `Available`s or `Flushed`s (to `r`) are delivered, one at a time, until the receiver's
 //!   watermark is `L`. A delivery is chosen only if it does not carry the watermark past `L` (tried
-//!   on a copy of the receiver first). Watermark messages stay in the pool once delivered, as the
+//!   on a copy of the cluster first). Watermark messages stay in the pool once delivered, as the
 //!   model's announcements stay receivable: a restarted replica may hear them again.
 //! - `Pull(r, n)`: `Pull { from: applied + 1 }` from `r` is delivered to `n`; `n`'s `Records` answer
 //!   is delivered to `r` at once. The `Available` and `Flushed` that `n` re-sends with it go into
@@ -28,25 +30,27 @@
 //! A step the engine cannot take (the message is not in the pool, no delivery order reaches the
 //! watermark, ...) is [`Infeasible`], never skipped. Every ghost event goes to the engine's
 //! runtime [`Monitor`], which judges five invariants through `aurora_redo_model::invariants`; the
-//! harness judges the sixth, CommittedRecoverable, on its own state with the same predicate.
+//! sixth, CommittedRecoverable, is judged on the cluster's current state
+//! ([`Cluster::unrecoverable_commit`]) with the same predicate.
 
-use crate::abstraction::{Abstraction, NodeView, ReplicaView};
+use crate::abstraction::Abstraction;
+use aurora_redo_impl::cluster::{Cluster, Step};
 use aurora_redo_impl::disk::{Disk, FileDisk, SimDisk};
 use aurora_redo_impl::monitor::{Monitor, Violation};
 use aurora_redo_impl::observer::{Event, Observer};
-use aurora_redo_impl::replica::{Replica, ReplicaInput, ReplicaOutput};
+use aurora_redo_impl::output::Effects;
+use aurora_redo_impl::replica::ReplicaInput;
 use aurora_redo_impl::segment::Segment;
-use aurora_redo_impl::storage::{StorageInput, StorageNode, StorageOutput};
+use aurora_redo_impl::storage::StorageInput;
 use aurora_redo_impl::sync::Arc;
-use aurora_redo_impl::writer::{Writer, WriterInput, WriterOutput};
+use aurora_redo_impl::writer::WriterInput;
 use aurora_redo_impl::{AckPolicy as ImplAck, Config as ImplConfig, ImplBug};
-use aurora_redo_model::invariants::readable_by_every_read_quorum;
 use aurora_redo_model::state::{record_for, NodeStatus};
 use aurora_redo_model::{
-    AckPolicy, Action, Actor, Az, Bug, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, Record,
-    ReplicaId, STORAGE_NODES,
+    AckPolicy, Action, Actor, Bug, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, ReplicaId,
+    STORAGE_NODES,
 };
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -88,15 +92,10 @@ fn infeasible<T>(why: impl Into<String>) -> Result<T, Infeasible> {
     Err(Infeasible(why.into()))
 }
 
-struct Node {
-    sm: Option<StorageNode>,
-    lost: bool,
+/// A node's segment file, which the harness writes as the node's flusher would.
+struct NodeDisk {
     disk: Arc<dyn Disk>,
     segment: Segment,
-    /// `Persist` jobs handed to the flusher and not yet done.
-    jobs: VecDeque<Vec<Record>>,
-    /// The contiguous prefix its segment holds synced.
-    on_disk: Lsn,
 }
 
 /// The kinds of watermark message a receiver learns from.
@@ -116,27 +115,31 @@ fn watermark_of(msg: &Msg) -> Option<(Kind, NodeId, Lsn)> {
     }
 }
 
-struct ReplicaSlot {
-    sm: Option<Replica>,
-    incarnation: u32,
-    /// This incarnation's inputs: replaying them into a fresh replica gives a copy to try a
-    /// delivery on.
-    inputs: Vec<ReplicaInput>,
-    /// Per kind and node, the value of the last watermark message delivered (this incarnation).
-    last: BTreeMap<(Kind, NodeId), Lsn>,
+/// The step that delivers `e` to the receiver `to`.
+fn delivery(to: Actor, e: Envelope) -> Step {
+    match to {
+        Actor::Writer => Step::Writer(WriterInput::Deliver(e)),
+        Actor::Storage(node) => Step::Node {
+            node,
+            input: StorageInput::Deliver(vec![e]),
+        },
+        Actor::Replica(replica) => Step::Replica {
+            replica,
+            input: ReplicaInput::Deliver(e),
+        },
+    }
 }
 
 /// The implementation, driven deterministically by model steps.
 pub struct Harness {
     config: Config,
-    cfg: ImplConfig,
-    writer: Writer,
-    writer_last: BTreeMap<NodeId, Lsn>,
-    nodes: Vec<Node>,
-    replicas: Vec<ReplicaSlot>,
+    cluster: Cluster,
+    disks: Vec<NodeDisk>,
     /// Messages in flight (identical ones coalesce, as in the model's network).
     pool: BTreeSet<Envelope>,
-    az_out: Option<Az>,
+    /// Per receiver, kind and node, the value of the last watermark message delivered (a
+    /// replica's entries are cleared when it crashes).
+    last: BTreeMap<(Actor, Kind, NodeId), Lsn>,
     /// The steps taken so far.
     history: Vec<Action>,
     /// The engine's runtime invariant monitor, fed every ghost event.
@@ -152,7 +155,8 @@ impl Harness {
             AckPolicy::Disk => ImplAck::Disk,
         };
         let cfg = ImplConfig::new(ack, config.replicas as usize).with_bug(bug);
-        let mut nodes = Vec::new();
+        let mut node_disks = Vec::new();
+        let mut recovered = Vec::new();
         for n in NodeId::all() {
             let disk: Arc<dyn Disk> = match &disks {
                 DiskKind::Simulated => Arc::new(SimDisk::new()),
@@ -160,37 +164,20 @@ impl Harness {
                     Arc::new(FileDisk::open(dir.join(format!("s{}.seg", n.0)))?)
                 }
             };
-            let (segment, recovered) = Segment::open(disk.clone())?;
-            nodes.push(Node {
-                sm: Some(StorageNode::recover(n, cfg.clone(), recovered.records)),
-                lost: false,
-                disk,
-                segment,
-                jobs: VecDeque::new(),
-                on_disk: Lsn::ZERO,
-            });
+            let (segment, found) = Segment::open(disk.clone())?;
+            recovered.push(found.records);
+            node_disks.push(NodeDisk { disk, segment });
         }
-        let replicas = (0..config.replicas)
-            .map(|r| ReplicaSlot {
-                sm: Some(Replica::new(ReplicaId(r), 0, cfg.clone())),
-                incarnation: 0,
-                inputs: Vec::new(),
-                last: BTreeMap::new(),
-            })
-            .collect();
         Ok(Harness {
             config: config.clone(),
-            writer: Writer::new(cfg.clone()),
-            writer_last: BTreeMap::new(),
-            cfg,
-            nodes,
-            replicas,
+            cluster: Cluster::recovered(cfg, recovered),
+            disks: node_disks,
             pool: BTreeSet::new(),
-            az_out: None,
+            last: BTreeMap::new(),
             history: Vec::new(),
-            // CommittedRecoverable is a property of the current state, which the harness judges
-            // exactly (`unrecoverable_commit`, covering lost nodes too); the monitor's record of
-            // past moments is kept apart so a healed state is not reported as broken.
+            // CommittedRecoverable is a property of the current state, which the cluster judges
+            // exactly (covering lost nodes too); the monitor's record of past moments is kept
+            // apart so a healed state is not reported as broken.
             monitor: Monitor::new(false).tolerating("CommittedRecoverable"),
             _dir: None,
         })
@@ -207,7 +194,7 @@ impl Harness {
     /// The invariants broken so far: the monitor's, then CommittedRecoverable.
     pub fn violations(&self) -> Vec<Violation> {
         let mut v = self.monitor.violations();
-        if let Some(detail) = self.unrecoverable_commit() {
+        if let Some(detail) = self.cluster.unrecoverable_commit() {
             v.push(Violation {
                 invariant: "CommittedRecoverable",
                 detail,
@@ -216,62 +203,14 @@ impl Harness {
         v
     }
 
-    /// CommittedRecoverable on the engine's state: every committed record held (memory of a
-    /// live node, or synced on a disk not lost) by enough nodes that every read quorum of 3
-    /// surviving nodes meets one.
-    fn unrecoverable_commit(&self) -> Option<String> {
-        let commit = self.writer.commit_point();
-        let surviving = self.nodes.iter().filter(|n| !n.lost).count();
-        commit.prefix().find_map(|lsn| {
-            let holders = self
-                .nodes
-                .iter()
-                .filter(|n| !n.lost)
-                .filter(|n| n.on_disk >= lsn || n.sm.as_ref().is_some_and(|sm| sm.holds(lsn)))
-                .count();
-            (!readable_by_every_read_quorum(holders, surviving)).then(|| {
-                format!(
-                    "committed record {lsn} is held by {holders} of {surviving} surviving nodes"
-                )
-            })
-        })
+    /// The role machines, as the steps so far left them.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
     /// The implementation's state, mapped to the abstraction.
     pub fn abstraction(&self) -> Abstraction {
-        Abstraction {
-            commit: self.writer.commit_point(),
-            nodes: self
-                .nodes
-                .iter()
-                .map(|n| match (&n.sm, n.lost) {
-                    (_, true) => NodeView {
-                        status: NodeStatus::Lost,
-                        scl: Lsn::ZERO,
-                        flushed: Lsn::ZERO,
-                    },
-                    (Some(sm), false) => NodeView {
-                        status: NodeStatus::Up,
-                        scl: sm.scl(),
-                        flushed: sm.flushed(),
-                    },
-                    (None, false) => NodeView {
-                        status: NodeStatus::Crashed,
-                        scl: n.on_disk,
-                        flushed: n.on_disk,
-                    },
-                })
-                .collect(),
-            replicas: self
-                .replicas
-                .iter()
-                .map(|slot| {
-                    slot.sm
-                        .as_ref()
-                        .map_or_else(ReplicaView::down, ReplicaView::of_engine)
-                })
-                .collect(),
-        }
+        Abstraction::of_cluster(&self.cluster)
     }
 
     /// The steps taken so far, in order.
@@ -284,12 +223,11 @@ impl Harness {
         self.history.push(action.clone());
         match action {
             Action::Write => {
-                let record = record_for(self.writer.last_lsn().next());
-                let out = self.writer.handle(WriterInput::Append {
+                let record = record_for(self.cluster.writer().last_lsn().next());
+                self.take(Step::Writer(WriterInput::Append {
                     page: record.page,
                     value: record.value,
-                });
-                self.writer_outputs(out);
+                }))?;
             }
             Action::Deliver(e) => self.deliver_append(e)?,
             Action::Drop(e) => {
@@ -303,101 +241,80 @@ impl Harness {
             Action::LearnDurable(r, to) => self.learn(Actor::Replica(*r), Kind::Flushed, *to)?,
             Action::Pull(r, n) => self.pull(*r, *n)?,
             Action::CrashNode(n) => {
-                let node = &mut self.nodes[n.index()];
-                if node.sm.take().is_none() {
+                if self.cluster.node(*n).is_none() {
                     return infeasible(format!("{n:?} is not up"));
                 }
-                node.jobs.clear();
-                node.disk.crash();
-                self.monitor.observe(&Event::NodeCrashed(*n));
+                self.disks[n.index()].disk.crash();
+                self.take(Step::NodeCrashed {
+                    node: *n,
+                    on_disk: self.cluster.synced(*n),
+                })?;
             }
-            Action::RestartNode(n) => self.restart_node(*n)?,
+            Action::RestartNode(n) => {
+                if self.cluster.node_status(*n) != NodeStatus::Crashed {
+                    return infeasible(format!("{n:?} is not crashed"));
+                }
+                let disk = &mut self.disks[n.index()];
+                let (segment, recovered) = Segment::open(disk.disk.clone())
+                    .map_err(|e| Infeasible(format!("{n:?}: recovery failed: {e}")))?;
+                disk.segment = segment;
+                self.take(Step::NodeRestarted {
+                    node: *n,
+                    damage: recovered.report(),
+                    recovered: recovered.records,
+                })?;
+            }
             Action::LoseNode(n) => {
-                let node = &mut self.nodes[n.index()];
-                node.sm = None;
-                node.lost = true;
-                node.jobs.clear();
-                node.on_disk = Lsn::ZERO;
-                node.disk
+                self.disks[n.index()]
+                    .disk
                     .replace(&[])
                     .map_err(|e| Infeasible(format!("cannot destroy {n:?}'s segment: {e}")))?;
+                self.take(Step::NodeLost(*n))?;
                 self.pool.retain(|e| e.dst != Actor::Storage(*n));
             }
-            Action::AzOutage(az) => self.az_out = Some(*az),
-            Action::AzRecover(_) => self.az_out = None,
+            Action::AzOutage(az) => self.take(Step::AzOutage(Some(*az)))?,
+            Action::AzRecover(_) => self.take(Step::AzOutage(None))?,
             Action::CrashReplica(r) => {
-                let slot = &mut self.replicas[r.index()];
-                if slot.sm.take().is_none() {
-                    return infeasible(format!("{r:?} is not up"));
-                }
-                slot.incarnation += 1;
-                slot.inputs.clear();
-                slot.last.clear();
+                self.take(Step::ReplicaCrashed(*r))?;
+                let me = Actor::Replica(*r);
+                self.last.retain(|(to, _, _), _| *to != me);
             }
             Action::RestartReplica(r) => {
-                let slot = &mut self.replicas[r.index()];
-                if slot.sm.is_some() {
+                if self.cluster.replica(*r).is_some() {
                     return infeasible(format!("{r:?} is already up"));
                 }
-                slot.sm = Some(Replica::new(*r, slot.incarnation, self.cfg.clone()));
-                self.monitor.observe(&Event::ReplicaRestarted {
+                self.take(Step::ReplicaRestarted {
                     replica: *r,
-                    incarnation: slot.incarnation,
-                });
+                    incarnation: self.cluster.incarnation(*r),
+                })?;
             }
         }
         Ok(())
     }
 
-    fn reachable(&self, n: NodeId) -> bool {
-        self.nodes[n.index()].sm.is_some() && self.az_out != Some(n.az())
-    }
-
-    fn send(&mut self, e: Envelope) {
-        match (&e.msg, e.dst) {
-            // Requests and answers are exchanged inside a `Pull` step.
-            (Msg::Pull { .. } | Msg::Records { .. }, _) => {}
-            (_, Actor::Storage(n)) if self.nodes[n.index()].lost => {}
-            _ => {
-                self.pool.insert(e);
-            }
-        }
-    }
-
-    fn writer_outputs(&mut self, out: Vec<WriterOutput>) {
-        for o in out {
-            match o {
-                WriterOutput::Send(e) => self.send(e),
-                WriterOutput::Observe(ev) => self.monitor.observe(&ev),
-                WriterOutput::Appended(_) => {}
-            }
-        }
-    }
-
-    fn storage_outputs(&mut self, n: NodeId, out: Vec<StorageOutput>) {
-        for o in out {
-            match o {
-                StorageOutput::Send(e) => self.send(e),
-                StorageOutput::Persist(records) => self.nodes[n.index()].jobs.push_back(records),
-                StorageOutput::Observe(ev) => self.monitor.observe(&ev),
-            }
-        }
-    }
-
-    fn replica_input(&mut self, r: ReplicaId, input: ReplicaInput) -> Result<(), Infeasible> {
-        let slot = &mut self.replicas[r.index()];
-        let Some(sm) = slot.sm.as_mut() else {
-            return infeasible(format!("{r:?} is down"));
-        };
-        slot.inputs.push(input.clone());
-        let out = sm.handle(input);
-        for o in out {
-            match o {
-                ReplicaOutput::Send(e) => self.send(e),
-                ReplicaOutput::Observe(ev) => self.monitor.observe(&ev),
-            }
-        }
+    /// Takes `step` on the cluster and routes what it did.
+    fn take(&mut self, step: Step) -> Result<(), Infeasible> {
+        let fx = self.cluster.step(&step).map_err(Infeasible)?;
+        self.route(fx);
         Ok(())
+    }
+
+    /// Ghost events to the monitor; messages into the pool. (A node's flush jobs stay with the
+    /// cluster until [`Harness::flush`] runs them.)
+    fn route(&mut self, fx: Effects) {
+        for ev in &fx.observed {
+            self.monitor.observe(ev);
+        }
+        for e in fx.sent {
+            match (&e.msg, e.dst) {
+                // Requests and answers are exchanged inside a `Pull` step.
+                (Msg::Pull { .. } | Msg::Records { .. }, _) => {}
+                (_, Actor::Storage(n)) if self.cluster.node_status(n) == NodeStatus::Lost => {}
+                _ => {
+                    self.pool.insert(e);
+                }
+            }
+        }
     }
 
     fn deliver_append(&mut self, e: &Envelope) -> Result<(), Infeasible> {
@@ -409,49 +326,43 @@ impl Harness {
         if !self.pool.contains(e) {
             return infeasible(format!("{e:?} is not in flight"));
         }
-        if !self.reachable(n) {
+        if !self.cluster.reachable(n) {
             return infeasible(format!("{e:?}: {n:?} is not reachable"));
         }
         if self.config.network != NetworkKind::Duplicating {
             self.pool.remove(e);
         }
-        let sm = self.nodes[n.index()].sm.as_mut().expect("reachable");
-        let out = sm.handle(StorageInput::Deliver(vec![e.clone()]));
-        self.storage_outputs(n, out);
-        Ok(())
+        self.take(delivery(e.dst, e.clone()))
     }
 
-    /// Runs the node's flush jobs until its disk holds `1..=upto`. A job covers the prefix the
-    /// node held when it was issued, so the engine can stop only at a job's end.
+    /// Runs the node's flush jobs, as its flusher would (append, sync, report), until its disk
+    /// holds `1..=target`. A job covers the prefix the node held when it was issued, so the
+    /// engine can stop only at a job's end.
     fn flush(&mut self, n: NodeId, target: Lsn) -> Result<(), Infeasible> {
-        if self.nodes[n.index()].sm.is_none() {
+        if self.cluster.node(n).is_none() {
             return infeasible(format!("{n:?} is not up"));
         }
-        if self.nodes[n.index()].jobs.is_empty() {
+        if self.cluster.next_flush_job(n).is_none() {
             return infeasible(format!("{n:?} has nothing to flush"));
         }
-        while self.nodes[n.index()].on_disk < target {
-            let Some(records) = self.nodes[n.index()].jobs.pop_front() else {
+        while self.cluster.synced(n) < target {
+            let Some(job) = self.cluster.next_flush_job(n) else {
                 break;
             };
-            let node = &mut self.nodes[n.index()];
-            let Some(upto) = records.last().map(|r| r.lsn) else {
-                continue;
+            let Some(upto) = job.last().map(|r| r.lsn) else {
+                return infeasible(format!("{n:?} has an empty flush job"));
             };
-            let io = node
-                .segment
-                .append(&records)
-                .and_then(|_| node.segment.sync());
-            if let Err(e) = io {
+            let segment = &self.disks[n.index()].segment;
+            if let Err(e) = segment.append(job).and_then(|_| segment.sync()) {
                 return infeasible(format!("{n:?}: segment I/O failed: {e}"));
             }
-            node.on_disk = node.on_disk.max(upto);
             self.monitor.observe(&Event::Synced { node: n, lsn: upto });
-            let sm = self.nodes[n.index()].sm.as_mut().expect("up");
-            let out = sm.handle(StorageInput::FlushDone { upto });
-            self.storage_outputs(n, out);
+            self.take(Step::Node {
+                node: n,
+                input: StorageInput::FlushDone { upto },
+            })?;
         }
-        let on_disk = self.nodes[n.index()].on_disk;
+        let on_disk = self.cluster.synced(n);
         if on_disk != target {
             return infeasible(format!(
                 "{n:?}'s flushes reach 1..={on_disk}, not 1..={target}"
@@ -460,31 +371,11 @@ impl Harness {
         Ok(())
     }
 
-    fn restart_node(&mut self, n: NodeId) -> Result<(), Infeasible> {
-        let node = &mut self.nodes[n.index()];
-        if node.sm.is_some() || node.lost {
-            return infeasible(format!("{n:?} is not crashed"));
-        }
-        let (segment, recovered) = Segment::open(node.disk.clone())
-            .map_err(|e| Infeasible(format!("{n:?}: recovery failed: {e}")))?;
-        let sm = StorageNode::recover(n, self.cfg.clone(), recovered.records.clone());
-        node.on_disk = sm.flushed();
-        let event = Event::NodeRecovered {
-            node: n,
-            lsn: sm.flushed(),
-            damage: recovered.report(),
-        };
-        node.segment = segment;
-        node.sm = Some(sm);
-        self.monitor.observe(&event);
-        Ok(())
-    }
-
     fn pull(&mut self, r: ReplicaId, n: NodeId) -> Result<(), Infeasible> {
-        let Some(replica) = self.replicas[r.index()].sm.as_ref() else {
+        let Some(replica) = self.cluster.replica(r) else {
             return infeasible(format!("{r:?} is down"));
         };
-        if !self.reachable(n) {
+        if !self.cluster.reachable(n) {
             return infeasible(format!("{n:?} is not reachable for {r:?}'s pull"));
         }
         let pull = Envelope {
@@ -494,81 +385,50 @@ impl Harness {
                 from: replica.applied().next(),
             },
         };
-        let sm = self.nodes[n.index()].sm.as_mut().expect("reachable");
-        let out = sm.handle(StorageInput::Deliver(vec![pull]));
-        let mut answer = None;
-        let mut rest = Vec::new();
-        for o in out {
-            match o {
-                StorageOutput::Send(e)
-                    if e.dst == Actor::Replica(r) && matches!(e.msg, Msg::Records { .. }) =>
-                {
-                    answer = Some(e)
-                }
-                other => rest.push(other),
-            }
-        }
-        self.storage_outputs(n, rest);
+        let mut fx = self
+            .cluster
+            .step(&delivery(pull.dst, pull))
+            .map_err(Infeasible)?;
+        let answer = fx
+            .sent
+            .iter()
+            .position(|e| e.dst == Actor::Replica(r) && matches!(e.msg, Msg::Records { .. }))
+            .map(|i| fx.sent.remove(i));
+        self.route(fx);
         let Some(answer) = answer else {
             return infeasible(format!("{n:?} did not answer {r:?}'s pull"));
         };
-        self.replica_input(r, ReplicaInput::Deliver(answer))
+        self.take(delivery(answer.dst, answer))
     }
 
-    /// The receiver's watermark of this kind.
-    fn watermark(&self, receiver: Actor, kind: Kind) -> Option<Lsn> {
+    /// The receiver's watermark of this kind in `cluster`.
+    fn watermark(cluster: &Cluster, receiver: Actor, kind: Kind) -> Option<Lsn> {
         match (receiver, kind) {
-            (Actor::Writer, Kind::Ack) => Some(self.writer.commit_point()),
-            (Actor::Replica(r), Kind::Available) => self.replicas[r.index()]
-                .sm
-                .as_ref()
-                .map(|s| s.known_commit()),
-            (Actor::Replica(r), Kind::Flushed) => {
-                self.replicas[r.index()].sm.as_ref().map(|s| s.durable())
-            }
+            (Actor::Writer, Kind::Ack) => Some(cluster.writer().commit_point()),
+            (Actor::Replica(r), Kind::Available) => cluster.replica(r).map(|s| s.known_commit()),
+            (Actor::Replica(r), Kind::Flushed) => cluster.replica(r).map(|s| s.durable()),
             _ => None,
         }
     }
 
     /// The watermark the receiver would have after also receiving `e`, tried on a copy.
-    fn try_delivery(&self, receiver: Actor, kind: Kind, e: &Envelope) -> Lsn {
-        match receiver {
-            Actor::Writer => {
-                let mut w = self.writer.clone();
-                w.handle(WriterInput::Deliver(e.clone()));
-                w.commit_point()
-            }
-            Actor::Replica(r) => {
-                let slot = &self.replicas[r.index()];
-                let mut copy = Replica::new(r, slot.incarnation, self.cfg.clone());
-                for input in &slot.inputs {
-                    copy.handle(input.clone());
-                }
-                copy.handle(ReplicaInput::Deliver(e.clone()));
-                match kind {
-                    Kind::Available => copy.known_commit(),
-                    _ => copy.durable(),
-                }
-            }
-            Actor::Storage(_) => Lsn::ZERO,
-        }
+    fn try_delivery(&self, receiver: Actor, kind: Kind, e: &Envelope) -> Option<Lsn> {
+        let mut copy = self.cluster.clone();
+        copy.step(&delivery(receiver, e.clone())).ok()?;
+        Harness::watermark(&copy, receiver, kind)
     }
 
     /// Delivers pending watermark messages of `kind` to `receiver` until its watermark is `to`.
     fn learn(&mut self, receiver: Actor, kind: Kind, to: Lsn) -> Result<(), Infeasible> {
         for _ in 0..4 * STORAGE_NODES * (self.config.lsns as usize + 1) {
-            let Some(now) = self.watermark(receiver, kind) else {
+            let Some(now) = Harness::watermark(&self.cluster, receiver, kind) else {
                 return infeasible(format!("{receiver:?} is down"));
             };
             if now == to {
                 return Ok(());
             }
             let up = to > now;
-            let last = |node: NodeId| match receiver {
-                Actor::Writer => self.writer_last.get(&node).copied(),
-                Actor::Replica(r) => self.replicas[r.index()].last.get(&(kind, node)).copied(),
-                Actor::Storage(_) => None,
-            };
+            let last = |node: NodeId| self.last.get(&(receiver, kind, node)).copied();
             // Messages that move the receiver's view of their node in the wanted direction
             // (higher when rising; lower when falling, which only a receiver that keeps the
             // latest message rather than the highest can do), lowest first when rising and
@@ -595,7 +455,9 @@ impl Harness {
             }
             let mut chosen = None;
             for (_, e) in &candidates {
-                let after = self.try_delivery(receiver, kind, e);
+                let Some(after) = self.try_delivery(receiver, kind, e) else {
+                    continue;
+                };
                 let fits = if up { after <= to } else { after >= to };
                 if after == to {
                     chosen = Some(e.clone());
@@ -617,18 +479,8 @@ impl Harness {
                 ));
             };
             let (_, node, value) = watermark_of(&e.msg).expect("a watermark message");
-            match receiver {
-                Actor::Writer => {
-                    self.writer_last.insert(node, value);
-                    let out = self.writer.handle(WriterInput::Deliver(e));
-                    self.writer_outputs(out);
-                }
-                Actor::Replica(r) => {
-                    self.replicas[r.index()].last.insert((kind, node), value);
-                    self.replica_input(r, ReplicaInput::Deliver(e))?;
-                }
-                Actor::Storage(_) => unreachable!("nodes learn no watermark"),
-            }
+            self.last.insert((receiver, kind, node), value);
+            self.take(delivery(receiver, e))?;
         }
         infeasible(format!(
             "{receiver:?} did not reach {kind:?} watermark {to}"

@@ -2,8 +2,8 @@
 //! benchmark and replay counterexamples on its implementation.
 
 use aurora_redo::checking::{self, Run, Stop, Strategy};
+use aurora_redo::counterexample::CounterexampleFile;
 use aurora_redo::model_args::ModelArgs;
-use aurora_redo::trace::TraceFile;
 use aurora_redo::{bench, explore, mutants, replay, run};
 use aurora_redo_model::render::mermaid;
 use aurora_redo_model::Bug;
@@ -190,7 +190,8 @@ fn check(args: CheckArgs) -> ExitCode {
     if let Some(file) = &args.trace_out {
         match chosen.and_then(|name| report.path(name).map(|path| (name, path))) {
             Some((name, path)) => {
-                if let Err(e) = TraceFile::from_path(&config, Some(name), path).write(file) {
+                if let Err(e) = CounterexampleFile::from_path(&config, Some(name), path).write(file)
+                {
                     return usage_error(e);
                 }
                 eprintln!(
@@ -277,7 +278,7 @@ fn mutants(args: MutantsArgs) -> ExitCode {
 
 fn explore(args: ExploreArgs) -> ExitCode {
     let (config, trace) = match &args.trace {
-        Some(file) => match TraceFile::read(file) {
+        Some(file) => match CounterexampleFile::read(file) {
             Ok(trace) => (trace.config.clone(), Some(trace)),
             Err(message) => return usage_error(message),
         },
@@ -297,7 +298,7 @@ fn replay(args: ReplayArgs) -> ExitCode {
         Ok(bug) => bug,
         Err(message) => return usage_error(message),
     };
-    let trace = match TraceFile::read(&args.file) {
+    let trace = match CounterexampleFile::read(&args.file) {
         Ok(trace) => trace,
         Err(message) => return usage_error(message),
     };

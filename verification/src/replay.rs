@@ -4,8 +4,8 @@
 //! the engine cannot take.
 
 use crate::abstraction::Abstraction;
+use crate::counterexample::CounterexampleFile;
 use crate::harness::{impl_bug, Harness};
-use crate::trace::TraceFile;
 use aurora_redo_model::Bug;
 
 /// What replaying a trace on the implementation showed.
@@ -46,7 +46,7 @@ impl Replay {
 
 /// Replays `trace` on the implementation with `bug` (a model mutant's name) switched on in it.
 /// Fails (bad input) when the bug has no implementation counterpart or the engine cannot start.
-pub fn replay(trace: &TraceFile, bug: Option<Bug>) -> Result<Replay, String> {
+pub fn replay(trace: &CounterexampleFile, bug: Option<Bug>) -> Result<Replay, String> {
     let seeded = match bug {
         Some(b) => Some(impl_bug(b).ok_or_else(|| {
             format!("the implementation has no counterpart of the seeded bug '{b}'")
@@ -93,7 +93,7 @@ pub fn replay(trace: &TraceFile, bug: Option<Bug>) -> Result<Replay, String> {
 }
 
 /// Prints a replay for a person to read.
-pub fn print(trace: &TraceFile, bug: Option<Bug>, replay: &Replay) {
+pub fn print(trace: &CounterexampleFile, bug: Option<Bug>, replay: &Replay) {
     println!("trace: {} steps of {}", trace.steps.len(), trace.config);
     if let Some(p) = &trace.property {
         println!("the model's run violates: {p}");

@@ -3,8 +3,8 @@
 //! infeasible), `explore --trace` prints the Explorer URL of the trace, and bad trace files are
 //! rejected with exit status 2.
 
+use aurora_redo::counterexample::CounterexampleFile;
 use aurora_redo::mutants::shortest_counterexample;
-use aurora_redo::trace::TraceFile;
 use aurora_redo_model::Bug;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -22,7 +22,7 @@ fn trace_of(dir: &Path, bug: &str) -> PathBuf {
     let property = bug.expected_property();
     let report = shortest_counterexample(bug);
     let file = dir.join(format!("{bug}.json"));
-    TraceFile::from_path(
+    CounterexampleFile::from_path(
         &report.config,
         Some(property),
         report.path(property).unwrap(),

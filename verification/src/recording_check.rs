@@ -40,14 +40,14 @@
 //! The network is modelled as duplicating: that covers the engine's duplication, its reordering,
 //! and its losses (a lost message is one never delivered).
 
-use crate::abstraction::{conforms, Abstraction, NodeView, ReplicaView};
+use crate::abstraction::{conforms, Abstraction};
+use aurora_redo_impl::cluster::{Cluster, Step};
 use aurora_redo_impl::observer::Event;
-use aurora_redo_impl::recorder::TraceEvent;
-use aurora_redo_impl::replica::{Replica, ReplicaInput, ReplicaOutput};
-use aurora_redo_impl::storage::{StorageInput, StorageNode, StorageOutput};
-use aurora_redo_impl::writer::{Writer, WriterInput, WriterOutput};
+use aurora_redo_impl::replica::ReplicaInput;
+use aurora_redo_impl::storage::StorageInput;
+use aurora_redo_impl::writer::WriterInput;
 use aurora_redo_impl::Config as ImplConfig;
-use aurora_redo_model::state::{record_for, NodeStatus};
+use aurora_redo_model::state::record_for;
 use aurora_redo_model::{
     Action, Actor, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, Record, RedoModel, ReplicaId,
     State,
@@ -61,7 +61,7 @@ pub const CANDIDATE_CAP: usize = 20_000;
 
 /// A trace the model explains.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TraceReport {
+pub struct RecordingReport {
     /// Events checked.
     pub events: usize,
     /// The largest candidate set after any event.
@@ -70,7 +70,7 @@ pub struct TraceReport {
 
 /// Why a trace was rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TraceFailure {
+pub struct RecordingFailure {
     /// The index of the offending event in the trace.
     pub index: usize,
     /// The offending event.
@@ -83,7 +83,7 @@ pub struct TraceFailure {
     pub closest: Vec<String>,
 }
 
-impl fmt::Display for TraceFailure {
+impl fmt::Display for RecordingFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
@@ -100,36 +100,21 @@ impl fmt::Display for TraceFailure {
     }
 }
 
-impl std::error::Error for TraceFailure {}
+impl std::error::Error for RecordingFailure {}
 
-/// The engine's role machines, replayed.
-struct Replay {
-    cfg: ImplConfig,
-    writer: Writer,
-    nodes: Vec<Option<StorageNode>>,
-    /// Per node, the synced prefix its disk kept when it crashed.
-    on_disk: Vec<Lsn>,
-    replicas: Vec<Replica>,
+/// The engine's role machines, replayed from the recording, and what the network has carried.
+struct Replayed {
+    cluster: Cluster,
     /// Every message any machine has sent.
     sent: BTreeSet<Envelope>,
     /// The records the writer created.
     written: BTreeMap<Lsn, Record>,
 }
 
-impl Replay {
-    fn new(cfg: &ImplConfig) -> Replay {
-        Replay {
-            cfg: cfg.clone(),
-            writer: Writer::new(cfg.clone()),
-            nodes: NodeId::all()
-                .map(|n| Some(StorageNode::new(n, cfg.clone())))
-                .collect(),
-            on_disk: vec![Lsn::ZERO; NodeId::all().count()],
-            replicas: cfg
-                .replicas
-                .iter()
-                .map(|r| Replica::new(*r, 0, cfg.clone()))
-                .collect(),
+impl Replayed {
+    fn new(cfg: &ImplConfig) -> Replayed {
+        Replayed {
+            cluster: Cluster::new(cfg.clone()),
             sent: BTreeSet::new(),
             written: BTreeMap::new(),
         }
@@ -150,125 +135,32 @@ impl Replay {
         Ok(())
     }
 
-    fn node_mut(&mut self, n: NodeId) -> Result<&mut StorageNode, String> {
-        self.nodes
-            .get_mut(n.index())
-            .and_then(Option::as_mut)
-            .ok_or_else(|| format!("{n:?} is not up"))
-    }
-
-    fn replica_index(&self, r: ReplicaId) -> Result<usize, String> {
-        (r.index() < self.replicas.len())
-            .then_some(r.index())
-            .ok_or_else(|| format!("there is no {r:?}"))
-    }
-
-    /// Takes the event on the replayed machines.
-    fn apply(&mut self, ev: &TraceEvent) -> Result<(), String> {
-        match ev {
-            TraceEvent::Writer(input) => {
-                if let WriterInput::Deliver(e) = input {
-                    self.delivered(e, Actor::Writer)?;
-                }
-                for o in self.writer.handle(input.clone()) {
-                    match o {
-                        WriterOutput::Send(e) => {
-                            self.sent.insert(e);
-                        }
-                        WriterOutput::Observe(Event::Appended(r)) => {
-                            self.written.insert(r.lsn, r);
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            TraceEvent::Node { node, input } => {
-                if let StorageInput::Deliver(batch) = input {
-                    for e in batch {
-                        self.delivered(e, Actor::Storage(*node))?;
-                    }
-                }
-                let out = self.node_mut(*node)?.handle(input.clone());
-                for o in out {
-                    if let StorageOutput::Send(e) = o {
-                        self.sent.insert(e);
-                    }
-                }
-            }
-            TraceEvent::Replica { replica, input } => {
-                let i = self.replica_index(*replica)?;
-                if let ReplicaInput::Deliver(e) = input {
-                    self.delivered(e, Actor::Replica(*replica))?;
-                }
-                for o in self.replicas[i].handle(input.clone()) {
-                    if let ReplicaOutput::Send(e) = o {
-                        self.sent.insert(e);
-                    }
-                }
-            }
-            TraceEvent::NodeCrashed { node, on_disk } => {
-                let flushed = self.node_mut(*node)?.flushed();
-                if *on_disk < flushed {
-                    return Err(format!(
-                        "{node:?} had announced 1..={flushed} flushed but its disk kept only \
-                         1..={on_disk}"
-                    ));
-                }
-                self.nodes[node.index()] = None;
-                self.on_disk[node.index()] = *on_disk;
-            }
-            TraceEvent::NodeRestarted { node, recovered } => {
-                let slot = self
-                    .nodes
-                    .get_mut(node.index())
-                    .ok_or_else(|| format!("there is no {node:?}"))?;
-                if slot.is_some() {
-                    return Err(format!("{node:?} restarted without having crashed"));
-                }
-                let sm = StorageNode::recover(*node, self.cfg.clone(), recovered.clone());
-                if sm.flushed() != self.on_disk[node.index()] {
-                    return Err(format!(
-                        "{node:?} recovered 1..={} but its disk had kept 1..={}",
-                        sm.flushed(),
-                        self.on_disk[node.index()]
-                    ));
-                }
-                *slot = Some(sm);
-            }
-            TraceEvent::ReplicaRestarted {
-                replica,
-                incarnation,
+    /// Takes the step on the cluster, after checking that whatever it delivers was sent.
+    fn apply(&mut self, step: &Step) -> Result<(), String> {
+        match step {
+            Step::Writer(WriterInput::Deliver(e)) => self.delivered(e, Actor::Writer)?,
+            Step::Node {
+                node,
+                input: StorageInput::Deliver(batch),
             } => {
-                let i = self.replica_index(*replica)?;
-                self.replicas[i] = Replica::new(*replica, *incarnation, self.cfg.clone());
+                for e in batch {
+                    self.delivered(e, Actor::Storage(*node))?;
+                }
             }
-            TraceEvent::AzOutage(_) => {}
+            Step::Replica {
+                replica,
+                input: ReplicaInput::Deliver(e),
+            } => self.delivered(e, Actor::Replica(*replica))?,
+            _ => {}
         }
+        let fx = self.cluster.step(step)?;
+        for ev in fx.observed {
+            if let Event::Appended(r) = ev {
+                self.written.insert(r.lsn, r);
+            }
+        }
+        self.sent.extend(fx.sent);
         Ok(())
-    }
-
-    fn abstraction(&self) -> Abstraction {
-        Abstraction {
-            commit: self.writer.commit_point(),
-            nodes: self
-                .nodes
-                .iter()
-                .zip(&self.on_disk)
-                .map(|(n, on_disk)| match n {
-                    Some(sm) => NodeView {
-                        status: NodeStatus::Up,
-                        scl: sm.scl(),
-                        flushed: sm.flushed(),
-                    },
-                    None => NodeView {
-                        status: NodeStatus::Crashed,
-                        scl: *on_disk,
-                        flushed: *on_disk,
-                    },
-                })
-                .collect(),
-            replicas: self.replicas.iter().map(ReplicaView::of_engine).collect(),
-        }
     }
 }
 
@@ -350,13 +242,13 @@ impl Checker {
     }
 
     /// Every model state the event may lead to from `s` (before comparing abstractions).
-    fn successors(&self, s: &State, ev: &TraceEvent) -> Vec<State> {
+    fn successors(&self, s: &State, ev: &Step) -> Vec<State> {
         let stutter = || vec![s.clone()];
         match ev {
-            TraceEvent::Writer(WriterInput::Append { .. }) => {
+            Step::Writer(WriterInput::Append { .. }) => {
                 self.step(s, &Action::Write).into_iter().collect()
             }
-            TraceEvent::Writer(WriterInput::Deliver(e)) => match e.msg {
+            Step::Writer(WriterInput::Deliver(e)) => match e.msg {
                 Msg::Ack { .. } => {
                     let mut out = stutter();
                     out.extend(self.steps_where(s, |a| matches!(a, Action::Commit(_))));
@@ -364,8 +256,8 @@ impl Checker {
                 }
                 _ => stutter(),
             },
-            TraceEvent::Writer(WriterInput::Tick) => stutter(),
-            TraceEvent::Node { node, input } => match input {
+            Step::Writer(WriterInput::Tick) => stutter(),
+            Step::Node { node, input } => match input {
                 StorageInput::Deliver(batch) => {
                     let mut states = stutter();
                     for e in batch {
@@ -386,7 +278,7 @@ impl Checker {
                     out
                 }
             },
-            TraceEvent::Replica { replica, input } => {
+            Step::Replica { replica, input } => {
                 let r = *replica;
                 let ReplicaInput::Deliver(e) = input else {
                     return stutter();
@@ -418,7 +310,7 @@ impl Checker {
                     _ => stutter(),
                 }
             }
-            TraceEvent::NodeCrashed { node, on_disk } => {
+            Step::NodeCrashed { node, on_disk } => {
                 let crash = Action::CrashNode(*node);
                 let mut out: Vec<State> = self.step(s, &crash).into_iter().collect();
                 if *on_disk > s.node(*node).flushed() {
@@ -429,19 +321,28 @@ impl Checker {
                 }
                 out
             }
-            TraceEvent::NodeRestarted { node, .. } => self
+            Step::NodeLost(node) => self.step(s, &Action::LoseNode(*node)).into_iter().collect(),
+            Step::ReplicaCrashed(replica) => self
+                .step(s, &Action::CrashReplica(*replica))
+                .into_iter()
+                .collect(),
+            Step::NodeRestarted { node, .. } => self
                 .step(s, &Action::RestartNode(*node))
                 .into_iter()
                 .collect(),
-            TraceEvent::ReplicaRestarted { replica, .. } => self
-                .step(s, &Action::CrashReplica(*replica))
-                .and_then(|c| self.step(&c, &Action::RestartReplica(*replica)))
+            Step::ReplicaRestarted { replica, .. } => {
+                let restart = Action::RestartReplica(*replica);
+                if s.replicas[replica.index()].up {
+                    self.step(s, &Action::CrashReplica(*replica))
+                        .and_then(|c| self.step(&c, &restart))
+                } else {
+                    self.step(s, &restart)
+                }
                 .into_iter()
-                .collect(),
-            TraceEvent::AzOutage(Some(az)) => {
-                self.step(s, &Action::AzOutage(*az)).into_iter().collect()
+                .collect()
             }
-            TraceEvent::AzOutage(None) => match s.az_out {
+            Step::AzOutage(Some(az)) => self.step(s, &Action::AzOutage(*az)).into_iter().collect(),
+            Step::AzOutage(None) => match s.az_out {
                 Some(az) => self.step(s, &Action::AzRecover(az)).into_iter().collect(),
                 None => stutter(),
             },
@@ -469,26 +370,27 @@ fn closest(states: &[State], target: &Abstraction) -> Vec<String> {
 
 /// Checks a recorded trace of an engine running with `impl_cfg` against the model configured by
 /// `config` (through [`checking_config`]). `config.lsns` must cover every record written.
-pub fn check_trace(
+pub fn check_recording(
     config: &Config,
     impl_cfg: &ImplConfig,
-    events: &[TraceEvent],
-) -> Result<TraceReport, TraceFailure> {
+    events: &[Step],
+) -> Result<RecordingReport, RecordingFailure> {
     let model = checking_config(config).into_model();
     let mut candidates: Vec<State> = model.init_states();
     let checker = Checker { model };
-    let mut replay = Replay::new(impl_cfg);
+    let mut replayed = Replayed::new(impl_cfg);
     let mut most = candidates.len();
     for (index, ev) in events.iter().enumerate() {
-        let fail = |reason: String, implementation: Option<&Abstraction>, closest| TraceFailure {
-            index,
-            event: describe(ev),
-            reason,
-            implementation: implementation.map(|a| a.to_string()),
-            closest,
-        };
-        if let TraceEvent::Writer(WriterInput::Append { .. }) = ev {
-            if replay.writer.last_lsn().0 >= u64::from(config.lsns) {
+        let fail =
+            |reason: String, implementation: Option<&Abstraction>, closest| RecordingFailure {
+                index,
+                event: ev.to_string(),
+                reason,
+                implementation: implementation.map(|a| a.to_string()),
+                closest,
+            };
+        if let Step::Writer(WriterInput::Append { .. }) = ev {
+            if replayed.cluster.writer().last_lsn().0 >= u64::from(config.lsns) {
                 return Err(fail(
                     format!(
                         "the writer creates more records than the model's {} LSNs",
@@ -499,10 +401,10 @@ pub fn check_trace(
                 ));
             }
         }
-        if let Err(why) = replay.apply(ev) {
+        if let Err(why) = replayed.apply(ev) {
             return Err(fail(why, None, Vec::new()));
         }
-        let actual = replay.abstraction();
+        let actual = Abstraction::of_cluster(&replayed.cluster);
         let mut seen = HashSet::new();
         let mut considered = Vec::new();
         let mut next = Vec::new();
@@ -549,42 +451,8 @@ pub fn check_trace(
         most = most.max(next.len());
         candidates = next;
     }
-    Ok(TraceReport {
+    Ok(RecordingReport {
         events: events.len(),
         most_candidates: most,
     })
-}
-
-/// One line for an event.
-pub fn describe(ev: &TraceEvent) -> String {
-    match ev {
-        TraceEvent::Writer(WriterInput::Append { page, value }) => {
-            format!("W appends (page {page}, value {value})")
-        }
-        TraceEvent::Writer(WriterInput::Deliver(e)) => format!("W receives {e:?}"),
-        TraceEvent::Writer(WriterInput::Tick) => "W ticks".into(),
-        TraceEvent::Node { node, input } => match input {
-            StorageInput::Deliver(batch) => {
-                let msgs: Vec<String> = batch.iter().map(|e| format!("{e:?}")).collect();
-                format!("{node:?} receives [{}]", msgs.join(", "))
-            }
-            StorageInput::FlushDone { upto } => format!("{node:?}'s flush of ..={upto} is done"),
-        },
-        TraceEvent::Replica { replica, input } => match input {
-            ReplicaInput::Deliver(e) => format!("{replica:?} receives {e:?}"),
-            ReplicaInput::Tick => format!("{replica:?} ticks"),
-        },
-        TraceEvent::NodeCrashed { node, on_disk } => {
-            format!("{node:?} crashes (disk keeps 1..={on_disk})")
-        }
-        TraceEvent::NodeRestarted { node, recovered } => {
-            format!("{node:?} restarts, recovering {} records", recovered.len())
-        }
-        TraceEvent::ReplicaRestarted {
-            replica,
-            incarnation,
-        } => format!("{replica:?} crashes and restarts as incarnation {incarnation}"),
-        TraceEvent::AzOutage(Some(az)) => format!("AZ {az:?} goes out"),
-        TraceEvent::AzOutage(None) => "the AZ outage ends".into(),
-    }
 }

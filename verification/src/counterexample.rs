@@ -29,7 +29,7 @@ pub const VERSION: u32 = 1;
 
 /// One step of a trace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TraceStep {
+pub struct CounterexampleStep {
     pub action: Action,
     #[serde(default)]
     pub description: String,
@@ -37,16 +37,16 @@ pub struct TraceStep {
 
 /// A counterexample (or any run of the model), with the configuration it is a run of.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TraceFile {
+pub struct CounterexampleFile {
     pub format: String,
     pub version: u32,
     pub config: Config,
     /// The property the run violates (or `null` for a run that is not a counterexample).
     pub property: Option<String>,
-    pub steps: Vec<TraceStep>,
+    pub steps: Vec<CounterexampleStep>,
 }
 
-impl TraceFile {
+impl CounterexampleFile {
     /// The trace of a path through the model of `config`.
     pub fn from_path(config: &Config, property: Option<&str>, path: &Path<State, Action>) -> Self {
         let steps = path
@@ -54,13 +54,13 @@ impl TraceFile {
             .into_vec()
             .into_iter()
             .filter_map(|(state, action)| {
-                action.map(|action| TraceStep {
+                action.map(|action| CounterexampleStep {
                     description: describe(&action, &state),
                     action,
                 })
             })
             .collect();
-        TraceFile {
+        CounterexampleFile {
             format: FORMAT.to_string(),
             version: VERSION,
             config: config.clone(),
@@ -83,14 +83,14 @@ impl TraceFile {
     /// Reads and checks a trace: readable, JSON of this format and version, a valid
     /// configuration, every step enabled in the model where it is taken, and, if it names a
     /// property, the model's run really violating it.
-    pub fn read(file: &FsPath) -> Result<TraceFile, String> {
+    pub fn read(file: &FsPath) -> Result<CounterexampleFile, String> {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         Self::parse(&text).map_err(|e| format!("{}: {e}", file.display()))
     }
 
-    /// Parses and checks a trace from its JSON text (see [`TraceFile::read`]).
-    pub fn parse(text: &str) -> Result<TraceFile, String> {
+    /// Parses and checks a trace from its JSON text (see [`CounterexampleFile::read`]).
+    pub fn parse(text: &str) -> Result<CounterexampleFile, String> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
         match value.get("format").and_then(|f| f.as_str()) {
@@ -105,7 +105,7 @@ impl TraceFile {
                 ))
             }
         }
-        let trace: TraceFile =
+        let trace: CounterexampleFile =
             serde_json::from_value(value).map_err(|e| format!("malformed trace: {e}"))?;
         trace
             .config

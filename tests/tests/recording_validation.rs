@@ -2,20 +2,20 @@
 //! flushers on simulated disks, two replicas, with network faults (loss, duplication,
 //! reordering), a node crash and restart, an AZ outage and a replica crash. Every schedule's run
 //! is recorded step by step and checked against the model's transition relation
-//! (`aurora_redo::trace_check`).
+//! (`aurora_redo::recording_check`).
 //!
-//! Run: `cargo test --release -p aurora-redo-tests --features shuttle --test trace_validation`.
+//! Run: `cargo test --release -p aurora-redo-tests --features shuttle --test recording_validation`.
 #![cfg(feature = "shuttle")]
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use aurora_redo::trace_check::check_trace;
+use aurora_redo::recording_check::check_recording;
 use aurora_redo_impl::disk::{Disk, SimDisk};
 use aurora_redo_impl::engine::Engine;
 use aurora_redo_impl::faults::FaultConfig;
 use aurora_redo_impl::monitor::Monitor;
 use aurora_redo_impl::observer::{NoObserver, Observer};
-use aurora_redo_impl::recorder::{Recorder, TraceSink};
+use aurora_redo_impl::recorder::{Recorder, StepSink};
 use aurora_redo_impl::sync::{thread, Arc, AtomicBool, Ordering};
 use aurora_redo_impl::{AckPolicy as ImplAck, Config as ImplConfig, ImplBug};
 use aurora_redo_model::state::record_for;
@@ -70,8 +70,8 @@ fn scenario(ack: AckPolicy, bug: Option<ImplBug>) -> impl Fn() + Send + Sync + '
             reorder: 0.2,
             seed: 7,
         };
-        let sink: Arc<dyn TraceSink> = recorder.clone();
-        let (engine, _) = Engine::start_traced(cfg.clone(), net, disks, observer, Some(sink))
+        let sink: Arc<dyn StepSink> = recorder.clone();
+        let (engine, _) = Engine::start_recorded(cfg.clone(), net, disks, observer, Some(sink))
             .expect("simulated disks do not fail");
         let engine = Arc::new(engine);
 
@@ -117,8 +117,8 @@ fn scenario(ack: AckPolicy, bug: Option<ImplBug>) -> impl Fn() + Send + Sync + '
             Ok(engine) => engine.shutdown(),
             Err(_) => panic!("engine still shared"),
         }
-        let events = recorder.events();
-        if let Err(failure) = check_trace(&model_config(ack), &cfg, &events) {
+        let events = recorder.steps();
+        if let Err(failure) = check_recording(&model_config(ack), &cfg, &events) {
             panic!("{failure}");
         }
     }

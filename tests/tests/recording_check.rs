@@ -1,8 +1,8 @@
 //! The trace checker on hand-made traces: a correct trace is accepted, and corrupt ones are
 //! rejected at the offending event with a reason.
 
-use aurora_redo::trace_check::{check_trace, TraceFailure};
-use aurora_redo_impl::recorder::TraceEvent;
+use aurora_redo::recording_check::{check_recording, RecordingFailure};
+use aurora_redo_impl::recorder::Step;
 use aurora_redo_impl::storage::StorageInput;
 use aurora_redo_impl::writer::WriterInput;
 use aurora_redo_impl::{AckPolicy as ImplAck, Config as ImplConfig};
@@ -29,9 +29,9 @@ fn impl_config() -> ImplConfig {
     ImplConfig::new(ImplAck::Memory, 1)
 }
 
-fn write(lsn: u64) -> TraceEvent {
+fn write(lsn: u64) -> Step {
     let r = record_for(Lsn(lsn));
-    TraceEvent::Writer(WriterInput::Append {
+    Step::Writer(WriterInput::Append {
         page: r.page,
         value: r.value,
     })
@@ -45,15 +45,15 @@ fn append(node: u8, record: Record) -> Envelope {
     }
 }
 
-fn to_node(node: u8, batch: Vec<Envelope>) -> TraceEvent {
-    TraceEvent::Node {
+fn to_node(node: u8, batch: Vec<Envelope>) -> Step {
+    Step::Node {
         node: NodeId(node),
         input: StorageInput::Deliver(batch),
     }
 }
 
-fn ack(node: u8, scl: u64) -> TraceEvent {
-    TraceEvent::Writer(WriterInput::Deliver(Envelope {
+fn ack(node: u8, scl: u64) -> Step {
+    Step::Writer(WriterInput::Deliver(Envelope {
         src: Actor::Storage(NodeId(node)),
         dst: Actor::Writer,
         msg: Msg::Ack {
@@ -64,7 +64,7 @@ fn ack(node: u8, scl: u64) -> TraceEvent {
 }
 
 /// W writes LSN 1, four nodes store it and their acks reach the writer: commit point 1.
-fn committed_trace() -> Vec<TraceEvent> {
+fn committed_trace() -> Vec<Step> {
     let mut t = vec![write(1)];
     for n in 0..4 {
         t.push(to_node(n, vec![append(n, record_for(Lsn(1)))]));
@@ -75,8 +75,8 @@ fn committed_trace() -> Vec<TraceEvent> {
     t
 }
 
-fn rejected(events: &[TraceEvent]) -> TraceFailure {
-    match check_trace(&model_config(), &impl_config(), events) {
+fn rejected(events: &[Step]) -> RecordingFailure {
+    match check_recording(&model_config(), &impl_config(), events) {
         Ok(report) => panic!("accepted: {report:?}"),
         Err(failure) => failure,
     }
@@ -84,7 +84,7 @@ fn rejected(events: &[TraceEvent]) -> TraceFailure {
 
 #[test]
 fn a_correct_trace_is_accepted() {
-    let report = check_trace(&model_config(), &impl_config(), &committed_trace())
+    let report = check_recording(&model_config(), &impl_config(), &committed_trace())
         .unwrap_or_else(|f| panic!("{f}"));
     assert_eq!(report.events, 9);
 }
@@ -124,7 +124,7 @@ fn a_commit_at_three_acks_is_rejected_at_the_third_ack() {
         t.push(ack(n, 1));
     }
     let buggy = impl_config().with_bug(Some(aurora_redo_impl::ImplBug::CommitAtThree));
-    let f = check_trace(&model_config(), &buggy, &t).unwrap_err();
+    let f = check_recording(&model_config(), &buggy, &t).unwrap_err();
     assert_eq!(f.index, 6, "{f}");
     assert!(f.event.contains("W receives"), "{f}");
     assert!(
@@ -138,7 +138,8 @@ fn a_commit_at_three_acks_is_rejected_at_the_third_ack() {
         "{f}"
     );
     // The same trace on the correct writer is explained (commit point stays 0).
-    let report = check_trace(&model_config(), &impl_config(), &t).unwrap_or_else(|f| panic!("{f}"));
+    let report =
+        check_recording(&model_config(), &impl_config(), &t).unwrap_or_else(|f| panic!("{f}"));
     assert_eq!(report.events, 7);
 }
 
@@ -151,7 +152,7 @@ fn a_replica_that_learns_a_commit_nobody_announced_is_rejected() {
         t.push(to_node(n, vec![append(n, record_for(Lsn(1)))]));
     }
     for n in 0..4 {
-        t.push(TraceEvent::Replica {
+        t.push(Step::Replica {
             replica: ReplicaId(0),
             input: aurora_redo_impl::replica::ReplicaInput::Deliver(Envelope {
                 src: Actor::Storage(NodeId(n)),

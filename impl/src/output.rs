@@ -1,0 +1,61 @@
+//! What a role machine asks its driver to do, and the one place that sorts it.
+//!
+//! Every role machine (`Writer`, `StorageNode`, `Replica`) answers an input with a list of
+//! [`Output`]s. Every driver (the threaded [`crate::engine`], the deterministic
+//! [`crate::cluster::Cluster`]) sorts them the same way, into [`Effects`]: messages to send, flush
+//! jobs to hand to the node's flusher, and ghost events for the runtime monitor.
+
+use aurora_redo_model::types::{Envelope, Record};
+
+use crate::observer::Event;
+
+/// One thing a role machine asks its driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Put this message on the network.
+    Send(Envelope),
+    /// (Storage nodes only.) Append these records (a contiguous run just above the flushed LSN)
+    /// to the segment file, sync it, then feed back `FlushDone { upto: last record's LSN }`.
+    Persist(Vec<Record>),
+    /// A ghost event for the runtime monitor; it changes nothing in the protocol.
+    Observe(Event),
+}
+
+/// The outputs of one or more steps, sorted by what the driver does with them, each list in the
+/// order the machines produced it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Messages to send.
+    pub sent: Vec<Envelope>,
+    /// Flush jobs, in the order they were issued.
+    pub persist: Vec<Vec<Record>>,
+    /// Ghost events, in the order they happened.
+    pub observed: Vec<Event>,
+}
+
+impl Effects {
+    /// Whether the steps asked for nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.sent.is_empty() && self.persist.is_empty() && self.observed.is_empty()
+    }
+}
+
+impl Extend<Output> for Effects {
+    fn extend<I: IntoIterator<Item = Output>>(&mut self, outputs: I) {
+        for o in outputs {
+            match o {
+                Output::Send(e) => self.sent.push(e),
+                Output::Persist(records) => self.persist.push(records),
+                Output::Observe(ev) => self.observed.push(ev),
+            }
+        }
+    }
+}
+
+impl FromIterator<Output> for Effects {
+    fn from_iter<I: IntoIterator<Item = Output>>(outputs: I) -> Effects {
+        let mut fx = Effects::default();
+        fx.extend(outputs);
+        fx
+    }
+}
