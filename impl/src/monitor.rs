@@ -1,5 +1,5 @@
-//! The runtime invariant monitor: PROTOCOL.md's six safety invariants, checked on the live
-//! system from ground truth (what the disks really synced, what nodes really held when they
+//! The runtime invariant monitor: the six safety invariants of `docs/protocol.md` ("Safety
+//! invariants"), checked on the live system from ground truth (what the disks really synced, what nodes really held when they
 //! acked, what replicas really applied and discarded), each through its one definition in
 //! `aurora_redo_model::invariants`.
 //!
