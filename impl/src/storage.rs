@@ -132,6 +132,7 @@ impl StorageNode {
         out
     }
 
+    /// Step 2, **Store and acknowledge** (`docs/protocol.md`), for a delivered batch.
     fn on_batch(&mut self, batch: Vec<Envelope>, out: &mut Vec<StorageOutput>) {
         let mut appended = false;
         for env in batch {
@@ -176,6 +177,8 @@ impl StorageNode {
         }
     }
 
+    /// Step 8, **Catch-up** (`docs/protocol.md`), the node's side: answer a `Pull` from memory and
+    /// disk, then repeat the latest `Available` and `Flushed` to the puller.
     fn on_pull(&mut self, to: Actor, from: Lsn, out: &mut Vec<StorageOutput>) {
         let mut records: Vec<Record> = self
             .disk
@@ -211,8 +214,8 @@ impl StorageNode {
         ));
     }
 
-    /// The flush handoff: the records `..=upto` are synced; move them to the disk side, then
-    /// announce it.
+    /// Step 6, **Flush** (`docs/protocol.md`), the flush handoff: the records `..=upto` are synced;
+    /// move them to the disk side, then announce it.
     fn on_flush_done(&mut self, upto: Lsn, out: &mut Vec<StorageOutput>) {
         if self.flushing != Some(upto) {
             return; // not ours (stale): ignore
