@@ -2,7 +2,7 @@
 
 use aurora_redo_model::types::ReplicaId;
 
-/// When a storage node acknowledges a record (PROTOCOL.md, "Behaviour" step 2).
+/// When a storage node acknowledges a record (`docs/protocol.md`, "Step 2").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum AckPolicy {
     /// Ack on receipt into memory (the seed's default): commit does not wait for a disk.

@@ -1,4 +1,4 @@
-//! An executable, concurrent implementation of the Aurora redo-log protocol of PROTOCOL.md.
+//! An executable, concurrent implementation of the Aurora redo-log protocol of `docs/protocol.md`.
 //!
 //! - Role state machines, pure (no I/O, no threads): [`writer::Writer`],
 //!   [`storage::StorageNode`], [`replica::Replica`]. Each has `handle(input) -> outputs` and

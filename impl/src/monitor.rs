@@ -1,7 +1,7 @@
-//! The runtime invariant monitor: PROTOCOL.md's six safety invariants, checked on the live
-//! system from ground truth (what the disks really synced, what nodes really held when they
-//! acked, what replicas really applied and discarded), each through its one definition in
-//! `aurora_redo_model::invariants`.
+//! The runtime invariant monitor: the six safety invariants of `docs/protocol.md` ("Safety
+//! invariants"), checked on the live system from ground truth (what the disks really synced, what
+//! nodes really held when they acked, what replicas really applied and discarded), each through its
+//! one definition in `aurora_redo_model::invariants`.
 //!
 //! It is an [`Observer`]: the engine hands it every ghost event at the moment it happens, and
 //! every invariant is judged event by event. CommittedRecoverable (6) is judged whenever the commit

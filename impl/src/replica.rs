@@ -120,6 +120,8 @@ impl Replica {
         out
     }
 
+    /// Step 4, **Notify and pull** (`docs/protocol.md`): learn the known commit point, apply what
+    /// it allows, pull if behind.
     fn on_available(&mut self, node: NodeId, scl: Lsn, out: &mut Vec<Output>) {
         if self.available.observe(node, scl) {
             if self.cfg.has_bug(ImplBug::DiscardOnAvailable) {
@@ -133,7 +135,8 @@ impl Replica {
         }
     }
 
-    /// The discard rule's trigger: the durable LSN is the 4th-highest `Flushed`.
+    /// Step 7, **Discard** (`docs/protocol.md`), the discard rule's trigger: the durable LSN is the
+    /// 4th-highest `Flushed`.
     fn on_flushed(&mut self, node: NodeId, lsn: Lsn, out: &mut Vec<Output>) {
         if self.cfg.has_bug(ImplBug::DurableLastMessage) {
             let mut latest = QuorumTracker::write_quorum();
@@ -166,6 +169,8 @@ impl Replica {
         }
     }
 
+    /// Step 5, **Speculative apply** (`docs/protocol.md`): buffer the records, apply them in order
+    /// up to the known commit point, retain what is not yet durable.
     fn on_records(&mut self, records: Vec<Record>, out: &mut Vec<Output>) {
         self.pull_outstanding = false;
         for r in records {

@@ -122,6 +122,7 @@ impl StorageNode {
         out
     }
 
+    /// Step 2, **Store and acknowledge** (`docs/protocol.md`), for a delivered batch.
     fn on_batch(&mut self, batch: Vec<Envelope>, out: &mut Vec<Output>) {
         let mut appended = false;
         for env in batch {
@@ -166,6 +167,8 @@ impl StorageNode {
         }
     }
 
+    /// Step 8, **Catch-up** (`docs/protocol.md`), the node's side: answer a `Pull` from memory and
+    /// disk, then repeat the latest `Available` and `Flushed` to the puller.
     fn on_pull(&mut self, to: Actor, from: Lsn, out: &mut Vec<Output>) {
         let mut records: Vec<Record> = self
             .disk
@@ -201,8 +204,8 @@ impl StorageNode {
         ));
     }
 
-    /// The flush handoff: the records `..=upto` are synced; move them to the disk side, then
-    /// announce it.
+    /// Step 6, **Flush** (`docs/protocol.md`), the flush handoff: the records `..=upto` are synced;
+    /// move them to the disk side, then announce it.
     fn on_flush_done(&mut self, upto: Lsn, out: &mut Vec<Output>) {
         if self.flushing != Some(upto) {
             return; // not ours (stale): ignore

@@ -98,6 +98,8 @@ impl Writer {
         out
     }
 
+    /// Step 1, **Write** (`docs/protocol.md`): number the record, keep it, send `Append` to every
+    /// node.
     fn on_append(&mut self, page: PageId, value: u64, out: &mut Vec<Output>) {
         let lsn = self.last_lsn.next();
         self.last_lsn = lsn;
@@ -109,7 +111,7 @@ impl Writer {
         }
     }
 
-    /// The commit rule.
+    /// Step 3, **Commit** (`docs/protocol.md`): the commit rule.
     fn on_ack(&mut self, node: NodeId, scl: Lsn, out: &mut Vec<Output>) {
         self.latest_ack[node.index()] = scl;
         self.acks.observe(node, scl);

@@ -72,7 +72,7 @@ impl Bug {
         }
     }
 
-    /// The invariant that must catch this bug (PROTOCOL.md, "Seeded bugs").
+    /// The invariant that must catch this bug (`docs/protocol.md`, "Seeded bugs").
     pub fn expected_property(self) -> &'static str {
         use crate::properties::names::*;
         match self {

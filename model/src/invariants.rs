@@ -1,4 +1,5 @@
-//! The six safety invariants of PROTOCOL.md, as pure predicates over ground truth.
+//! The six safety invariants of `docs/protocol.md` ("Safety invariants"), as pure predicates over
+//! ground truth.
 //!
 //! Each function is the one definition of its invariant. The model's properties
 //! (`crate::properties`) evaluate them on model states; the implementation's runtime monitor

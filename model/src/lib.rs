@@ -1,4 +1,4 @@
-//! The Aurora redo-log protocol: its shared types and its stateright model.
+//! The Aurora redo-log protocol of `docs/protocol.md`: its shared types and its stateright model.
 //!
 //! Shared with the implementation:
 //! - [`types`]: the vocabulary (`Lsn`, identities, `Record`, `Msg`, `Envelope`).

@@ -8,8 +8,8 @@ use crate::state::{record_for, LsnSet, State};
 use crate::storage::records_from;
 use crate::types::{Lsn, NodeId, ReplicaId};
 
-/// Step 4, **Notify**: the highest commit point the `Available` announcements sent so far allow a
-/// replica to know: the 4th-highest announced SCL.
+/// Step 4, **Notify and pull** (`docs/protocol.md`): the highest commit point the `Available`
+/// announcements sent so far allow a replica to know: the 4th-highest announced SCL.
 pub fn commit_bound(state: &State) -> Lsn {
     quorum_watermark(state.announced.scl)
 }
@@ -23,12 +23,13 @@ pub fn learn_commit(config: &Config, state: &mut State, r: ReplicaId, to: Lsn) {
     }
 }
 
-/// Step 7, the durable LSNs a replica may move to on receiving `Flushed` announcements.
-/// Correctly: above its durable LSN, up to the 4th-highest announced flushed LSN (it keeps each
-/// node's highest `Flushed`). Under `durable-from-one-node`, up to the highest single one. Under
-/// `durable-last-message` it keeps each node's *latest* `Flushed`, and any `Flushed` a node ever
-/// sent may arrive last: the 4th-highest can be any value some node sent, provided at least 4
-/// nodes sent something at least as high, above or below the current durable LSN.
+/// Step 7, **Discard** (`docs/protocol.md`): the durable LSNs a replica may move to on receiving
+/// `Flushed` announcements. Correctly: above its durable LSN, up to the 4th-highest announced
+/// flushed LSN (it keeps each node's highest `Flushed`). Under `durable-from-one-node`, up to the
+/// highest single one. Under `durable-last-message` it keeps each node's *latest* `Flushed`, and
+/// any `Flushed` a node ever sent may arrive last: the 4th-highest can be any value some node sent,
+/// provided at least 4 nodes sent something at least as high, above or below the current durable
+/// LSN.
 pub fn durable_choices(config: &Config, state: &State, r: ReplicaId) -> Vec<Lsn> {
     let current = state.replica(r).durable;
     let flushed = state.announced.flushed;
@@ -53,8 +54,8 @@ pub fn durable_choices(config: &Config, state: &State, r: ReplicaId) -> Vec<Lsn>
     candidates.into_iter().filter(|&l| l != current).collect()
 }
 
-/// Step 7, **Discard**: the replica's durable LSN becomes `to`, and it discards the retained
-/// records up to it.
+/// Step 7, **Discard** (`docs/protocol.md`): the replica's durable LSN becomes `to`, and it
+/// discards the retained records up to it.
 pub fn learn_durable(state: &mut State, r: ReplicaId, to: Lsn) {
     state.replica_mut(r).durable = to;
     discard_through(state, r, to);
@@ -78,8 +79,9 @@ fn apply_limit(config: &Config, state: &State, r: ReplicaId) -> Lsn {
     }
 }
 
-/// Steps 4 and 8, **the pull rule**: a replica that is behind what it may apply pulls from a
-/// reachable node that holds its next record (a pull that would bring nothing is not a step).
+/// Steps 4 and 8, **Notify and pull**, **Catch-up** (`docs/protocol.md`), the pull rule: a replica
+/// that is behind what it may apply pulls from a reachable node that holds its next record (a pull
+/// that would bring nothing is not a step).
 pub fn may_pull(config: &Config, state: &State, r: ReplicaId, node: NodeId) -> bool {
     let replica = state.replica(r);
     let next = replica.applied.next();
@@ -89,10 +91,10 @@ pub fn may_pull(config: &Config, state: &State, r: ReplicaId, node: NodeId) -> b
         && state.node(node).held().contains(next)
 }
 
-/// Steps 5 and 8, **Pull and speculative apply**: the replica sends `Pull { from: applied + 1 }`,
-/// the node answers `Records` with what it holds from there, and the replica applies them in LSN
-/// order with no gaps, up to its known commit point. It retains each record that is not yet
-/// durable and discards at once one that is.
+/// Steps 5 and 8, **Speculative apply**, **Catch-up** (`docs/protocol.md`): the replica sends
+/// `Pull { from: applied + 1 }`, the node answers `Records` with what it holds from there, and
+/// the replica applies them in LSN order with no gaps, up to its known commit point. It retains
+/// each record that is not yet durable and discards at once one that is.
 pub fn pull(config: &Config, state: &mut State, r: ReplicaId, node: NodeId) {
     let from = state.replica(r).applied.next();
     let limit = apply_limit(config, state, r);

@@ -35,9 +35,9 @@ fn acknowledge(config: &Config, state: &mut State, id: NodeId) {
     state.ghost.truthful_ack[i] = state.ghost.truthful_ack[i].max(truthful);
 }
 
-/// Step 2, **Store**: the node puts the record in memory. Under ack `memory` it acknowledges at
-/// once; under `disk` the flush acknowledges. A duplicate re-acknowledges the current SCL: the
-/// protocol's own retry.
+/// Step 2, **Store and acknowledge** (`docs/protocol.md`): the node puts the record in memory.
+/// Under ack `memory` it acknowledges at once; under `disk` the flush acknowledges. A duplicate
+/// re-acknowledges the current SCL: the protocol's own retry.
 pub fn on_append(config: &Config, state: &mut State, id: NodeId, lsn: Lsn) {
     let node = state.node_mut(id);
     let duplicate = node.held().contains(lsn);
@@ -72,9 +72,9 @@ pub fn flush_targets(node: &Node) -> impl Iterator<Item = Lsn> {
     (from..=to).map(Lsn)
 }
 
-/// Step 6, **Flush**: move the contiguous prefix `1..=upto` from memory to disk (records above it,
-/// or above a hole, stay in memory), then send `Flushed` to every replica. Under ack `disk` this
-/// is also when the node acknowledges.
+/// Step 6, **Flush** (`docs/protocol.md`): move the contiguous prefix `1..=upto` from memory to
+/// disk (records above it, or above a hole, stay in memory), then send `Flushed` to every replica.
+/// Under ack `disk` this is also when the node acknowledges.
 pub fn flush(config: &Config, state: &mut State, id: NodeId, upto: Lsn) {
     let node = state.node_mut(id);
     debug_assert!(upto <= node.scl());
@@ -92,8 +92,8 @@ pub fn flush(config: &Config, state: &mut State, id: NodeId, upto: Lsn) {
     }
 }
 
-/// Step 8, **Catch-up** (the node's side): the records `>= from` the node holds, in memory or
-/// on disk, as it answers a `Pull` with `Records`.
+/// Step 8, **Catch-up** (`docs/protocol.md`), the node's side: the records `>= from` the node
+/// holds, in memory or on disk, as it answers a `Pull` with `Records`.
 pub fn records_from(node: &Node, from: Lsn) -> impl Iterator<Item = Lsn> {
     node.held().iter().filter(move |&l| l >= from)
 }

@@ -158,7 +158,7 @@ pub struct Record {
     pub value: u64,
 }
 
-/// The one message type of the protocol (PROTOCOL.md, "Messages").
+/// The one message type of the protocol (`docs/protocol.md`, "Messages").
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Msg {
     /// W -> every S: a new redo record. Batches travel as several `Append`s in one delivery.

@@ -6,7 +6,8 @@ use crate::quorum::{kth_highest, quorum_watermark};
 use crate::state::{record_for, NodeStatus, State};
 use crate::types::{Actor, Envelope, Lsn, Msg, NodeId};
 
-/// Step 1, **Write**: the writer creates record `written + 1` and sends `Append` to every node.
+/// Step 1, **Write** (`docs/protocol.md`): the writer creates record `written + 1` and sends
+/// `Append` to every node.
 pub fn write(state: &mut State) {
     let lsn = state.writer.written.next();
     state.writer.written = lsn;
@@ -21,10 +22,10 @@ pub fn write(state: &mut State) {
     }
 }
 
-/// Step 3, **the commit rule**: the commit point is the 4th-highest SCL the nodes acknowledged
-/// (the writer keeps each node's highest `Ack`), and it never moves backwards. This is the highest
-/// commit point the `Ack`s sent so far allow; having received only some of them, the writer may
-/// be anywhere between its current commit point and this.
+/// Step 3, **Commit** (`docs/protocol.md`): the commit point is the 4th-highest SCL the nodes
+/// acknowledged (the writer keeps each node's highest `Ack`), and it never moves backwards. This is
+/// the highest commit point the `Ack`s sent so far allow; having received only some of them, the
+/// writer may be anywhere between its current commit point and this.
 pub fn commit_bound(config: &Config, state: &State) -> Lsn {
     match config.bug {
         Some(Bug::CommitAtThree) => kth_highest(state.announced.scl, 3),

@@ -1,9 +1,10 @@
 //! The model checked exhaustively: every preset's verdicts, the pinned sizes of the small ones,
 //! every seeded bug caught by its invariant, and the documented finding.
 
-use aurora_redo::checking::Verdict;
+use aurora_redo::checking::{check, Run, Stop, Strategy, Verdict};
 use aurora_redo::mutants::{run_control, run_mutant};
 use aurora_redo_model::properties::names::*;
+use aurora_redo_model::render::numbered_steps;
 use aurora_redo_model::{AckPolicy, Bug, Config, Preset};
 use aurora_redo_tests::check_exhaustively;
 use std::collections::BTreeSet;
@@ -59,7 +60,7 @@ fn faults_preset_holds() {
     assert_preset_passes(Preset::Faults, 1_099_676);
 }
 
-/// Every seeded bug is caught by the property PROTOCOL.md names for it.
+/// Every seeded bug is caught by the property `docs/protocol.md` ("Seeded bugs") names for it.
 #[test]
 fn every_mutant_is_caught_by_its_invariant() {
     for bug in Bug::ALL {
@@ -116,4 +117,64 @@ fn disk_acks_survive_az_plus_one() {
     });
     assert_eq!(verdict(&report, COMMITTED_RECOVERABLE), Verdict::Holds);
     assert!(report.all_good());
+}
+
+/// The README's counterexample of the finding, as `aurora-redo check --ack memory
+/// --storage-crashes 1` prints it.
+const FINDING_STEPS: [&str; 7] = [
+    "1. W writes LSN 1, sends Append to every node",
+    "2. W -> S0 Append(Record { lsn: 1, page: 0, value: 101 })",
+    "3. W -> S1 Append(Record { lsn: 1, page: 0, value: 101 })",
+    "4. W -> S3 Append(Record { lsn: 1, page: 0, value: 101 })",
+    "5. W -> S5 Append(Record { lsn: 1, page: 0, value: 101 })",
+    "6. S5 crashes (memory lost)",
+    "7. W gets Ack from S0, S1, S3, S5: commit point 1",
+];
+
+/// The lines of the first `text` block after the README heading that starts with `heading`.
+fn readme_block(heading: &str) -> Vec<&'static str> {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with(heading))
+        .unwrap_or_else(|| panic!("README has no section '{heading}'"));
+    let block = section
+        .split("```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap_or_else(|| panic!("README section '{heading}' has no text block"));
+    block.lines().collect()
+}
+
+/// The finding's counterexample, step by step, pinned in the spirit of stateright's
+/// `assert_discovery`: the command the README names prints its shortest counterexample from a
+/// single-threaded breadth-first search of the same configuration that stops at the first
+/// violation of CommittedRecoverable (`checking::shorten_counterexamples`). This test runs that
+/// search and compares its steps with the README's block, so neither can change alone.
+#[test]
+fn the_readme_shows_the_findings_counterexample() {
+    let config = Config {
+        ack: AckPolicy::Memory,
+        storage_crashes: 1,
+        ..Config::preset(Preset::Default)
+    };
+    let report = check(&Run {
+        config,
+        strategy: Strategy::Bfs,
+        threads: 1,
+        timeout: None,
+        stop: Stop::On(COMMITTED_RECOVERABLE),
+        progress: false,
+    });
+    let path = report
+        .path(COMMITTED_RECOVERABLE)
+        .expect("CommittedRecoverable is violated")
+        .clone()
+        .into_vec();
+    assert_eq!(numbered_steps(&path), FINDING_STEPS);
+    assert_eq!(
+        readme_block("The finding"),
+        FINDING_STEPS,
+        "README.md's counterexample differs from the model's"
+    );
 }

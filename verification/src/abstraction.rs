@@ -1,6 +1,6 @@
-//! The abstraction that model and implementation are compared on: the watermarks PROTOCOL.md
-//! defines, per actor. A model state and a running implementation map to the same
-//! [`Abstraction`] exactly when they agree on every one of them.
+//! The abstraction that model and implementation are compared on: the watermarks `docs/protocol.md`
+//! defines ("Records and watermarks"), per actor. A model state and a running implementation map to
+//! the same [`Abstraction`] exactly when they agree on every one of them.
 
 use aurora_redo_impl::cluster::Cluster;
 use aurora_redo_impl::replica::Replica;
