@@ -11,9 +11,13 @@
 //! - [`RetainBuffer`]: the model is a `BTreeMap` and the discard rule (a record is retained
 //!   until, and only until, the durable LSN reaches it; an applied record already durable is not
 //!   retained). 1024 cases of up to 80 operations.
+//! - [`QuorumTracker`] (every `k` of 1..=6) and [`SharedQuorum`]: the model is the per-node
+//!   maximum, and the point is the k-th highest found by sorting (not the model crate's
+//!   `quorum` functions, which the tracker itself calls). 1024 cases of up to 60 acks.
 //!
 //! Each comparison is also shown to catch a seeded bug (a disk whose fsync lies, an off-by-one
-//! discard rule).
+//! discard rule, a 3-of-6 tracker, a quorum keeping each node's latest report instead of its
+//! highest).
 #![cfg(not(any(loom, feature = "shuttle")))]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,7 +28,9 @@ use aurora_redo_impl::disk::{Disk, FileDisk, SimDisk};
 use aurora_redo_impl::retain::RetainBuffer;
 use aurora_redo_impl::segment::{encode, Damage, Recovered, Segment};
 use aurora_redo_impl::sync::{lock, Arc, Mutex};
-use aurora_redo_model::types::{Lsn, Record};
+use aurora_redo_impl::tracker::QuorumTracker;
+use aurora_redo_impl::watermark::{QuorumBug, SharedQuorum};
+use aurora_redo_model::types::{Lsn, NodeId, Record, STORAGE_NODES, WRITE_QUORUM};
 use proptest::prelude::*;
 use proptest::test_runner::{
     Config as RunnerConfig, FileFailurePersistence, RngAlgorithm, TestCaseError, TestError,
@@ -619,4 +625,102 @@ fn the_retain_model_catches_an_off_by_one_discard_rule() {
     });
     // Shrunk to: keep a record, discard through its LSN (or raise it first, then keep it).
     assert!(ops.len() <= 2, "shrunk to {ops:?}: {why}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quorum tracker and the shared (concurrent) quorum
+// ---------------------------------------------------------------------------------------------
+
+fn acks() -> impl Strategy<Value = Vec<(u8, u64)>> {
+    prop::collection::vec((0..STORAGE_NODES as u8, 0u64..=24), 1..60)
+}
+
+/// The k-th highest of the per-node maxima, by sorting.
+fn kth_highest_by_sorting(per_node: &[u64; STORAGE_NODES], k: usize) -> u64 {
+    let mut sorted = per_node.to_vec();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    sorted[k - 1]
+}
+
+fn as_lsns(per_node: &[u64; STORAGE_NODES]) -> [Lsn; STORAGE_NODES] {
+    per_node.map(Lsn)
+}
+
+/// Feeds `acks` to `tracker` and to the model whose point is the `k`-th highest.
+fn check_tracker(
+    mut tracker: QuorumTracker,
+    k: usize,
+    acks: &[(u8, u64)],
+) -> Result<(), TestCaseError> {
+    let mut per_node = [0u64; STORAGE_NODES];
+    let mut last_point = tracker.point();
+    prop_assert_eq!(last_point, Lsn::ZERO);
+    for (step, &(node, lsn)) in acks.iter().enumerate() {
+        let before = kth_highest_by_sorting(&per_node, k);
+        per_node[node as usize] = per_node[node as usize].max(lsn);
+        let after = kth_highest_by_sorting(&per_node, k);
+        let rose = tracker.observe(NodeId(node), Lsn(lsn));
+        let point = tracker.point();
+        prop_assert_eq!(point, Lsn(after), "point after step {}", step);
+        prop_assert_eq!(rose, after > before, "rose at step {}", step);
+        prop_assert!(point >= last_point, "the point decreased at step {}", step);
+        last_point = point;
+        prop_assert_eq!(tracker.per_node(), as_lsns(&per_node));
+        prop_assert_eq!(tracker.node(NodeId(node)), Lsn(per_node[node as usize]));
+    }
+    Ok(())
+}
+
+/// Feeds `acks` to `quorum` and to the 4-of-6 model.
+fn check_shared(quorum: SharedQuorum, acks: &[(u8, u64)]) -> Result<(), TestCaseError> {
+    let mut per_node = [0u64; STORAGE_NODES];
+    let mut last_point = quorum.point();
+    prop_assert_eq!(last_point, Lsn::ZERO);
+    for (step, &(node, lsn)) in acks.iter().enumerate() {
+        per_node[node as usize] = per_node[node as usize].max(lsn);
+        let expected = Lsn(kth_highest_by_sorting(&per_node, WRITE_QUORUM));
+        let reported = quorum.report(NodeId(node), Lsn(lsn));
+        prop_assert_eq!(reported, expected, "reported point at step {}", step);
+        let point = quorum.point();
+        prop_assert_eq!(point, expected, "published point after step {}", step);
+        prop_assert!(point >= last_point, "the point decreased at step {}", step);
+        last_point = point;
+        prop_assert_eq!(quorum.per_node(), as_lsns(&per_node));
+        prop_assert_eq!(quorum.node(NodeId(node)), Lsn(per_node[node as usize]));
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(cases(1024))]
+
+    /// Under reordered, stale and duplicate acks, the tracker keeps each node's maximum and its
+    /// point is the k-th highest of them (for every k; 4 is the commit point), never decreasing;
+    /// `observe` says exactly when it rose. The shared quorum publishes the same 4-of-6 point.
+    #[test]
+    fn quorum_trackers_match_their_reference_model(acks in acks()) {
+        check_tracker(QuorumTracker::write_quorum(), WRITE_QUORUM, &acks)?;
+        for k in 1..=STORAGE_NODES {
+            check_tracker(QuorumTracker::with_k(k), k, &acks)?;
+        }
+        check_shared(SharedQuorum::new(), &acks)?;
+    }
+}
+
+#[test]
+fn the_tracker_model_catches_a_three_of_six_point() {
+    let (why, acks) = expect_caught(acks(), |acks| {
+        check_tracker(QuorumTracker::with_k(3), WRITE_QUORUM, &acks)
+    });
+    // Shrunk to three nodes acking one LSN.
+    assert_eq!(acks.len(), 3, "shrunk to {acks:?}: {why}");
+}
+
+#[test]
+fn the_tracker_model_catches_a_quorum_keeping_the_latest_report() {
+    let (why, acks) = expect_caught(acks(), |acks| {
+        check_shared(SharedQuorum::with_bug(Some(QuorumBug::LatestNotMax)), &acks)
+    });
+    // Shrunk to four nodes reaching a point, then one of them reporting lower.
+    assert!(acks.len() <= 5, "shrunk to {acks:?}: {why}");
 }
