@@ -2,15 +2,8 @@
 
 use aurora_redo_model::types::ReplicaId;
 
-/// When a storage node acknowledges a record (PROTOCOL.md, "Behaviour" step 2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum AckPolicy {
-    /// Ack on receipt into memory (the seed's default): commit does not wait for a disk.
-    #[default]
-    Memory,
-    /// Ack only after the record is synced to the node's segment file (paper mode).
-    Disk,
-}
+/// When a storage node acknowledges a record: the model's vocabulary, shared as is.
+pub use aurora_redo_model::AckPolicy;
 
 /// Seeded implementation bugs. Each one must be caught by the runtime monitor (tests show it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

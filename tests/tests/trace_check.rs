@@ -5,7 +5,7 @@ use aurora_redo::trace_check::{check_trace, TraceFailure};
 use aurora_redo_impl::recorder::TraceEvent;
 use aurora_redo_impl::storage::StorageInput;
 use aurora_redo_impl::writer::WriterInput;
-use aurora_redo_impl::{AckPolicy as ImplAck, Config as ImplConfig};
+use aurora_redo_impl::Config as ImplConfig;
 use aurora_redo_model::state::record_for;
 use aurora_redo_model::{
     AckPolicy, Actor, Config, Envelope, Lsn, Msg, NodeId, Preset, Record, ReplicaId,
@@ -26,7 +26,7 @@ fn model_config() -> Config {
 }
 
 fn impl_config() -> ImplConfig {
-    ImplConfig::new(ImplAck::Memory, 1)
+    ImplConfig::new(AckPolicy::Memory, 1)
 }
 
 fn write(lsn: u64) -> TraceEvent {

@@ -39,12 +39,12 @@ use aurora_redo_impl::segment::Segment;
 use aurora_redo_impl::storage::{StorageInput, StorageNode, StorageOutput};
 use aurora_redo_impl::sync::Arc;
 use aurora_redo_impl::writer::{Writer, WriterInput, WriterOutput};
-use aurora_redo_impl::{AckPolicy as ImplAck, Config as ImplConfig, ImplBug};
+use aurora_redo_impl::{Config as ImplConfig, ImplBug};
 use aurora_redo_model::invariants::readable_by_every_read_quorum;
 use aurora_redo_model::state::{record_for, NodeStatus};
 use aurora_redo_model::{
-    AckPolicy, Action, Actor, Az, Bug, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, Record,
-    ReplicaId, STORAGE_NODES,
+    Action, Actor, Az, Bug, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, Record, ReplicaId,
+    STORAGE_NODES,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -147,11 +147,7 @@ pub struct Harness {
 impl Harness {
     /// A fresh system for the model configuration `config`, with `bug` seeded in the engine.
     pub fn new(config: &Config, bug: Option<ImplBug>, disks: DiskKind) -> std::io::Result<Self> {
-        let ack = match config.ack {
-            AckPolicy::Memory => ImplAck::Memory,
-            AckPolicy::Disk => ImplAck::Disk,
-        };
-        let cfg = ImplConfig::new(ack, config.replicas as usize).with_bug(bug);
+        let cfg = ImplConfig::new(config.ack, config.replicas as usize).with_bug(bug);
         let mut nodes = Vec::new();
         for n in NodeId::all() {
             let disk: Arc<dyn Disk> = match &disks {
