@@ -28,6 +28,8 @@ pub enum NetworkKind {
 }
 
 /// A seeded bug: a one-line change to the protocol that some invariant must catch.
+/// The engine's counterpart of each, where it has one, is named in one place:
+/// `aurora_redo_impl::ImplBug::counterpart_of`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Bug {

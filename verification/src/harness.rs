@@ -43,27 +43,12 @@ use aurora_redo_impl::{Config as ImplConfig, ImplBug};
 use aurora_redo_model::invariants::readable_by_every_read_quorum;
 use aurora_redo_model::state::{record_for, NodeStatus};
 use aurora_redo_model::{
-    Action, Actor, Az, Bug, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, Record, ReplicaId,
+    Action, Actor, Az, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, Record, ReplicaId,
     STORAGE_NODES,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
-
-/// The implementation's counterpart of a model mutant. Every safety mutant has one; the liveness
-/// mutant `ignore-flushed` has none (its counterexample is a run that goes quiet unfinished, which
-/// a replay cannot tell from one that would finish later).
-pub fn impl_bug(bug: Bug) -> Option<ImplBug> {
-    match bug {
-        Bug::DiscardOnAvailable => Some(ImplBug::DiscardOnAvailable),
-        Bug::CommitAtThree => Some(ImplBug::CommitAtThree),
-        Bug::DurableFromOneNode => Some(ImplBug::DurableFromOneNode),
-        Bug::DurableLastMessage => Some(ImplBug::DurableLastMessage),
-        Bug::ApplyUncommitted => Some(ImplBug::ApplyUncommitted),
-        Bug::SclWithHoles => Some(ImplBug::SclWithHoles),
-        Bug::IgnoreFlushed => None,
-    }
-}
 
 /// Where the nodes' segment files live.
 #[derive(Clone, Debug)]
