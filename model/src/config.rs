@@ -76,7 +76,10 @@ impl Bug {
 
     /// The invariant that must catch this bug (PROTOCOL.md, "Seeded bugs").
     pub fn expected_property(self) -> &'static str {
-        use crate::properties::names::*;
+        use crate::invariants::{
+            COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC, NO_DISCARD_BEFORE_FLUSH,
+            QUIESCENCE_CONVERGES, REPLICA_PREFIX,
+        };
         match self {
             Bug::DiscardOnAvailable | Bug::DurableFromOneNode => NO_DISCARD_BEFORE_FLUSH,
             Bug::CommitAtThree | Bug::SclWithHoles => COMMIT_ONLY_AFTER_QUORUM,

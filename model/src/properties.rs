@@ -9,35 +9,37 @@
 use crate::config::{AckPolicy, Config};
 use crate::invariants::{
     commit_backed_by_quorum, discard_is_safe, must_retain, never_decreases,
-    readable_by_every_read_quorum, replica_prefix,
+    readable_by_every_read_quorum, replica_prefix, COMMITTED_RECOVERABLE, COMMIT_ONLY_AFTER_QUORUM,
+    DURABLE_LSN_MONOTONIC, NO_DISCARD_BEFORE_FLUSH, QUIESCENCE_CONVERGES, REPLICA_PREFIX,
+    RETAIN_UNTIL_DURABLE,
 };
 use crate::model::RedoModel;
 use crate::state::{Flags, State};
 use crate::types::{Lsn, NodeId};
 use stateright::Property;
 
-/// Property names, as printed by the tool and accepted by `--expect-violation`.
-pub mod names {
-    pub const NO_DISCARD_BEFORE_FLUSH: &str = "NoDiscardBeforeFlush";
-    pub const COMMIT_ONLY_AFTER_QUORUM: &str = "CommitOnlyAfterQuorum";
-    pub const DURABLE_LSN_MONOTONIC: &str = "DurableLsnMonotonic";
-    pub const REPLICA_PREFIX: &str = "ReplicaPrefix";
-    pub const RETAIN_UNTIL_DURABLE: &str = "RetainUntilDurable";
-    pub const COMMITTED_RECOVERABLE: &str = "CommittedRecoverable";
-    pub const QUIESCENCE_CONVERGES: &str = "QuiescenceConverges";
+// Property names, as printed by the tool and accepted by `--expect-violation`. The invariants'
+// names sit beside their predicates in `crate::invariants`; these are the model's own facts.
 
-    pub const APPLIED_BEFORE_DURABLE: &str = "ReplicaAppliedBeforeDurable";
-    pub const COMMITTED_ON_NO_DISK: &str = "CommittedOnNoDisk";
-    pub const REPLICA_DISCARDED: &str = "ReplicaDiscarded";
-    pub const RESTARTED_REPLICA_CAUGHT_UP: &str = "RestartedReplicaCaughtUp";
-    pub const COMMIT_AFTER_STORAGE_CRASH: &str = "CommitAfterStorageCrash";
+/// Reachability: a replica applied a record before it was durable.
+pub const APPLIED_BEFORE_DURABLE: &str = "ReplicaAppliedBeforeDurable";
+/// Reachability: a committed record was on no disk.
+pub const COMMITTED_ON_NO_DISK: &str = "CommittedOnNoDisk";
+/// Reachability: a replica discarded a record it applied.
+pub const REPLICA_DISCARDED: &str = "ReplicaDiscarded";
+/// Reachability: a restarted replica caught up with the commit point.
+pub const RESTARTED_REPLICA_CAUGHT_UP: &str = "RestartedReplicaCaughtUp";
+/// Reachability: the commit point advanced after a storage crash.
+pub const COMMIT_AFTER_STORAGE_CRASH: &str = "CommitAfterStorageCrash";
 
-    pub const ALL_COMMITTED: &str = "EventuallyAllCommitted";
-    pub const ALL_DURABLE: &str = "EventuallyAllDurable";
-    pub const ALL_APPLIED: &str = "EventuallyAllApplied";
-    pub const ALL_DISCARDED: &str = "EventuallyAllDiscarded";
-}
-use names::*;
+/// Liveness: every record is eventually committed.
+pub const ALL_COMMITTED: &str = "EventuallyAllCommitted";
+/// Liveness: every record is eventually durable.
+pub const ALL_DURABLE: &str = "EventuallyAllDurable";
+/// Liveness: every replica eventually applies every record.
+pub const ALL_APPLIED: &str = "EventuallyAllApplied";
+/// Liveness: every replica eventually discards every record.
+pub const ALL_DISCARDED: &str = "EventuallyAllDiscarded";
 
 /// The properties of a configuration. Reachability facts are listed only where the configuration
 /// makes them possible, and liveness only where it applies (see [`Config::liveness_applies`]).

@@ -56,7 +56,9 @@ fn scenario(ack: AckPolicy, bug: Option<ImplBug>) -> impl Fn() + Send + Sync + '
         let observer: Arc<dyn Observer> = match bug {
             // The memory-ack finding (a crash can leave a commit unrecoverable) is not what this
             // test is about.
-            None => Arc::new(Monitor::new(true).tolerating("CommittedRecoverable")),
+            None => Arc::new(
+                Monitor::new(true).tolerating(aurora_redo_model::invariants::COMMITTED_RECOVERABLE),
+            ),
             Some(_) => Arc::new(NoObserver),
         };
         let recorder = Arc::new(Recorder::new());

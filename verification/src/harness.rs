@@ -172,7 +172,8 @@ impl Harness {
             // CommittedRecoverable is a property of the current state, which the harness judges
             // exactly (`unrecoverable_commit`, covering lost nodes too); the monitor's record of
             // past moments is kept apart so a healed state is not reported as broken.
-            monitor: Monitor::new(false).tolerating("CommittedRecoverable"),
+            monitor: Monitor::new(false)
+                .tolerating(aurora_redo_model::invariants::COMMITTED_RECOVERABLE),
             _dir: None,
         })
     }
@@ -190,7 +191,7 @@ impl Harness {
         let mut v = self.monitor.violations();
         if let Some(detail) = self.unrecoverable_commit() {
             v.push(Violation {
-                invariant: "CommittedRecoverable",
+                invariant: aurora_redo_model::invariants::COMMITTED_RECOVERABLE,
                 detail,
             });
         }
