@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use aurora_redo_model::types::{Actor, Envelope, Lsn, Msg, NodeId, PageId, Record, STORAGE_NODES};
+use aurora_redo_model::types::{Envelope, Lsn, Msg, NodeId, PageId, Record, STORAGE_NODES};
 
 use crate::config::{Config, ImplBug};
 use crate::observer::Event;
@@ -114,7 +114,7 @@ impl Writer {
         self.log.insert(lsn, record);
         out.push(WriterOutput::Observe(Event::Appended(record)));
         for node in NodeId::all() {
-            out.push(WriterOutput::Send(append_to(node, record)));
+            out.push(WriterOutput::Send(Envelope::append(node, record)));
         }
         out.push(WriterOutput::Appended(lsn));
     }
@@ -160,7 +160,7 @@ impl Writer {
                 // its lower SCL, and the next tick re-sends what it lost.
                 if self.flushed[i] < self.last_lsn {
                     if let Some(r) = self.log.get(&self.last_lsn) {
-                        out.push(WriterOutput::Send(append_to(node, *r)));
+                        out.push(WriterOutput::Send(Envelope::append(node, *r)));
                     }
                 }
                 continue;
@@ -171,17 +171,9 @@ impl Writer {
                 .take(self.cfg.max_batch)
                 .map(|(_, r)| *r)
             {
-                out.push(WriterOutput::Send(append_to(node, record)));
+                out.push(WriterOutput::Send(Envelope::append(node, record)));
             }
         }
-    }
-}
-
-fn append_to(node: NodeId, record: Record) -> Envelope {
-    Envelope {
-        src: Actor::Writer,
-        dst: Actor::Storage(node),
-        msg: Msg::Append(record),
     }
 }
 
@@ -189,16 +181,10 @@ fn append_to(node: NodeId, record: Record) -> Envelope {
 mod tests {
     use super::*;
     use crate::config::AckPolicy;
+    use aurora_redo_model::types::Actor;
 
     fn ack(node: u8, scl: u64) -> WriterInput {
-        WriterInput::Deliver(Envelope {
-            src: Actor::Storage(NodeId(node)),
-            dst: Actor::Writer,
-            msg: Msg::Ack {
-                node: NodeId(node),
-                scl: Lsn(scl),
-            },
-        })
+        WriterInput::Deliver(Envelope::ack(NodeId(node), Lsn(scl)))
     }
 
     fn sends(out: &[WriterOutput]) -> Vec<Envelope> {
@@ -249,14 +235,11 @@ mod tests {
             w.handle(ack(n, 3));
         }
         for n in 0..5 {
-            w.handle(WriterInput::Deliver(Envelope {
-                src: Actor::Storage(NodeId(n)),
-                dst: Actor::Writer,
-                msg: Msg::Flushed {
-                    node: NodeId(n),
-                    lsn: Lsn(3),
-                },
-            }));
+            w.handle(WriterInput::Deliver(Envelope::flushed(
+                NodeId(n),
+                Actor::Writer,
+                Lsn(3),
+            )));
         }
         w.handle(ack(5, 1)); // S5 restarted and holds only 1.
         w.handle(WriterInput::Tick); // first tick: S5 just moved, no resend yet

@@ -4,7 +4,7 @@ use crate::config::{Bug, Config};
 use crate::properties::judge_commit;
 use crate::quorum::{kth_highest, quorum_watermark};
 use crate::state::{record_for, NodeStatus, State};
-use crate::types::{Actor, Envelope, Lsn, Msg, NodeId};
+use crate::types::{Envelope, Lsn, NodeId};
 
 /// Step 1, **Write**: the writer creates record `written + 1` and sends `Append` to every node.
 pub fn write(state: &mut State) {
@@ -12,11 +12,7 @@ pub fn write(state: &mut State) {
     state.writer.written = lsn;
     for node in NodeId::all() {
         if state.node(node).status != NodeStatus::Lost {
-            state.network.send(Envelope {
-                src: Actor::Writer,
-                dst: Actor::Storage(node),
-                msg: Msg::Append(record_for(lsn)),
-            });
+            state.network.send(Envelope::append(node, record_for(lsn)));
         }
     }
 }
