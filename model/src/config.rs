@@ -1,6 +1,5 @@
 //! What to check: the protocol's switches, the fault budget, the seeded bugs and the presets.
 
-use crate::model::RedoModel;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -233,10 +232,6 @@ impl Config {
     /// record short of a quorum forever).
     pub fn liveness_applies(&self) -> bool {
         self.network != NetworkKind::Lossy && self.storage_crashes == 0 && self.lost_nodes == 0
-    }
-
-    pub fn into_model(self) -> RedoModel {
-        RedoModel::new(self)
     }
 }
 

@@ -2,7 +2,6 @@
 //! apply, and the discard rule.
 
 use crate::config::{Bug, Config};
-use crate::properties::judge_discard;
 use crate::quorum::{kth_highest, quorum_watermark};
 use crate::state::{record_for, LsnSet, State};
 use crate::storage::records_from;
@@ -65,7 +64,7 @@ pub fn learn_durable(state: &mut State, r: ReplicaId, to: Lsn) {
 fn discard_through(state: &mut State, r: ReplicaId, upto: Lsn) {
     let discarded = state.replica_mut(r).retained.remove_through(upto);
     for lsn in discarded.iter() {
-        judge_discard(state, lsn);
+        state.judge_discard(lsn);
     }
 }
 
@@ -112,7 +111,7 @@ pub fn pull(config: &Config, state: &mut State, r: ReplicaId, node: NodeId) {
         }
     }
     for lsn in discarded_at_once {
-        judge_discard(state, lsn);
+        state.judge_discard(lsn);
     }
 }
 

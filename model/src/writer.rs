@@ -1,7 +1,6 @@
 //! The writer's rules: writing a record, and the commit rule.
 
 use crate::config::{Bug, Config};
-use crate::properties::judge_commit;
 use crate::quorum::{kth_highest, quorum_watermark};
 use crate::state::{record_for, NodeStatus, State};
 use crate::types::{Envelope, Lsn, NodeId};
@@ -32,5 +31,5 @@ pub fn commit_bound(config: &Config, state: &State) -> Lsn {
 pub fn commit(state: &mut State, to: Lsn) {
     debug_assert!(to > state.writer.commit);
     state.writer.commit = to;
-    judge_commit(state);
+    state.judge_commit();
 }
