@@ -1,8 +1,10 @@
 //! The writer's state machine: numbers records, sends them to all six nodes, and decides the
 //! commit point. No I/O: the engine (or a test) feeds it inputs and carries out its outputs.
 //!
-//! **The commit rule** lives in [`Writer::on_ack`]: the commit point is the 4th-highest SCL
-//! acknowledged by the nodes (each node's highest ack), and it never moves backwards.
+//! **The commit rule**, in the engine, lives in [`Writer::on_ack`] (over a
+//! [`QuorumTracker`]): the commit point is the 4th-highest SCL acknowledged by the nodes (each
+//! node's highest ack), and it never moves backwards. The model's home of the same rule is
+//! `commit_bound` in `model/src/writer.rs`.
 
 use std::collections::BTreeMap;
 

@@ -59,8 +59,10 @@ pub fn learn_durable(state: &mut State, r: ReplicaId, to: Lsn) {
     discard_through(state, r, to);
 }
 
-/// **The discard rule**: a replica frees the retained records with LSN `<= upto`, and only those.
-/// Each discard is judged on the spot against ground truth (NoDiscardBeforeFlush).
+/// **The discard rule**, as the model states it: a replica frees the retained records with LSN
+/// `<= upto`, and only those. Each discard is judged on the spot against ground truth
+/// (NoDiscardBeforeFlush). The engine's home of the rule is `RetainBuffer::discard_through` in
+/// `impl/src/retain.rs`.
 fn discard_through(state: &mut State, r: ReplicaId, upto: Lsn) {
     let discarded = state.replica_mut(r).retained.remove_through(upto);
     for lsn in discarded.iter() {

@@ -1,4 +1,5 @@
-//! The writer's rules: writing a record, and the commit rule.
+//! The writer's rules in the model: writing a record, and the commit rule. (The engine's home of
+//! the commit rule is `Writer::on_ack` in `impl/src/writer.rs`.)
 
 use crate::config::{Bug, Config};
 use crate::quorum::{kth_highest, quorum_watermark};
@@ -16,8 +17,9 @@ pub fn write(state: &mut State) {
     }
 }
 
-/// Step 3, **the commit rule**: the commit point is the 4th-highest SCL the nodes acknowledged
-/// (the writer keeps each node's highest `Ack`), and it never moves backwards. This is the highest
+/// Step 3, **the commit rule**, as the model states it: the commit point is the 4th-highest SCL
+/// the nodes acknowledged (the writer keeps each node's highest `Ack`), and it never moves
+/// backwards. This is the highest
 /// commit point the `Ack`s sent so far allow; having received only some of them, the writer may
 /// be anywhere between its current commit point and this.
 pub fn commit_bound(config: &Config, state: &State) -> Lsn {
