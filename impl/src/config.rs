@@ -1,16 +1,10 @@
 //! Engine configuration: the ack policy and the seeded implementation bugs.
 
 use aurora_redo_model::types::ReplicaId;
+use aurora_redo_model::Bug;
 
-/// When a storage node acknowledges a record (`docs/protocol.md`, "Step 2").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum AckPolicy {
-    /// Ack on receipt into memory (the seed's default): commit does not wait for a disk.
-    #[default]
-    Memory,
-    /// Ack only after the record is synced to the node's segment file (paper mode).
-    Disk,
-}
+/// When a storage node acknowledges a record: the model's vocabulary, shared as is.
+pub use aurora_redo_model::AckPolicy;
 
 /// Seeded implementation bugs. Each one must be caught by the runtime monitor (tests show it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +31,26 @@ pub enum ImplBug {
     ApplyUncommitted,
     /// The node acks the highest LSN it holds, ignoring holes (caught by CommitOnlyAfterQuorum).
     SclWithHoles,
+}
+
+impl ImplBug {
+    /// The engine's counterpart of a model mutant (`aurora_redo_model::Bug`): the same change,
+    /// made in the engine's rule, so a mutant's counterexample can be replayed on the engine.
+    /// Every safety mutant has one; the liveness mutant `ignore-flushed` has none (its
+    /// counterexample is a run that goes quiet unfinished, which a replay cannot tell from one
+    /// that would finish later). `FlushNotifyBeforeFsync` and `EvictBeforeFlush` have no model
+    /// mutant: they break the flusher's handoff, which the model's atomic flush does not split.
+    pub fn counterpart_of(bug: Bug) -> Option<ImplBug> {
+        match bug {
+            Bug::DiscardOnAvailable => Some(ImplBug::DiscardOnAvailable),
+            Bug::CommitAtThree => Some(ImplBug::CommitAtThree),
+            Bug::DurableFromOneNode => Some(ImplBug::DurableFromOneNode),
+            Bug::DurableLastMessage => Some(ImplBug::DurableLastMessage),
+            Bug::ApplyUncommitted => Some(ImplBug::ApplyUncommitted),
+            Bug::SclWithHoles => Some(ImplBug::SclWithHoles),
+            Bug::IgnoreFlushed => None,
+        }
+    }
 }
 
 /// Configuration shared by the role state machines.

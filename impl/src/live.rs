@@ -222,7 +222,7 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<RunRepo
     // Under ack `memory` a node crash can leave a committed record on too few nodes for a moment:
     // the documented finding, recorded but not a failure of this run.
     let monitor = if opts.ack == AckPolicy::Memory && opts.crash_nodes > 0 {
-        Monitor::new(false).tolerating("CommittedRecoverable")
+        Monitor::new(false).tolerating(aurora_redo_model::invariants::COMMITTED_RECOVERABLE)
     } else {
         Monitor::new(false)
     };

@@ -18,7 +18,9 @@ use std::fmt;
 
 use aurora_redo_model::invariants::{
     commit_backed_by_quorum, discard_is_safe, must_retain, never_decreases,
-    readable_by_every_read_quorum, replica_prefix, truthful_ack,
+    readable_by_every_read_quorum, replica_prefix, truthful_ack, COMMITTED_RECOVERABLE,
+    COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC, NO_DISCARD_BEFORE_FLUSH, REPLICA_PREFIX,
+    RETAIN_UNTIL_DURABLE,
 };
 use aurora_redo_model::quorum::quorum_watermark;
 use aurora_redo_model::types::{Lsn, NodeId, PageId, Record, ReplicaId, STORAGE_NODES};
@@ -160,7 +162,7 @@ impl Monitor {
                 "{moment}: committed record {commit} is held by only {holders} nodes (held {:?})",
                 s.held
             );
-            self.violate(s, "CommittedRecoverable", d);
+            self.violate(s, COMMITTED_RECOVERABLE, d);
         }
     }
 
@@ -175,7 +177,7 @@ impl Monitor {
                 let mut s = lock(&self.state);
                 self.violate(
                     &mut s,
-                    "CommittedRecoverable",
+                    COMMITTED_RECOVERABLE,
                     format!("committed record {lsn} is held by only {holders} nodes"),
                 );
                 break;
@@ -189,7 +191,7 @@ impl Monitor {
             if !replica_prefix(applied, matches, s.sent) {
                 self.violate(
                     &mut s,
-                    "ReplicaPrefix",
+                    REPLICA_PREFIX,
                     format!("{r} at rest: applied {applied}, pages match the writer's: {matches}"),
                 );
             }
@@ -215,11 +217,11 @@ impl Observer for Monitor {
             Event::Committed(lsn) => {
                 if !never_decreases(s.commit, lsn) {
                     let d = format!("commit point went from {} to {lsn}", s.commit);
-                    self.violate(s, "DurableLsnMonotonic", d);
+                    self.violate(s, DURABLE_LSN_MONOTONIC, d);
                 }
                 if !commit_backed_by_quorum(lsn, s.truthful) {
                     let d = format!("commit point {lsn} but truthful acks are {:?}", s.truthful);
-                    self.violate(s, "CommitOnlyAfterQuorum", d);
+                    self.violate(s, COMMIT_ONLY_AFTER_QUORUM, d);
                 }
                 s.commit = s.commit.max(lsn);
                 self.judge_recoverable(s, &format!("commit point {lsn}"));
@@ -231,7 +233,7 @@ impl Observer for Monitor {
                 let volume = quorum_watermark(s.synced);
                 if !never_decreases(s.max_volume_durable, volume) {
                     let d = format!("volume durable {} -> {volume}", s.max_volume_durable);
-                    self.violate(s, "DurableLsnMonotonic", d);
+                    self.violate(s, DURABLE_LSN_MONOTONIC, d);
                 }
                 s.max_volume_durable = s.max_volume_durable.max(volume);
             }
@@ -269,7 +271,7 @@ impl Observer for Monitor {
                         "{replica} applied {record:?} (writer's: {expected:?}, in order: {in_order}) \
                          with acks sent {sent:?}"
                     );
-                    self.violate(s, "ReplicaPrefix", d);
+                    self.violate(s, REPLICA_PREFIX, d);
                 }
             }
             Event::Discarded { replica, lsn } => {
@@ -280,14 +282,14 @@ impl Observer for Monitor {
                         "{replica} discarded {lsn} while only {disks} disks hold it (synced {:?})",
                         s.synced
                     );
-                    self.violate(s, "NoDiscardBeforeFlush", d);
+                    self.violate(s, NO_DISCARD_BEFORE_FLUSH, d);
                 }
                 if must_retain(lsn, s.max_volume_durable) {
                     let d = format!(
                         "{replica} dropped {lsn} above the volume durable LSN {}",
                         s.max_volume_durable
                     );
-                    self.violate(s, "RetainUntilDurable", d);
+                    self.violate(s, RETAIN_UNTIL_DURABLE, d);
                 }
             }
             Event::ReplicaDurable {
@@ -306,7 +308,7 @@ impl Observer for Monitor {
                 view.durable = view.durable.max(lsn);
                 if !never_decreases(before, lsn) {
                     let d = format!("{replica} durable LSN {before} -> {lsn}");
-                    self.violate(s, "DurableLsnMonotonic", d);
+                    self.violate(s, DURABLE_LSN_MONOTONIC, d);
                 }
             }
             Event::ReplicaRestarted {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use aurora_redo_model::types::{
-    Actor, Envelope, Lsn, Msg, NodeId, PageId, Record, ReplicaId, STORAGE_NODES,
+    Envelope, Lsn, Msg, NodeId, PageId, Record, ReplicaId, STORAGE_NODES,
 };
 
 use crate::config::{Config, ImplBug};
@@ -247,13 +247,8 @@ impl Replica {
     fn send_pull(&mut self, target: NodeId, out: &mut Vec<Output>) {
         self.next_pull_node = (target.index() + 1) % STORAGE_NODES;
         self.pull_outstanding = true;
-        out.push(Output::Send(Envelope {
-            src: Actor::Replica(self.id),
-            dst: Actor::Storage(target),
-            msg: Msg::Pull {
-                from: self.applied.next(),
-            },
-        }));
+        let from = self.applied.next();
+        out.push(Output::Send(Envelope::pull(self.id, target, from)));
     }
 }
 
@@ -262,12 +257,18 @@ mod tests {
     use super::*;
     use crate::config::AckPolicy;
 
-    fn from(node: u8, msg: Msg) -> ReplicaInput {
-        ReplicaInput::Deliver(Envelope {
-            src: Actor::Storage(NodeId(node)),
-            dst: Actor::Replica(ReplicaId(0)),
-            msg,
-        })
+    const R0: ReplicaId = ReplicaId(0);
+
+    fn available(node: u8, scl: u64) -> ReplicaInput {
+        ReplicaInput::Deliver(Envelope::available(NodeId(node), R0, Lsn(scl)))
+    }
+
+    fn flushed(node: u8, lsn: u64) -> ReplicaInput {
+        ReplicaInput::Deliver(Envelope::flushed(NodeId(node), R0, Lsn(lsn)))
+    }
+
+    fn records(node: u8, records: Vec<Record>) -> ReplicaInput {
+        ReplicaInput::Deliver(Envelope::records(NodeId(node), R0, records))
     }
 
     fn rec(l: u64) -> Record {
@@ -299,73 +300,30 @@ mod tests {
     fn applies_up_to_the_known_commit_then_retains_until_durable() {
         let mut r = replica(None);
         for n in 0..3 {
-            r.handle(from(
-                n,
-                Msg::Available {
-                    node: NodeId(n),
-                    scl: Lsn(3),
-                },
-            ));
+            r.handle(available(n, 3));
         }
         assert_eq!(r.known_commit(), Lsn(0));
-        let out = r.handle(from(
-            3,
-            Msg::Available {
-                node: NodeId(3),
-                scl: Lsn(2),
-            },
-        ));
+        let out = r.handle(available(3, 2));
         assert_eq!(r.known_commit(), Lsn(2));
         assert!(out
             .iter()
             .any(|o| matches!(o, Output::Send(e) if e.msg == Msg::Pull { from: Lsn(1) })));
-        r.handle(from(
-            0,
-            Msg::Records {
-                node: NodeId(0),
-                records: vec![rec(1), rec(2), rec(3)],
-            },
-        ));
+        r.handle(records(0, vec![rec(1), rec(2), rec(3)]));
         assert_eq!(r.applied(), Lsn(2), "record 3 is not committed yet");
         assert_eq!(r.read(0), Some((200, Lsn(2))));
         assert_eq!(r.read(1), Some((100, Lsn(1))));
         assert_eq!(r.retained(), vec![Lsn(1), Lsn(2)]);
         // Three Flushed are not a quorum; the fourth (even reordered, lower ones ignored) is.
         for n in 0..3 {
-            assert!(discarded(&r.handle(from(
-                n,
-                Msg::Flushed {
-                    node: NodeId(n),
-                    lsn: Lsn(1)
-                }
-            )))
-            .is_empty());
+            assert!(discarded(&r.handle(flushed(n, 1))).is_empty());
         }
-        r.handle(from(
-            0,
-            Msg::Flushed {
-                node: NodeId(0),
-                lsn: Lsn(0),
-            },
-        ));
-        let out = r.handle(from(
-            4,
-            Msg::Flushed {
-                node: NodeId(4),
-                lsn: Lsn(2),
-            },
-        ));
+        r.handle(flushed(0, 0));
+        let out = r.handle(flushed(4, 2));
         assert_eq!(discarded(&out), vec![Lsn(1)]);
         assert_eq!(r.durable(), Lsn(1));
         assert_eq!(r.retained(), vec![Lsn(2)]);
         // Record 3 becomes committed: it applies from the pending set without a new pull.
-        r.handle(from(
-            3,
-            Msg::Available {
-                node: NodeId(3),
-                scl: Lsn(3),
-            },
-        ));
+        r.handle(available(3, 3));
         assert_eq!(r.applied(), Lsn(3));
     }
 
@@ -373,21 +331,9 @@ mod tests {
     fn a_gap_stops_apply() {
         let mut r = replica(None);
         for n in 0..4 {
-            r.handle(from(
-                n,
-                Msg::Available {
-                    node: NodeId(n),
-                    scl: Lsn(3),
-                },
-            ));
+            r.handle(available(n, 3));
         }
-        r.handle(from(
-            0,
-            Msg::Records {
-                node: NodeId(0),
-                records: vec![rec(1), rec(3)],
-            },
-        ));
+        r.handle(records(0, vec![rec(1), rec(3)]));
         assert_eq!(r.applied(), Lsn(1));
     }
 
@@ -395,28 +341,10 @@ mod tests {
     fn an_already_durable_record_is_discarded_at_once() {
         let mut r = replica(None);
         for n in 0..4 {
-            r.handle(from(
-                n,
-                Msg::Available {
-                    node: NodeId(n),
-                    scl: Lsn(1),
-                },
-            ));
-            r.handle(from(
-                n,
-                Msg::Flushed {
-                    node: NodeId(n),
-                    lsn: Lsn(1),
-                },
-            ));
+            r.handle(available(n, 1));
+            r.handle(flushed(n, 1));
         }
-        let out = r.handle(from(
-            0,
-            Msg::Records {
-                node: NodeId(0),
-                records: vec![rec(1)],
-            },
-        ));
+        let out = r.handle(records(0, vec![rec(1)]));
         assert_eq!(discarded(&out), vec![Lsn(1)]);
         assert!(r.retained().is_empty());
     }
@@ -425,37 +353,13 @@ mod tests {
     fn the_seeded_bug_discards_on_available() {
         let mut r = replica(Some(ImplBug::DiscardOnAvailable));
         for n in 0..4 {
-            r.handle(from(
-                n,
-                Msg::Available {
-                    node: NodeId(n),
-                    scl: Lsn(1),
-                },
-            ));
+            r.handle(available(n, 1));
         }
-        r.handle(from(
-            0,
-            Msg::Records {
-                node: NodeId(0),
-                records: vec![rec(1), rec(2)],
-            },
-        ));
-        let out = r.handle(from(
-            0,
-            Msg::Available {
-                node: NodeId(0),
-                scl: Lsn(2),
-            },
-        ));
+        r.handle(records(0, vec![rec(1), rec(2)]));
+        let out = r.handle(available(0, 2));
         assert!(discarded(&out).is_empty());
         for n in 1..4 {
-            r.handle(from(
-                n,
-                Msg::Available {
-                    node: NodeId(n),
-                    scl: Lsn(2),
-                },
-            ));
+            r.handle(available(n, 2));
         }
         assert!(r.retained().is_empty(), "discarded without any Flushed");
     }

@@ -1,8 +1,9 @@
 //! A replica's retain buffer: applied records kept until a disk quorum holds them.
 //!
-//! **The discard rule** lives here: [`RetainBuffer::discard_through`] drops exactly the retained
-//! records with LSN `<=` the durable LSN, and [`RetainBuffer::keep`] never retains a record that
-//! is already durable. Both take one lock for the whole decision, so the buffer may be shared
+//! **The discard rule**, in the engine, lives here: [`RetainBuffer::discard_through`] drops
+//! exactly the retained records with LSN `<=` the durable LSN, and [`RetainBuffer::keep`] never
+//! retains a record that is already durable. The model's home of the same rule is
+//! `discard_through` in `model/src/replica.rs`. Both take one lock for the whole decision, so the buffer may be shared
 //! between threads (a replica's apply path, its flush-notification path, readers and the
 //! monitor) without a record slipping past a concurrent raise of the durable LSN.
 

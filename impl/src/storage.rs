@@ -161,9 +161,9 @@ impl StorageNode {
             held: self.scl,
         }));
         self.announced = self.announced.max(scl);
-        out.push(self.send(Actor::Writer, Msg::Ack { node: self.id, scl }));
+        out.push(Output::Send(Envelope::ack(self.id, scl)));
         for r in self.cfg.replicas.clone() {
-            out.push(self.send(Actor::Replica(r), Msg::Available { node: self.id, scl }));
+            out.push(Output::Send(Envelope::available(self.id, r, scl)));
         }
     }
 
@@ -180,28 +180,11 @@ impl StorageNode {
         records.sort();
         records.dedup();
         records.truncate(self.cfg.max_batch);
-        out.push(self.send(
-            to,
-            Msg::Records {
-                node: self.id,
-                records,
-            },
-        ));
+        out.push(Output::Send(Envelope::records(self.id, to, records)));
         // Re-announce, so a restarted replica re-learns the commit and durable points.
-        out.push(self.send(
-            to,
-            Msg::Available {
-                node: self.id,
-                scl: self.announced,
-            },
-        ));
-        out.push(self.send(
-            to,
-            Msg::Flushed {
-                node: self.id,
-                lsn: self.flushed,
-            },
-        ));
+        let (scl, lsn) = (self.announced, self.flushed);
+        out.push(Output::Send(Envelope::available(self.id, to, scl)));
+        out.push(Output::Send(Envelope::flushed(self.id, to, lsn)));
     }
 
     /// Step 6, **Flush** (`docs/protocol.md`), the flush handoff: the records `..=upto` are synced;
@@ -225,9 +208,9 @@ impl StorageNode {
         }
         self.flushed = self.flushed.max(upto);
         let lsn = self.flushed;
-        out.push(self.send(Actor::Writer, Msg::Flushed { node: self.id, lsn }));
+        out.push(Output::Send(Envelope::flushed(self.id, Actor::Writer, lsn)));
         for r in self.cfg.replicas.clone() {
-            out.push(self.send(Actor::Replica(r), Msg::Flushed { node: self.id, lsn }));
+            out.push(Output::Send(Envelope::flushed(self.id, r, lsn)));
         }
         if self.cfg.ack == AckPolicy::Disk {
             self.ack(lsn, out);
@@ -253,14 +236,6 @@ impl StorageNode {
         }
         self.flushing = Some(upto);
         out.push(Output::Persist(records));
-    }
-
-    fn send(&self, dst: Actor, msg: Msg) -> Output {
-        Output::Send(Envelope {
-            src: Actor::Storage(self.id),
-            dst,
-            msg,
-        })
     }
 }
 
@@ -290,17 +265,13 @@ mod tests {
     }
 
     fn append(l: u64) -> Envelope {
-        Envelope {
-            src: Actor::Writer,
-            dst: Actor::Storage(NodeId(0)),
-            msg: Msg::Append(rec(l)),
-        }
+        Envelope::append(NodeId(0), rec(l))
     }
 
-    fn msgs(out: &[Output]) -> Vec<(Actor, Msg)> {
+    fn sends(out: &[Output]) -> Vec<Envelope> {
         out.iter()
             .filter_map(|o| match o {
-                Output::Send(e) => Some((e.dst, e.msg.clone())),
+                Output::Send(e) => Some(e.clone()),
                 _ => None,
             })
             .collect()
@@ -319,35 +290,17 @@ mod tests {
         let out = n.handle(StorageInput::Deliver(vec![append(1), append(2), append(4)]));
         assert_eq!(n.scl(), Lsn(2));
         assert_eq!(n.scl(), contiguous_prefix(|l| n.holds(l)));
-        let m = msgs(&out);
-        assert!(m.contains(&(
-            Actor::Writer,
-            Msg::Ack {
-                node: NodeId(0),
-                scl: Lsn(2)
-            }
-        )));
-        assert!(m.contains(&(
-            Actor::Replica(ReplicaId(0)),
-            Msg::Available {
-                node: NodeId(0),
-                scl: Lsn(2)
-            }
-        )));
+        let m = sends(&out);
+        assert!(m.contains(&Envelope::ack(NodeId(0), Lsn(2))));
+        assert!(m.contains(&Envelope::available(NodeId(0), ReplicaId(0), Lsn(2))));
         assert_eq!(persist(&out), Some(vec![rec(1), rec(2)]));
         // Until the flush completes, the records stay in memory and nothing says Flushed.
         assert!(n.in_memory(Lsn(1)) && !n.on_disk(Lsn(1)));
-        assert!(!m.iter().any(|(_, m)| matches!(m, Msg::Flushed { .. })));
+        assert!(!m.iter().any(|e| matches!(e.msg, Msg::Flushed { .. })));
         let out = n.handle(StorageInput::FlushDone { upto: Lsn(2) });
         assert!(!n.in_memory(Lsn(1)) && n.on_disk(Lsn(1)));
         assert_eq!(n.flushed(), Lsn(2));
-        assert!(msgs(&out).contains(&(
-            Actor::Replica(ReplicaId(0)),
-            Msg::Flushed {
-                node: NodeId(0),
-                lsn: Lsn(2)
-            }
-        )));
+        assert!(sends(&out).contains(&Envelope::flushed(NodeId(0), ReplicaId(0), Lsn(2))));
         // Filling the hole moves the SCL over 4 and starts the next flush.
         let out = n.handle(StorageInput::Deliver(vec![append(3)]));
         assert_eq!(n.scl(), Lsn(4));
@@ -358,21 +311,9 @@ mod tests {
     fn disk_ack_waits_for_the_flush() {
         let mut n = StorageNode::new(NodeId(1), Config::new(AckPolicy::Disk, 0));
         let out = n.handle(StorageInput::Deliver(vec![append(1)]));
-        assert!(msgs(&out).contains(&(
-            Actor::Writer,
-            Msg::Ack {
-                node: NodeId(1),
-                scl: Lsn(0)
-            }
-        )));
+        assert!(sends(&out).contains(&Envelope::ack(NodeId(1), Lsn(0))));
         let out = n.handle(StorageInput::FlushDone { upto: Lsn(1) });
-        assert!(msgs(&out).contains(&(
-            Actor::Writer,
-            Msg::Ack {
-                node: NodeId(1),
-                scl: Lsn(1)
-            }
-        )));
+        assert!(sends(&out).contains(&Envelope::ack(NodeId(1), Lsn(1))));
     }
 
     #[test]
@@ -384,33 +325,16 @@ mod tests {
         );
         assert_eq!((n.scl(), n.flushed()), (Lsn(2), Lsn(2)));
         n.handle(StorageInput::Deliver(vec![append(3)]));
-        let pull = Envelope {
-            src: Actor::Replica(ReplicaId(0)),
-            dst: Actor::Storage(NodeId(2)),
-            msg: Msg::Pull { from: Lsn(2) },
-        };
+        let pull = Envelope::pull(ReplicaId(0), NodeId(2), Lsn(2));
         let out = n.handle(StorageInput::Deliver(vec![pull]));
-        let m = msgs(&out);
+        let (r0, s2) = (ReplicaId(0), NodeId(2));
         assert_eq!(
-            m[0].1,
-            Msg::Records {
-                node: NodeId(2),
-                records: vec![rec(2), rec(3)]
-            }
-        );
-        assert_eq!(
-            m[1].1,
-            Msg::Available {
-                node: NodeId(2),
-                scl: Lsn(3)
-            }
-        );
-        assert_eq!(
-            m[2].1,
-            Msg::Flushed {
-                node: NodeId(2),
-                lsn: Lsn(2)
-            }
+            sends(&out),
+            vec![
+                Envelope::records(s2, r0, vec![rec(2), rec(3)]),
+                Envelope::available(s2, r0, Lsn(3)),
+                Envelope::flushed(s2, r0, Lsn(2)),
+            ]
         );
     }
 
@@ -419,15 +343,6 @@ mod tests {
         let mut n = StorageNode::new(NodeId(0), Config::new(AckPolicy::Memory, 0));
         n.handle(StorageInput::Deliver(vec![append(1)]));
         let out = n.handle(StorageInput::Deliver(vec![append(1)]));
-        assert_eq!(
-            msgs(&out),
-            vec![(
-                Actor::Writer,
-                Msg::Ack {
-                    node: NodeId(0),
-                    scl: Lsn(1)
-                }
-            )]
-        );
+        assert_eq!(sends(&out), vec![Envelope::ack(NodeId(0), Lsn(1))]);
     }
 }

@@ -197,7 +197,7 @@ impl Network {
 mod tests {
     use super::*;
     use crate::faults::FaultConfig;
-    use aurora_redo_model::types::Msg;
+    use aurora_redo_model::types::ReplicaId;
 
     #[test]
     fn recv_drains_a_batch_then_ticks_then_closes() {
@@ -219,11 +219,7 @@ mod tests {
         let net = Network::new(1, Faults::new(FaultConfig::none()));
         net.faults.set_outage(Some(aurora_redo_model::types::Az::B));
         let envs = NodeId::all()
-            .map(|n| Envelope {
-                src: Actor::Writer,
-                dst: Actor::Storage(n),
-                msg: Msg::Pull { from: Lsn(1) },
-            })
+            .map(|n| Envelope::pull(ReplicaId(0), n, Lsn(1)))
             .collect();
         net.send(envs);
         let queued: Vec<usize> = net.nodes.iter().map(|m| m.len()).collect();

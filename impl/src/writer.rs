@@ -1,12 +1,14 @@
 //! The writer's state machine: numbers records, sends them to all six nodes, and decides the
 //! commit point. No I/O: the engine (or a test) feeds it inputs and carries out its outputs.
 //!
-//! **The commit rule** lives in [`Writer::on_ack`]: the commit point is the 4th-highest SCL
-//! acknowledged by the nodes (each node's highest ack), and it never moves backwards.
+//! **The commit rule**, in the engine, lives in [`Writer::on_ack`] (over a
+//! [`QuorumTracker`]): the commit point is the 4th-highest SCL acknowledged by the nodes (each
+//! node's highest ack), and it never moves backwards. The model's home of the same rule is
+//! `commit_bound` in `model/src/writer.rs`.
 
 use std::collections::BTreeMap;
 
-use aurora_redo_model::types::{Actor, Envelope, Lsn, Msg, NodeId, PageId, Record, STORAGE_NODES};
+use aurora_redo_model::types::{Envelope, Lsn, Msg, NodeId, PageId, Record, STORAGE_NODES};
 
 use crate::config::{Config, ImplBug};
 use crate::observer::Event;
@@ -107,7 +109,7 @@ impl Writer {
         self.log.insert(lsn, record);
         out.push(Output::Observe(Event::Appended(record)));
         for node in NodeId::all() {
-            out.push(Output::Send(append_to(node, record)));
+            out.push(Output::Send(Envelope::append(node, record)));
         }
     }
 
@@ -152,7 +154,7 @@ impl Writer {
                 // its lower SCL, and the next tick re-sends what it lost.
                 if self.flushed[i] < self.last_lsn {
                     if let Some(r) = self.log.get(&self.last_lsn) {
-                        out.push(Output::Send(append_to(node, *r)));
+                        out.push(Output::Send(Envelope::append(node, *r)));
                     }
                 }
                 continue;
@@ -163,17 +165,9 @@ impl Writer {
                 .take(self.cfg.max_batch)
                 .map(|(_, r)| *r)
             {
-                out.push(Output::Send(append_to(node, record)));
+                out.push(Output::Send(Envelope::append(node, record)));
             }
         }
-    }
-}
-
-fn append_to(node: NodeId, record: Record) -> Envelope {
-    Envelope {
-        src: Actor::Writer,
-        dst: Actor::Storage(node),
-        msg: Msg::Append(record),
     }
 }
 
@@ -181,16 +175,10 @@ fn append_to(node: NodeId, record: Record) -> Envelope {
 mod tests {
     use super::*;
     use crate::config::AckPolicy;
+    use aurora_redo_model::types::Actor;
 
     fn ack(node: u8, scl: u64) -> WriterInput {
-        WriterInput::Deliver(Envelope {
-            src: Actor::Storage(NodeId(node)),
-            dst: Actor::Writer,
-            msg: Msg::Ack {
-                node: NodeId(node),
-                scl: Lsn(scl),
-            },
-        })
+        WriterInput::Deliver(Envelope::ack(NodeId(node), Lsn(scl)))
     }
 
     fn sends(out: &[Output]) -> Vec<Envelope> {
@@ -245,14 +233,11 @@ mod tests {
             w.handle(ack(n, 3));
         }
         for n in 0..5 {
-            w.handle(WriterInput::Deliver(Envelope {
-                src: Actor::Storage(NodeId(n)),
-                dst: Actor::Writer,
-                msg: Msg::Flushed {
-                    node: NodeId(n),
-                    lsn: Lsn(3),
-                },
-            }));
+            w.handle(WriterInput::Deliver(Envelope::flushed(
+                NodeId(n),
+                Actor::Writer,
+                Lsn(3),
+            )));
         }
         w.handle(ack(5, 1)); // S5 restarted and holds only 1.
         w.handle(WriterInput::Tick); // first tick: S5 just moved, no resend yet

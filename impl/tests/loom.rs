@@ -15,7 +15,7 @@ use aurora_redo_impl::transport::{Mailbox, Recv};
 use aurora_redo_impl::watermark::{PublishBug, Published, QuorumBug, SharedQuorum};
 use aurora_redo_impl::writer::{Writer, WriterInput};
 use aurora_redo_impl::{AckPolicy, Config, ImplBug};
-use aurora_redo_model::types::{Actor, Envelope, Lsn, Msg, NodeId, Record};
+use aurora_redo_model::types::{Envelope, Lsn, Msg, NodeId, Record};
 
 /// Runs the `#[ignore]`d test `name` (a loom model of a seeded bug) in a child process and
 /// asserts that loom made it fail; returns the child's output. A child process, because loom
@@ -47,14 +47,7 @@ fn expect_failure(name: &str) -> String {
 }
 
 fn ack(node: u8, scl: u64) -> WriterInput {
-    WriterInput::Deliver(Envelope {
-        src: Actor::Storage(NodeId(node)),
-        dst: Actor::Writer,
-        msg: Msg::Ack {
-            node: NodeId(node),
-            scl: Lsn(scl),
-        },
-    })
+    WriterInput::Deliver(Envelope::ack(NodeId(node), Lsn(scl)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -250,11 +243,10 @@ fn flush_handoff(bug: Option<ImplBug>) {
         value: 44,
     };
     let mut sm = StorageNode::new(NodeId(0), Config::new(AckPolicy::Memory, 1).with_bug(bug));
-    let out = sm.handle(StorageInput::Deliver(vec![Envelope {
-        src: Actor::Writer,
-        dst: Actor::Storage(NodeId(0)),
-        msg: Msg::Append(record),
-    }]));
+    let out = sm.handle(StorageInput::Deliver(vec![Envelope::append(
+        NodeId(0),
+        record,
+    )]));
     let job = out
         .into_iter()
         .find_map(|o| match o {

@@ -16,6 +16,9 @@ use aurora_redo_impl::faults::FaultConfig;
 use aurora_redo_impl::monitor::Monitor;
 use aurora_redo_impl::sync::{thread, Arc, AtomicBool, Ordering};
 use aurora_redo_impl::{AckPolicy, Config, ImplBug};
+use aurora_redo_model::invariants::{
+    COMMITTED_RECOVERABLE, COMMIT_ONLY_AFTER_QUORUM, NO_DISCARD_BEFORE_FLUSH,
+};
 use aurora_redo_model::types::{Az, NodeId, ReplicaId};
 
 /// Which faults a scenario injects.
@@ -59,7 +62,7 @@ fn scenario(
             .collect();
         let monitor = Monitor::new(true);
         let monitor = Arc::new(match finding {
-            Finding::Tolerated => monitor.tolerating("CommittedRecoverable"),
+            Finding::Tolerated => monitor.tolerating(COMMITTED_RECOVERABLE),
             Finding::Judged => monitor,
         });
         let mut cfg = Config::new(ack, 2).with_bug(bug);
@@ -198,7 +201,7 @@ fn discard_on_available_is_caught() {
         )
     });
     assert!(
-        msg.contains("NoDiscardBeforeFlush"),
+        msg.contains(NO_DISCARD_BEFORE_FLUSH),
         "caught by the wrong check: {msg}"
     );
 }
@@ -217,7 +220,7 @@ fn commit_at_three_is_caught() {
         )
     });
     assert!(
-        msg.contains("CommitOnlyAfterQuorum"),
+        msg.contains(COMMIT_ONLY_AFTER_QUORUM),
         "caught by the wrong check: {msg}"
     );
 }
@@ -237,7 +240,7 @@ fn flush_notify_before_fsync_is_caught() {
         )
     });
     assert!(
-        msg.contains("NoDiscardBeforeFlush"),
+        msg.contains(NO_DISCARD_BEFORE_FLUSH),
         "caught by the wrong check: {msg}"
     );
 }
@@ -254,7 +257,7 @@ fn memory_ack_finding_is_reproduced() {
         )
     });
     assert!(
-        msg.contains("CommittedRecoverable"),
+        msg.contains(COMMITTED_RECOVERABLE),
         "caught by the wrong check: {msg}"
     );
 }

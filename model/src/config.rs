@@ -1,6 +1,5 @@
 //! What to check: the protocol's switches, the fault budget, the seeded bugs and the presets.
 
-use crate::model::RedoModel;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -28,6 +27,8 @@ pub enum NetworkKind {
 }
 
 /// A seeded bug: a one-line change to the protocol that some invariant must catch.
+/// The engine's counterpart of each, where it has one, is named in one place:
+/// `aurora_redo_impl::ImplBug::counterpart_of`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Bug {
@@ -74,7 +75,10 @@ impl Bug {
 
     /// The invariant that must catch this bug (`docs/protocol.md`, "Seeded bugs").
     pub fn expected_property(self) -> &'static str {
-        use crate::properties::names::*;
+        use crate::invariants::{
+            COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC, NO_DISCARD_BEFORE_FLUSH,
+            QUIESCENCE_CONVERGES, REPLICA_PREFIX,
+        };
         match self {
             Bug::DiscardOnAvailable | Bug::DurableFromOneNode => NO_DISCARD_BEFORE_FLUSH,
             Bug::CommitAtThree | Bug::SclWithHoles => COMMIT_ONLY_AFTER_QUORUM,
@@ -228,10 +232,6 @@ impl Config {
     /// record short of a quorum forever).
     pub fn liveness_applies(&self) -> bool {
         self.network != NetworkKind::Lossy && self.storage_crashes == 0 && self.lost_nodes == 0
-    }
-
-    pub fn into_model(self) -> RedoModel {
-        RedoModel::new(self)
     }
 }
 

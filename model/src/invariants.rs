@@ -5,9 +5,15 @@
 //! (`crate::properties`) evaluate them on model states; the implementation's runtime monitor
 //! evaluates them on the live system's disks and replicas. Inputs are ground truth (what is
 //! really on a disk, what a node really held when it acked), never an actor's belief.
+//!
+//! Beside each predicate is its invariant's name, as the tool prints it, `--expect-violation`
+//! accepts it and the monitor reports it: code compares names through these constants only.
 
 use crate::quorum::quorum_watermark;
 use crate::types::{Lsn, READ_QUORUM};
+
+/// The name of invariant 1, judged by [`discard_is_safe`].
+pub const NO_DISCARD_BEFORE_FLUSH: &str = "NoDiscardBeforeFlush";
 
 /// **NoDiscardBeforeFlush**, judged at the moment a replica discards record `lsn`: the record
 /// must have reached the disks of at least 4 nodes. Disks hold contiguous prefixes (a flush moves
@@ -26,6 +32,9 @@ pub fn truthful_ack(sent: Lsn, held: Lsn) -> Lsn {
     sent.min(held)
 }
 
+/// The name of invariant 2, judged by [`commit_backed_by_quorum`].
+pub const COMMIT_ONLY_AFTER_QUORUM: &str = "CommitOnlyAfterQuorum";
+
 /// **CommitOnlyAfterQuorum**: every committed LSN was acknowledged by at least 4 distinct nodes,
 /// each of which really held every record up to it when it acked. `truthful_acks` gives, per node,
 /// the highest [`truthful_ack`] it ever sent. Protects "commit only after 4/6": a commit point
@@ -34,6 +43,9 @@ pub fn commit_backed_by_quorum(commit: Lsn, truthful_acks: impl IntoIterator<Ite
     commit <= quorum_watermark(truthful_acks)
 }
 
+/// The name of invariant 3, judged by [`never_decreases`].
+pub const DURABLE_LSN_MONOTONIC: &str = "DurableLsnMonotonic";
+
 /// **DurableLsnMonotonic**, judged across one transition: a durable LSN (the volume's, a
 /// replica's within one incarnation) or the writer's commit point never moves backwards.
 /// Protects everyone who acted on the old value: a replica that discarded up to it, a client
@@ -41,6 +53,9 @@ pub fn commit_backed_by_quorum(commit: Lsn, truthful_acks: impl IntoIterator<Ite
 pub fn never_decreases(before: Lsn, after: Lsn) -> bool {
     after >= before
 }
+
+/// The name of invariant 4, judged by [`replica_prefix`].
+pub const REPLICA_PREFIX: &str = "ReplicaPrefix";
 
 /// **ReplicaPrefix**: a replica's applied records are exactly the writer's records `1..=applied`
 /// (`image_matches`: its pages show exactly what those records wrote, in order) and `applied`
@@ -55,12 +70,18 @@ pub fn replica_prefix(
     image_matches && applied <= quorum_watermark(sent_acks)
 }
 
+/// The name of invariant 5, judged by [`must_retain`].
+pub const RETAIN_UNTIL_DURABLE: &str = "RetainUntilDurable";
+
 /// **RetainUntilDurable**: a record a replica applied must still be retained when its LSN is above
 /// `durable_so_far` (as for [`discard_is_safe`]). Protects catch-up and recovery: until a disk
 /// quorum holds a record, the replica's copy may be needed.
 pub fn must_retain(lsn: Lsn, durable_so_far: Lsn) -> bool {
     lsn > durable_so_far
 }
+
+/// The name of invariant 6, judged by [`readable_by_every_read_quorum`].
+pub const COMMITTED_RECOVERABLE: &str = "CommittedRecoverable";
 
 /// **CommittedRecoverable**, for one committed record: of the `surviving` nodes (not permanently
 /// lost), `holders` hold it (memory of a live node, or disk). Every read quorum of 3 surviving
@@ -70,6 +91,12 @@ pub fn readable_by_every_read_quorum(holders: usize, surviving: usize) -> bool {
     debug_assert!(holders <= surviving);
     surviving - holders < READ_QUORUM
 }
+
+/// The name of the quiescence invariant: a system with nothing left to do (no fault active, no
+/// step that would change anything) has committed, applied and discarded every record. It needs
+/// the model's enabled steps, so the model judges it (`crate::properties`); the engine's
+/// counterpart is the monitor's check of a system at rest.
+pub const QUIESCENCE_CONVERGES: &str = "QuiescenceConverges";
 
 #[cfg(test)]
 mod tests {

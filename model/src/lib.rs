@@ -3,16 +3,23 @@
 //! Shared with the implementation:
 //! - [`types`]: the vocabulary (`Lsn`, identities, `Record`, `Msg`, `Envelope`).
 //! - [`quorum`]: watermark arithmetic (contiguous prefixes, 4-of-6 points).
-//! - [`invariants`]: the six safety invariants as pure predicates over ground truth.
+//! - [`invariants`]: the six safety invariants as pure predicates over ground truth, each with
+//!   its name.
 //!
 //! The model (no threads, no I/O):
-//! - [`config`]: switches, fault budgets, seeded bugs, presets; `Config::into_model`.
-//! - [`state`]: what a model state holds; [`network`]: the messages in flight.
+//! - [`config`]: switches, fault budgets, seeded bugs, presets.
+//! - [`state`]: what a model state holds, and the ghost bookkeeping (`State::judge_*`) that
+//!   records, as a step happens, the facts the invariants judge by; [`network`]: the messages in
+//!   flight.
 //! - [`writer`], [`storage`], [`replica`]: each role's rules, one place each.
-//! - [`model`]: the stateright `Model`: enabled steps and their effects.
+//! - [`model`]: the stateright `Model`: enabled steps and their effects; `Config::into_model`.
 //! - [`properties`]: the invariants, reachability facts and liveness as stateright properties.
 //! - [`symmetry`]: the node-renaming reduction used with DFS.
 //! - [`render`]: counterexamples as numbered steps, Mermaid and SVG.
+//!
+//! Imports run one way: `config` and `state` use only the shared modules; the role rules use
+//! those; `model` dispatches to the rules. `properties` is used by `model` alone (and by the
+//! checker's reports), so no rule, and not `config`, depends on the checking.
 
 pub mod config;
 pub mod invariants;

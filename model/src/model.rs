@@ -90,6 +90,13 @@ impl fmt::Debug for Action {
     }
 }
 
+impl Config {
+    /// The model of this configuration.
+    pub fn into_model(self) -> RedoModel {
+        RedoModel::new(self)
+    }
+}
+
 impl RedoModel {
     pub fn new(config: Config) -> RedoModel {
         RedoModel { config }
@@ -252,7 +259,7 @@ impl Model for RedoModel {
             }
             Action::RestartReplica(r) => replica::restart(&mut s, *r),
         }
-        properties::judge_step(last, &mut s);
+        s.judge_step(last);
         (s != *last).then_some(s)
     }
 

@@ -64,17 +64,10 @@ impl std::fmt::Debug for Network {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Lsn, Msg, NodeId};
+    use crate::types::{Lsn, NodeId};
 
     fn ack(node: u8, scl: u64) -> Envelope {
-        Envelope {
-            src: Actor::Storage(NodeId(node)),
-            dst: Actor::Writer,
-            msg: Msg::Ack {
-                node: NodeId(node),
-                scl: Lsn(scl),
-            },
-        }
+        Envelope::ack(NodeId(node), Lsn(scl))
     }
 
     #[test]

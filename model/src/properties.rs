@@ -3,41 +3,46 @@
 //!
 //! Each safety invariant is defined once, in [`crate::invariants`], as a predicate over ground
 //! truth. This module applies it to model states. Two invariants are about *moments* rather than
-//! states (a discard; a watermark moving), so the model judges them when the moment happens, in
-//! the `judge_*` functions below, and records the verdict in a one-way ghost flag.
+//! states (a discard; a watermark moving), so the model judges them when the moment happens (the
+//! ghost bookkeeping in [`crate::state`], `State::judge_*`) and records the verdict in a one-way
+//! ghost flag, which the properties here read.
+//!
+//! Only the model (`RedoModel::properties`) and the checker's reports use this module; no rule
+//! does.
 
 use crate::config::{AckPolicy, Config};
 use crate::invariants::{
-    commit_backed_by_quorum, discard_is_safe, must_retain, never_decreases,
-    readable_by_every_read_quorum, replica_prefix,
+    commit_backed_by_quorum, must_retain, readable_by_every_read_quorum, replica_prefix,
+    COMMITTED_RECOVERABLE, COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC,
+    NO_DISCARD_BEFORE_FLUSH, QUIESCENCE_CONVERGES, REPLICA_PREFIX, RETAIN_UNTIL_DURABLE,
 };
 use crate::model::RedoModel;
 use crate::state::{Flags, State};
-use crate::types::{Lsn, NodeId};
+use crate::types::Lsn;
 use stateright::Property;
 
-/// Property names, as printed by the tool and accepted by `--expect-violation`.
-pub mod names {
-    pub const NO_DISCARD_BEFORE_FLUSH: &str = "NoDiscardBeforeFlush";
-    pub const COMMIT_ONLY_AFTER_QUORUM: &str = "CommitOnlyAfterQuorum";
-    pub const DURABLE_LSN_MONOTONIC: &str = "DurableLsnMonotonic";
-    pub const REPLICA_PREFIX: &str = "ReplicaPrefix";
-    pub const RETAIN_UNTIL_DURABLE: &str = "RetainUntilDurable";
-    pub const COMMITTED_RECOVERABLE: &str = "CommittedRecoverable";
-    pub const QUIESCENCE_CONVERGES: &str = "QuiescenceConverges";
+// Property names, as printed by the tool and accepted by `--expect-violation`. The invariants'
+// names sit beside their predicates in `crate::invariants`; these are the model's own facts.
 
-    pub const APPLIED_BEFORE_DURABLE: &str = "ReplicaAppliedBeforeDurable";
-    pub const COMMITTED_ON_NO_DISK: &str = "CommittedOnNoDisk";
-    pub const REPLICA_DISCARDED: &str = "ReplicaDiscarded";
-    pub const RESTARTED_REPLICA_CAUGHT_UP: &str = "RestartedReplicaCaughtUp";
-    pub const COMMIT_AFTER_STORAGE_CRASH: &str = "CommitAfterStorageCrash";
+/// Reachability: a replica applied a record before it was durable.
+pub const APPLIED_BEFORE_DURABLE: &str = "ReplicaAppliedBeforeDurable";
+/// Reachability: a committed record was on no disk.
+pub const COMMITTED_ON_NO_DISK: &str = "CommittedOnNoDisk";
+/// Reachability: a replica discarded a record it applied.
+pub const REPLICA_DISCARDED: &str = "ReplicaDiscarded";
+/// Reachability: a restarted replica caught up with the commit point.
+pub const RESTARTED_REPLICA_CAUGHT_UP: &str = "RestartedReplicaCaughtUp";
+/// Reachability: the commit point advanced after a storage crash.
+pub const COMMIT_AFTER_STORAGE_CRASH: &str = "CommitAfterStorageCrash";
 
-    pub const ALL_COMMITTED: &str = "EventuallyAllCommitted";
-    pub const ALL_DURABLE: &str = "EventuallyAllDurable";
-    pub const ALL_APPLIED: &str = "EventuallyAllApplied";
-    pub const ALL_DISCARDED: &str = "EventuallyAllDiscarded";
-}
-use names::*;
+/// Liveness: every record is eventually committed.
+pub const ALL_COMMITTED: &str = "EventuallyAllCommitted";
+/// Liveness: every record is eventually durable.
+pub const ALL_DURABLE: &str = "EventuallyAllDurable";
+/// Liveness: every replica eventually applies every record.
+pub const ALL_APPLIED: &str = "EventuallyAllApplied";
+/// Liveness: every replica eventually discards every record.
+pub const ALL_DISCARDED: &str = "EventuallyAllDiscarded";
 
 /// The properties of a configuration. Reachability facts are listed only where the configuration
 /// makes them possible, and liveness only where it applies (see [`Config::liveness_applies`]).
@@ -128,49 +133,10 @@ pub fn explain(name: &str) -> &'static str {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Judgements made at the moment of a transition.
-
-/// Judges a discard of `lsn` by a replica for **NoDiscardBeforeFlush**.
-pub(crate) fn judge_discard(state: &mut State, lsn: Lsn) {
-    if !discard_is_safe(lsn, state.durable_so_far()) {
-        state.ghost.flags.insert(Flags::UNSAFE_DISCARD);
-    }
-}
-
-/// Records what a node's disk holds after a flush, the only step that adds to a disk.
-pub(crate) fn judge_flush(state: &mut State, node: NodeId) {
-    let high = &mut state.ghost.disk_high[node.index()];
-    *high = (*high).max(state.nodes[node.index()].flushed());
-}
-
-/// Records a commit after a storage crash (a reachability fact).
-pub(crate) fn judge_commit(state: &mut State) {
-    if state.faults.storage_crashes > 0 {
-        state.ghost.flags.insert(Flags::COMMIT_AFTER_CRASH);
-    }
-}
-
-/// Judges one transition for **DurableLsnMonotonic**: the writer's commit point, the volume
-/// durable LSN (unless a node was lost for good, which destroys disks by definition) and each
-/// replica's durable LSN within one incarnation.
-pub(crate) fn judge_step(before: &State, after: &mut State) {
-    let mut regressed = !never_decreases(before.writer.commit, after.writer.commit);
-    if after.faults.lost_nodes == 0 {
-        regressed |= !never_decreases(before.volume_durable(), after.volume_durable());
-    }
-    for (b, a) in before.replicas.iter().zip(&after.replicas) {
-        regressed |= b.incarnation == a.incarnation && !never_decreases(b.durable, a.durable);
-    }
-    if regressed {
-        after.ghost.flags.insert(Flags::REGRESSED);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Safety invariants (`always`).
 
 /// **1. NoDiscardBeforeFlush**: every discard so far was of a record on 4 disks (judged at the
-/// discard, by [`judge_discard`]).
+/// discard, by `State::judge_discard`).
 fn no_discard_before_flush(_: &RedoModel, s: &State) -> bool {
     !s.ghost.flags.contains(Flags::UNSAFE_DISCARD)
 }
@@ -181,7 +147,7 @@ fn commit_only_after_quorum(_: &RedoModel, s: &State) -> bool {
 }
 
 /// **3. DurableLsnMonotonic**: no watermark has moved backwards (judged per step, by
-/// [`judge_step`]).
+/// `State::judge_step`).
 fn durable_lsn_monotonic(_: &RedoModel, s: &State) -> bool {
     !s.ghost.flags.contains(Flags::REGRESSED)
 }

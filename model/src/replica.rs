@@ -2,7 +2,6 @@
 //! apply, and the discard rule.
 
 use crate::config::{Bug, Config};
-use crate::properties::judge_discard;
 use crate::quorum::{kth_highest, quorum_watermark};
 use crate::state::{record_for, LsnSet, State};
 use crate::storage::records_from;
@@ -61,12 +60,14 @@ pub fn learn_durable(state: &mut State, r: ReplicaId, to: Lsn) {
     discard_through(state, r, to);
 }
 
-/// **The discard rule**: a replica frees the retained records with LSN `<= upto`, and only those.
-/// Each discard is judged on the spot against ground truth (NoDiscardBeforeFlush).
+/// **The discard rule**, as the model states it: a replica frees the retained records with LSN
+/// `<= upto`, and only those. Each discard is judged on the spot against ground truth
+/// (NoDiscardBeforeFlush). The engine's home of the rule is `RetainBuffer::discard_through` in
+/// `impl/src/retain.rs`.
 fn discard_through(state: &mut State, r: ReplicaId, upto: Lsn) {
     let discarded = state.replica_mut(r).retained.remove_through(upto);
     for lsn in discarded.iter() {
-        judge_discard(state, lsn);
+        state.judge_discard(lsn);
     }
 }
 
@@ -114,7 +115,7 @@ pub fn pull(config: &Config, state: &mut State, r: ReplicaId, node: NodeId) {
         }
     }
     for lsn in discarded_at_once {
-        judge_discard(state, lsn);
+        state.judge_discard(lsn);
     }
 }
 

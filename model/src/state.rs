@@ -1,6 +1,8 @@
 //! The model's state: what each actor holds, what is in flight, which faults have been spent,
-//! and the ghost facts the invariants judge by.
+//! and the ghost facts the invariants judge by, with the bookkeeping that keeps them (the
+//! `judge_*` methods, which the role rules and the step call at the moment a fact arises).
 
+use crate::invariants::{discard_is_safe, never_decreases};
 use crate::network::Network;
 use crate::quorum::quorum_watermark;
 use crate::types::{Az, Lsn, NodeId, PageId, Record, ReplicaId, STORAGE_NODES};
@@ -321,5 +323,46 @@ impl State {
             }
         }
         (holders, count)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ghost bookkeeping: judgements made at the moment of a transition, recorded for the properties.
+
+impl State {
+    /// Judges a discard of `lsn` by a replica for **NoDiscardBeforeFlush**.
+    pub(crate) fn judge_discard(&mut self, lsn: Lsn) {
+        if !discard_is_safe(lsn, self.durable_so_far()) {
+            self.ghost.flags.insert(Flags::UNSAFE_DISCARD);
+        }
+    }
+
+    /// Records what a node's disk holds after a flush, the only step that adds to a disk.
+    pub(crate) fn judge_flush(&mut self, node: NodeId) {
+        let high = &mut self.ghost.disk_high[node.index()];
+        *high = (*high).max(self.nodes[node.index()].flushed());
+    }
+
+    /// Records a commit after a storage crash (a reachability fact).
+    pub(crate) fn judge_commit(&mut self) {
+        if self.faults.storage_crashes > 0 {
+            self.ghost.flags.insert(Flags::COMMIT_AFTER_CRASH);
+        }
+    }
+
+    /// Judges the transition from `before` to this state for **DurableLsnMonotonic**: the
+    /// writer's commit point, the volume durable LSN (unless a node was lost for good, which
+    /// destroys disks by definition) and each replica's durable LSN within one incarnation.
+    pub(crate) fn judge_step(&mut self, before: &State) {
+        let mut regressed = !never_decreases(before.writer.commit, self.writer.commit);
+        if self.faults.lost_nodes == 0 {
+            regressed |= !never_decreases(before.volume_durable(), self.volume_durable());
+        }
+        for (b, a) in before.replicas.iter().zip(&self.replicas) {
+            regressed |= b.incarnation == a.incarnation && !never_decreases(b.durable, a.durable);
+        }
+        if regressed {
+            self.ghost.flags.insert(Flags::REGRESSED);
+        }
     }
 }

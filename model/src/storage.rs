@@ -2,7 +2,6 @@
 
 use crate::config::{AckPolicy, Bug, Config};
 use crate::invariants::truthful_ack;
-use crate::properties::judge_flush;
 use crate::state::{Node, NodeStatus, State};
 use crate::types::{Actor, Lsn, NodeId};
 
@@ -81,7 +80,7 @@ pub fn flush(config: &Config, state: &mut State, id: NodeId, upto: Lsn) {
     let moved = node.mem.remove_through(upto);
     node.disk = node.disk.union(moved);
     let flushed = node.flushed();
-    judge_flush(state, id);
+    state.judge_flush(id);
     let announced = &mut state.announced;
     announced.flushed[id.index()] = announced.flushed[id.index()].max(flushed);
     if config.bug == Some(Bug::DurableLastMessage) {

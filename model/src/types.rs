@@ -141,6 +141,18 @@ impl fmt::Debug for Actor {
     }
 }
 
+impl From<NodeId> for Actor {
+    fn from(node: NodeId) -> Actor {
+        Actor::Storage(node)
+    }
+}
+
+impl From<ReplicaId> for Actor {
+    fn from(replica: ReplicaId) -> Actor {
+        Actor::Replica(replica)
+    }
+}
+
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
@@ -196,6 +208,56 @@ pub struct Envelope {
     pub msg: Msg,
 }
 
+/// The protocol's messages, each from the sender the protocol gives it. A destination that may be
+/// more than one kind of actor is an `impl Into<Actor>`: a `ReplicaId`, a `NodeId` or an `Actor`.
+impl Envelope {
+    /// W -> S`node`: a new redo record.
+    pub fn append(node: NodeId, record: Record) -> Envelope {
+        Envelope {
+            src: Actor::Writer,
+            dst: Actor::Storage(node),
+            msg: Msg::Append(record),
+        }
+    }
+
+    /// S`node` -> W: the node's SCL.
+    pub fn ack(node: NodeId, scl: Lsn) -> Envelope {
+        Envelope::from_node(node, Actor::Writer, Msg::Ack { node, scl })
+    }
+
+    /// S`node` -> `to` (a replica): "new LSN available", carrying the SCL of the `Ack`.
+    pub fn available(node: NodeId, to: impl Into<Actor>, scl: Lsn) -> Envelope {
+        Envelope::from_node(node, to.into(), Msg::Available { node, scl })
+    }
+
+    /// S`node` -> `to` (a replica, or the writer): the node's flushed LSN.
+    pub fn flushed(node: NodeId, to: impl Into<Actor>, lsn: Lsn) -> Envelope {
+        Envelope::from_node(node, to.into(), Msg::Flushed { node, lsn })
+    }
+
+    /// R`replica` -> S`node`: send me the records from `from` on.
+    pub fn pull(replica: ReplicaId, node: NodeId, from: Lsn) -> Envelope {
+        Envelope {
+            src: Actor::Replica(replica),
+            dst: Actor::Storage(node),
+            msg: Msg::Pull { from },
+        }
+    }
+
+    /// S`node` -> `to` (whoever pulled): the records it holds from the pulled LSN on.
+    pub fn records(node: NodeId, to: impl Into<Actor>, records: Vec<Record>) -> Envelope {
+        Envelope::from_node(node, to.into(), Msg::Records { node, records })
+    }
+
+    fn from_node(node: NodeId, dst: Actor, msg: Msg) -> Envelope {
+        Envelope {
+            src: Actor::Storage(node),
+            dst,
+            msg,
+        }
+    }
+}
+
 impl fmt::Debug for Envelope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?} -> {:?} {:?}", self.src, self.dst, self.msg)
@@ -224,14 +286,7 @@ mod tests {
 
     #[test]
     fn envelopes_print_as_steps() {
-        let env = Envelope {
-            src: Actor::Storage(NodeId(3)),
-            dst: Actor::Replica(ReplicaId(0)),
-            msg: Msg::Flushed {
-                node: NodeId(3),
-                lsn: Lsn(2),
-            },
-        };
+        let env = Envelope::flushed(NodeId(3), ReplicaId(0), Lsn(2));
         assert_eq!(format!("{env:?}"), "S3 -> R0 Flushed { node: S3, lsn: 2 }");
     }
 }

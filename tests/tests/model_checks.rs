@@ -3,7 +3,8 @@
 
 use aurora_redo::checking::{check, Run, Stop, Strategy, Verdict};
 use aurora_redo::mutants::{run_control, run_mutant};
-use aurora_redo_model::properties::names::*;
+use aurora_redo_model::invariants::COMMITTED_RECOVERABLE;
+use aurora_redo_model::properties::{ALL_APPLIED, ALL_COMMITTED, ALL_DISCARDED, ALL_DURABLE};
 use aurora_redo_model::render::numbered_steps;
 use aurora_redo_model::{AckPolicy, Bug, Config, Preset};
 use aurora_redo_tests::check_exhaustively;

@@ -5,11 +5,9 @@ use aurora_redo::recording_check::{check_recording, RecordingFailure};
 use aurora_redo_impl::recorder::Step;
 use aurora_redo_impl::storage::StorageInput;
 use aurora_redo_impl::writer::WriterInput;
-use aurora_redo_impl::{AckPolicy as ImplAck, Config as ImplConfig};
+use aurora_redo_impl::Config as ImplConfig;
 use aurora_redo_model::state::record_for;
-use aurora_redo_model::{
-    AckPolicy, Actor, Config, Envelope, Lsn, Msg, NodeId, Preset, Record, ReplicaId,
-};
+use aurora_redo_model::{AckPolicy, Config, Envelope, Lsn, NodeId, Preset, Record, ReplicaId};
 
 fn model_config() -> Config {
     Config {
@@ -26,7 +24,7 @@ fn model_config() -> Config {
 }
 
 fn impl_config() -> ImplConfig {
-    ImplConfig::new(ImplAck::Memory, 1)
+    ImplConfig::new(AckPolicy::Memory, 1)
 }
 
 fn write(lsn: u64) -> Step {
@@ -38,11 +36,7 @@ fn write(lsn: u64) -> Step {
 }
 
 fn append(node: u8, record: Record) -> Envelope {
-    Envelope {
-        src: Actor::Writer,
-        dst: Actor::Storage(NodeId(node)),
-        msg: Msg::Append(record),
-    }
+    Envelope::append(NodeId(node), record)
 }
 
 fn to_node(node: u8, batch: Vec<Envelope>) -> Step {
@@ -53,14 +47,7 @@ fn to_node(node: u8, batch: Vec<Envelope>) -> Step {
 }
 
 fn ack(node: u8, scl: u64) -> Step {
-    Step::Writer(WriterInput::Deliver(Envelope {
-        src: Actor::Storage(NodeId(node)),
-        dst: Actor::Writer,
-        msg: Msg::Ack {
-            node: NodeId(node),
-            scl: Lsn(scl),
-        },
-    }))
+    Step::Writer(WriterInput::Deliver(Envelope::ack(NodeId(node), Lsn(scl))))
 }
 
 /// W writes LSN 1, four nodes store it and their acks reach the writer: commit point 1.
@@ -154,14 +141,11 @@ fn a_replica_that_learns_a_commit_nobody_announced_is_rejected() {
     for n in 0..4 {
         t.push(Step::Replica {
             replica: ReplicaId(0),
-            input: aurora_redo_impl::replica::ReplicaInput::Deliver(Envelope {
-                src: Actor::Storage(NodeId(n)),
-                dst: Actor::Replica(ReplicaId(0)),
-                msg: Msg::Available {
-                    node: NodeId(n),
-                    scl: Lsn(1),
-                },
-            }),
+            input: aurora_redo_impl::replica::ReplicaInput::Deliver(Envelope::available(
+                NodeId(n),
+                ReplicaId(0),
+                Lsn(1),
+            )),
         });
     }
     let f = rejected(&t);

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use aurora_redo_impl::live::{self, RunOptions};
-use aurora_redo_impl::AckPolicy;
+use aurora_redo_model::AckPolicy;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -85,8 +85,7 @@ pub fn bench(args: BenchArgs) -> ExitCode {
             }
             tput[i] = median(t);
             println!(
-                "| {writers} x {batch} | {} | {:.0} | {:.3} | {:.3} |",
-                if i == 0 { "memory" } else { "disk" },
+                "| {writers} x {batch} | {ack} | {:.0} | {:.3} | {:.3} |",
                 tput[i],
                 median(p50),
                 median(p99)

@@ -44,30 +44,15 @@ use aurora_redo_impl::segment::Segment;
 use aurora_redo_impl::storage::StorageInput;
 use aurora_redo_impl::sync::Arc;
 use aurora_redo_impl::writer::WriterInput;
-use aurora_redo_impl::{AckPolicy as ImplAck, Config as ImplConfig, ImplBug};
+use aurora_redo_impl::{Config as ImplConfig, ImplBug};
+use aurora_redo_model::invariants::COMMITTED_RECOVERABLE;
 use aurora_redo_model::state::{record_for, NodeStatus};
 use aurora_redo_model::{
-    AckPolicy, Action, Actor, Bug, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, ReplicaId,
-    STORAGE_NODES,
+    Action, Actor, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, ReplicaId, STORAGE_NODES,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
-
-/// The implementation's counterpart of a model mutant. Every safety mutant has one; the liveness
-/// mutant `ignore-flushed` has none (its counterexample is a run that goes quiet unfinished, which
-/// a replay cannot tell from one that would finish later).
-pub fn impl_bug(bug: Bug) -> Option<ImplBug> {
-    match bug {
-        Bug::DiscardOnAvailable => Some(ImplBug::DiscardOnAvailable),
-        Bug::CommitAtThree => Some(ImplBug::CommitAtThree),
-        Bug::DurableFromOneNode => Some(ImplBug::DurableFromOneNode),
-        Bug::DurableLastMessage => Some(ImplBug::DurableLastMessage),
-        Bug::ApplyUncommitted => Some(ImplBug::ApplyUncommitted),
-        Bug::SclWithHoles => Some(ImplBug::SclWithHoles),
-        Bug::IgnoreFlushed => None,
-    }
-}
 
 /// Where the nodes' segment files live.
 #[derive(Clone, Debug)]
@@ -150,11 +135,7 @@ pub struct Harness {
 impl Harness {
     /// A fresh system for the model configuration `config`, with `bug` seeded in the engine.
     pub fn new(config: &Config, bug: Option<ImplBug>, disks: DiskKind) -> std::io::Result<Self> {
-        let ack = match config.ack {
-            AckPolicy::Memory => ImplAck::Memory,
-            AckPolicy::Disk => ImplAck::Disk,
-        };
-        let cfg = ImplConfig::new(ack, config.replicas as usize).with_bug(bug);
+        let cfg = ImplConfig::new(config.ack, config.replicas as usize).with_bug(bug);
         let mut node_disks = Vec::new();
         let mut recovered = Vec::new();
         for n in NodeId::all() {
@@ -178,7 +159,7 @@ impl Harness {
             // CommittedRecoverable is a property of the current state, which the cluster judges
             // exactly (covering lost nodes too); the monitor's record of past moments is kept
             // apart so a healed state is not reported as broken.
-            monitor: Monitor::new(false).tolerating("CommittedRecoverable"),
+            monitor: Monitor::new(false).tolerating(COMMITTED_RECOVERABLE),
             _dir: None,
         })
     }
@@ -196,7 +177,7 @@ impl Harness {
         let mut v = self.monitor.violations();
         if let Some(detail) = self.cluster.unrecoverable_commit() {
             v.push(Violation {
-                invariant: "CommittedRecoverable",
+                invariant: aurora_redo_model::invariants::COMMITTED_RECOVERABLE,
                 detail,
             });
         }
@@ -378,13 +359,7 @@ impl Harness {
         if !self.cluster.reachable(n) {
             return infeasible(format!("{n:?} is not reachable for {r:?}'s pull"));
         }
-        let pull = Envelope {
-            src: Actor::Replica(r),
-            dst: Actor::Storage(n),
-            msg: Msg::Pull {
-                from: replica.applied().next(),
-            },
-        };
+        let pull = Envelope::pull(r, n, replica.applied().next());
         let mut fx = self
             .cluster
             .step(&delivery(pull.dst, pull))

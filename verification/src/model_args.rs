@@ -41,7 +41,8 @@ pub struct ModelArgs {
     pub bug: Option<Bug>,
 }
 
-fn parse<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> {
+/// Parses a named value through its `FromStr`, whose error lists the allowed names.
+pub(crate) fn parse<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> {
     s.parse()
 }
 

@@ -222,11 +222,7 @@ impl Checker {
     /// The model's delivery of the `Append` of `lsn` to `n`: a step, or a stutter when the
     /// duplicate changes nothing; `None` when the model cannot deliver it.
     fn deliver_append(&self, s: &State, n: NodeId, lsn: Lsn) -> Option<State> {
-        let e = Envelope {
-            src: Actor::Writer,
-            dst: Actor::Storage(n),
-            msg: Msg::Append(record_for(lsn)),
-        };
+        let e = Envelope::append(n, record_for(lsn));
         if !s.network.iter().any(|x| *x == e) {
             return None;
         }

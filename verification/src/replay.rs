@@ -5,7 +5,8 @@
 
 use crate::abstraction::Abstraction;
 use crate::counterexample::CounterexampleFile;
-use crate::harness::{impl_bug, Harness};
+use crate::harness::Harness;
+use aurora_redo_impl::ImplBug;
 use aurora_redo_model::Bug;
 
 /// What replaying a trace on the implementation showed.
@@ -48,7 +49,7 @@ impl Replay {
 /// Fails (bad input) when the bug has no implementation counterpart or the engine cannot start.
 pub fn replay(trace: &CounterexampleFile, bug: Option<Bug>) -> Result<Replay, String> {
     let seeded = match bug {
-        Some(b) => Some(impl_bug(b).ok_or_else(|| {
+        Some(b) => Some(ImplBug::counterpart_of(b).ok_or_else(|| {
             format!("the implementation has no counterpart of the seeded bug '{b}'")
         })?),
         None => None,

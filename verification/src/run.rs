@@ -4,26 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::model_args::parse;
 use aurora_redo_impl::live::{self, RunOptions};
-use aurora_redo_impl::AckPolicy;
-use clap::ValueEnum;
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Ack {
-    /// Nodes ack on receipt into memory (the seed's default).
-    Memory,
-    /// Nodes ack after the record is fsynced.
-    Disk,
-}
-
-impl From<Ack> for AckPolicy {
-    fn from(a: Ack) -> AckPolicy {
-        match a {
-            Ack::Memory => AckPolicy::Memory,
-            Ack::Disk => AckPolicy::Disk,
-        }
-    }
-}
+use aurora_redo_model::AckPolicy;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -33,9 +16,10 @@ pub struct RunArgs {
     /// Read replicas.
     #[arg(long, default_value_t = 2)]
     pub replicas: usize,
-    /// Ack policy of the storage nodes.
-    #[arg(long, value_enum, default_value_t = Ack::Memory)]
-    pub ack: Ack,
+    /// When nodes acknowledge: on receipt into memory (`memory`, the seed) or once the record
+    /// is fsynced (`disk`).
+    #[arg(long, default_value = "memory", value_parser = parse::<AckPolicy>)]
+    pub ack: AckPolicy,
     /// Data directory for the six segment files (default: a fresh temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -74,7 +58,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     let mut opts = RunOptions::new(dir.clone());
     opts.records = args.records;
     opts.replicas = args.replicas;
-    opts.ack = args.ack.into();
+    opts.ack = args.ack;
     opts.crash_nodes = args.crash_nodes;
     opts.drop_rate = args.drop_rate;
     opts.seed = args.seed;
@@ -103,7 +87,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     bar.finish();
     println!("data directory   {}", dir.display());
     println!(
-        "records          {} written, commit point {}, ack {:?}, {} replicas",
+        "records          {} written, commit point {}, ack {}, {} replicas",
         report.records, report.committed, opts.ack, opts.replicas
     );
     println!(

@@ -25,6 +25,7 @@ fn bad_input_is_rejected_with_status_2() {
     let cases: &[&[&str]] = &[
         &["check", "--preset", "fast"],
         &["check", "--ack", "tape"],
+        &["run", "--ack", "tape"],
         &["check", "--lsns", "many"],
         &["check", "--lsns", "0"],
         &["check", "--replicas", "9"],
@@ -40,11 +41,21 @@ fn bad_input_is_rejected_with_status_2() {
         &["explore", "--addr", "not-an-address"],
         &["frobnicate"],
     ];
+    let out = aurora_redo(&["run", "--ack", "tape"]);
+    assert!(
+        stderr(&out).contains("expected one of: memory, disk"),
+        "{}",
+        stderr(&out)
+    );
     for args in cases {
         let out = aurora_redo(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(!stderr(&out).contains("panicked"), "{args:?} panicked");
         assert!(stderr(&out).contains("error"), "{args:?} gave no message");
+        assert!(
+            !stderr(&out).contains("Err("),
+            "{args:?} printed Debug text"
+        );
     }
 }
 
