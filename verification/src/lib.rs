@@ -12,6 +12,8 @@ pub mod bench;
 pub mod checking;
 pub mod explore;
 pub mod harness;
+#[cfg(not(feature = "shuttle"))]
+pub mod live;
 pub mod model_args;
 pub mod mutants;
 pub mod replay;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aurora_redo_impl::live::{self, RunOptions};
+use crate::live::{self, RunOptions};
 use aurora_redo_impl::AckPolicy;
 use clap::ValueEnum;
 

@@ -1,23 +1,25 @@
 //! A live run of the engine on a data directory: real segment files and fsync, client threads,
 //! a timer thread, crash injection, then a verification after a clean shutdown and a restart
-//! from disk. The `aurora-redo run` and `bench` subcommands are thin wrappers around this.
+//! from disk. An application of the engine on real threads (std only), not engine code: the
+//! `aurora-redo run` and `bench` subcommands are thin wrappers around it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
+use aurora_redo_impl::disk::{Disk, FileDisk};
+use aurora_redo_impl::engine::Engine;
+use aurora_redo_impl::faults::FaultConfig;
+use aurora_redo_impl::monitor::Monitor;
+use aurora_redo_impl::observer::{NoObserver, Observer};
+use aurora_redo_impl::segment::Segment;
+use aurora_redo_impl::{AckPolicy, Config, ImplBug};
 use aurora_redo_model::quorum::quorum_watermark;
 use aurora_redo_model::types::{Lsn, NodeId, PageId, ReplicaId, STORAGE_NODES};
-
-use crate::config::{AckPolicy, Config, ImplBug};
-use crate::disk::{Disk, FileDisk};
-use crate::engine::Engine;
-use crate::faults::FaultConfig;
-use crate::monitor::Monitor;
-use crate::observer::NoObserver;
-use crate::segment::Segment;
-use crate::sync::{thread, Arc, AtomicBool, AtomicU64, Ordering};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -227,7 +229,7 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<RunRepo
         Monitor::new(false)
     };
     let monitor = Arc::new(monitor);
-    let observer: Arc<dyn crate::observer::Observer> = if opts.monitor {
+    let observer: Arc<dyn Observer> = if opts.monitor {
         monitor.clone()
     } else {
         Arc::new(NoObserver)
