@@ -198,20 +198,65 @@ pub fn validate(opts: &RunOptions) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Ticks the engine every 2 ms (its retries: re-sends, re-pulls) until `stop` is set.
-fn spawn_ticker(engine: &Arc<Engine>, stop: &Arc<AtomicBool>) -> thread::JoinHandle<()> {
-    let (engine, stop) = (engine.clone(), stop.clone());
-    thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            thread::sleep(Duration::from_millis(2));
-            engine.tick();
-        }
-    })
-}
-
 /// Runs the engine live. `progress` is called with the number of committed records.
 pub fn run(opts: &RunOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<RunReport, RunError> {
     validate(opts)?;
+    let monitor = Arc::new(monitor_for(opts));
+    let engine = Arc::new(start_engine(opts, &monitor)?);
+    let appended = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+
+    let ticker = start_ticker(&engine);
+    let lag_sampler = start_lag_sampler(&engine, opts.replicas);
+    let chaos = start_chaos(&engine, &appended, opts);
+    let clients = Clients::start(&engine, &appended, opts);
+    let mut report_progress = ProgressReporter::new(progress);
+    while !clients.finished() {
+        thread::sleep(Duration::from_millis(20));
+        report_progress.update(&engine);
+    }
+    let latencies = clients.join();
+    let elapsed = started.elapsed();
+    progress(engine.commit_point().0);
+
+    // Stop sampling and crashing (the chaos driver restarts every crashed node on its way out),
+    // then wait for quiescence; the ticker keeps the retries going until then.
+    let lags = lag_sampler.stop().unwrap_or_default();
+    let (crashes, recoveries) = chaos
+        .stop()
+        .unwrap_or((0, vec!["chaos thread panicked".into()]));
+    let mut failures = Vec::new();
+    failures.extend(wait_quiescent(&engine, Duration::from_secs(120)).err());
+    let _ = ticker.stop();
+
+    let (committed, discards) = shut_down_and_verify(opts, engine, &monitor, &mut failures);
+    Ok(RunReport {
+        records: opts.records,
+        committed,
+        elapsed,
+        records_per_sec: opts.records as f64 / elapsed.as_secs_f64(),
+        commit_latency: Percentiles::of(latencies),
+        replica_lag: Percentiles::of(lags),
+        recoveries,
+        crashes,
+        discards,
+        failures,
+        finding: monitor.tolerated().iter().map(|v| v.to_string()).collect(),
+    })
+}
+
+/// The run's monitor. Under ack `memory` a node crash can leave a committed record on too few
+/// nodes for a moment: the documented finding, recorded but not a failure of this run.
+fn monitor_for(opts: &RunOptions) -> Monitor {
+    if opts.ack == AckPolicy::Memory && opts.crash_nodes > 0 {
+        Monitor::new(false).tolerating("CommittedRecoverable")
+    } else {
+        Monitor::new(false)
+    }
+}
+
+/// Starts the engine on the data directory's segment files, which must hold no log yet.
+fn start_engine(opts: &RunOptions, monitor: &Arc<Monitor>) -> Result<Engine, RunError> {
     let disks = open_disks(&opts.dir)?;
     let mut cfg = Config::new(opts.ack, opts.replicas).with_bug(opts.bug);
     cfg.max_batch = 4096;
@@ -221,14 +266,6 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<RunRepo
         reorder: opts.drop_rate / 2.0,
         seed: opts.seed,
     };
-    // Under ack `memory` a node crash can leave a committed record on too few nodes for a moment:
-    // the documented finding, recorded but not a failure of this run.
-    let monitor = if opts.ack == AckPolicy::Memory && opts.crash_nodes > 0 {
-        Monitor::new(false).tolerating("CommittedRecoverable")
-    } else {
-        Monitor::new(false)
-    };
-    let monitor = Arc::new(monitor);
     let observer: Arc<dyn Observer> = if opts.monitor {
         monitor.clone()
     } else {
@@ -243,175 +280,282 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<RunRepo
             opts.dir.display()
         )));
     }
-    let engine = Arc::new(engine);
-    let stop = Arc::new(AtomicBool::new(false));
-    let appended = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
+    Ok(engine)
+}
 
-    let ticker = spawn_ticker(&engine, &stop);
-    let lag_sampler = {
-        let (engine, stop) = (engine.clone(), stop.clone());
-        let replicas = opts.replicas;
-        thread::spawn(move || {
-            let mut pending: Vec<VecDeque<(Lsn, Instant)>> = vec![VecDeque::new(); replicas];
-            let mut lags = Vec::new();
-            let mut last_commit = Lsn::ZERO;
-            while !stop.load(Ordering::Relaxed) {
-                thread::sleep(Duration::from_millis(1));
-                let c = engine.commit_point();
-                let now = Instant::now();
-                for (r, q) in pending.iter_mut().enumerate() {
-                    if c > last_commit {
-                        q.push_back((c, now));
-                    }
-                    let applied = engine.with_replica(ReplicaId(r as u8), |rep| rep.applied());
-                    while let Some(&(l, t)) = q.front() {
-                        if applied < l {
-                            break;
-                        }
-                        lags.push(now - t);
-                        q.pop_front();
-                    }
-                }
-                last_commit = c;
-            }
-            lags
-        })
-    };
-    let chaos = {
-        let (engine, stop, appended) = (engine.clone(), stop.clone(), appended.clone());
-        let (n, total) = (opts.crash_nodes, opts.records);
-        thread::spawn(move || {
-            // Node k crashes at (k+1)/(n+1) of the run, alternating zones, and restarts after
-            // another tenth of the records (or at the end).
-            let order = [0u8, 2, 4, 1, 3, 5];
-            let mut plan: Vec<(u64, u64, NodeId)> = (0..n)
-                .map(|k| {
-                    let at = total * (k as u64 + 1) / (n as u64 + 1);
-                    (at, at + total / 10, NodeId(order[k % STORAGE_NODES]))
-                })
-                .collect();
-            let mut down: Vec<(u64, NodeId)> = Vec::new();
-            let mut notes = Vec::new();
-            let mut crashes = 0;
-            loop {
-                let done = stop.load(Ordering::Relaxed);
-                let now = appended.load(Ordering::Relaxed);
-                if !done {
-                    plan.retain(|&(at, back, node)| {
-                        if now >= at && !down.iter().any(|(_, d)| *d == node) {
-                            engine.crash_node(node);
-                            crashes += 1;
-                            down.push((back, node));
-                            false
-                        } else {
-                            true
-                        }
-                    });
-                }
-                let mut i = 0;
-                while i < down.len() {
-                    if done || now >= down[i].0 {
-                        let node = down.remove(i).1;
-                        match engine.restart_node(node) {
-                            Ok(rec) => {
-                                if let Some(d) = rec.report() {
-                                    notes.push(format!("{node}: {d}"));
-                                }
-                            }
-                            Err(e) => notes.push(format!("{node}: restart failed: {e}")),
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-                if done && down.is_empty() {
-                    return (crashes, notes);
-                }
-                thread::sleep(Duration::from_millis(1));
-            }
-        })
-    };
+/// A thread that runs until it is told to stop, then hands back its result.
+struct Worker<T> {
+    stop: Arc<AtomicBool>,
+    handle: thread::JoinHandle<T>,
+}
 
-    // Clients.
-    let per_writer = opts.records / opts.writers as u64;
-    let mut clients = Vec::new();
-    for w in 0..opts.writers {
-        let count = if w == 0 {
-            opts.records - per_writer * (opts.writers as u64 - 1)
-        } else {
-            per_writer
-        };
-        let (engine, appended) = (engine.clone(), appended.clone());
-        let batch = opts.batch as u64;
-        let seed = opts.seed;
-        clients.push(thread::spawn(move || {
-            let mut latencies = Vec::new();
-            let mut done = 0u64;
-            while done < count {
-                let n = batch.min(count - done);
-                let changes: Vec<(PageId, u64)> = (0..n)
-                    .map(|i| {
-                        let k = done + i;
-                        (((k * 7919 + w as u64) % 1024) as PageId, k ^ seed)
-                    })
-                    .collect();
-                let t = Instant::now();
-                let last = engine.append_batch(&changes);
-                appended.fetch_add(n, Ordering::Relaxed);
-                engine.wait_committed(last);
-                latencies.push(t.elapsed());
-                done += n;
-            }
-            latencies
-        }));
+impl<T: Send + 'static> Worker<T> {
+    /// Spawns `body`, which must return soon after the flag it is given is set.
+    fn spawn(body: impl FnOnce(&AtomicBool) -> T + Send + 'static) -> Worker<T> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        Worker {
+            stop,
+            handle: thread::spawn(move || body(&flag)),
+        }
     }
+
+    /// Tells the thread to stop and waits for its result (`Err` if it panicked).
+    fn stop(self) -> thread::Result<T> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join()
+    }
+}
+
+/// Ticks the engine every 2 ms (its retries: re-sends, re-pulls) until stopped.
+fn start_ticker(engine: &Arc<Engine>) -> Worker<()> {
+    let engine = engine.clone();
+    Worker::spawn(move |stop| {
+        while !stop.load(Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(2));
+            engine.tick();
+        }
+    })
+}
+
+/// Samples every millisecond, until stopped, how long each replica takes from a commit to having
+/// applied it.
+fn start_lag_sampler(engine: &Arc<Engine>, replicas: usize) -> Worker<Vec<Duration>> {
+    let engine = engine.clone();
+    Worker::spawn(move |stop| {
+        let mut pending: Vec<VecDeque<(Lsn, Instant)>> = vec![VecDeque::new(); replicas];
+        let mut lags = Vec::new();
+        let mut last_commit = Lsn::ZERO;
+        while !stop.load(Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(1));
+            let c = engine.commit_point();
+            let now = Instant::now();
+            for (r, q) in pending.iter_mut().enumerate() {
+                if c > last_commit {
+                    q.push_back((c, now));
+                }
+                let applied = engine.with_replica(ReplicaId(r as u8), |rep| rep.applied());
+                while let Some(&(l, t)) = q.front() {
+                    if applied < l {
+                        break;
+                    }
+                    lags.push(now - t);
+                    q.pop_front();
+                }
+            }
+            last_commit = c;
+        }
+        lags
+    })
+}
+
+/// The fault driver: crashes storage nodes as the appends pass planned points and restarts each
+/// one later. Node k crashes at (k+1)/(n+1) of the run, alternating zones, and restarts after
+/// another tenth of the records, or when the driver is stopped.
+struct Chaos {
+    /// Not yet crashed: (crash at, restart at, node), in appended records.
+    plan: Vec<(u64, u64, NodeId)>,
+    /// Down now: (restart at, node).
+    down: Vec<(u64, NodeId)>,
+    crashes: usize,
+    /// Damage reports of the restarts' recoveries, and failed restarts.
+    notes: Vec<String>,
+}
+
+impl Chaos {
+    fn new(crash_nodes: usize, records: u64) -> Chaos {
+        let order = [0u8, 2, 4, 1, 3, 5];
+        let n = crash_nodes as u64;
+        let plan = (0..crash_nodes)
+            .map(|k| {
+                let at = records * (k as u64 + 1) / (n + 1);
+                (at, at + records / 10, NodeId(order[k % STORAGE_NODES]))
+            })
+            .collect();
+        Chaos {
+            plan,
+            down: Vec::new(),
+            crashes: 0,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Crashes the nodes due at `appended` records (none once `stopping`) and restarts those due
+    /// back (all of them once `stopping`).
+    fn step(&mut self, engine: &Engine, appended: u64, stopping: bool) {
+        if !stopping {
+            let (plan, down) = (&mut self.plan, &mut self.down);
+            let crashes = &mut self.crashes;
+            plan.retain(|&(at, back, node)| {
+                if appended >= at && !down.iter().any(|(_, d)| *d == node) {
+                    engine.crash_node(node);
+                    *crashes += 1;
+                    down.push((back, node));
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        let mut i = 0;
+        while i < self.down.len() {
+            if stopping || appended >= self.down[i].0 {
+                let node = self.down.remove(i).1;
+                match engine.restart_node(node) {
+                    Ok(rec) => {
+                        if let Some(d) = rec.report() {
+                            self.notes.push(format!("{node}: {d}"));
+                        }
+                    }
+                    Err(e) => self.notes.push(format!("{node}: restart failed: {e}")),
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Runs the fault driver every millisecond until stopped; returns the number of crashes and the
+/// recovery notes once every crashed node is back.
+fn start_chaos(
+    engine: &Arc<Engine>,
+    appended: &Arc<AtomicU64>,
+    opts: &RunOptions,
+) -> Worker<(usize, Vec<String>)> {
+    let (engine, appended) = (engine.clone(), appended.clone());
+    let mut chaos = Chaos::new(opts.crash_nodes, opts.records);
+    Worker::spawn(move |stop| loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        chaos.step(&engine, appended.load(Ordering::Relaxed), stopping);
+        if stopping && chaos.down.is_empty() {
+            return (chaos.crashes, chaos.notes);
+        }
+        thread::sleep(Duration::from_millis(1));
+    })
+}
+
+/// The client load: `writers` threads appending the run's records in batches, each waiting for
+/// its batch to commit before the next.
+struct Clients {
+    threads: Vec<thread::JoinHandle<Vec<Duration>>>,
+}
+
+impl Clients {
+    fn start(engine: &Arc<Engine>, appended: &Arc<AtomicU64>, opts: &RunOptions) -> Clients {
+        let per_writer = opts.records / opts.writers as u64;
+        let threads = (0..opts.writers)
+            .map(|w| {
+                let count = if w == 0 {
+                    opts.records - per_writer * (opts.writers as u64 - 1)
+                } else {
+                    per_writer
+                };
+                let (engine, appended) = (engine.clone(), appended.clone());
+                let (batch, seed) = (opts.batch as u64, opts.seed);
+                thread::spawn(move || client(&engine, &appended, w as u64, count, batch, seed))
+            })
+            .collect();
+        Clients { threads }
+    }
+
+    fn finished(&self) -> bool {
+        self.threads.iter().all(|c| c.is_finished())
+    }
+
+    /// Every batch's append-to-commit latency.
+    fn join(self) -> Vec<Duration> {
+        self.threads
+            .into_iter()
+            .flat_map(|c| c.join().unwrap_or_default())
+            .collect()
+    }
+}
+
+/// Client `w`: appends `count` records in batches of `batch`, counting them in `appended`;
+/// returns each batch's append-to-commit latency.
+fn client(
+    engine: &Engine,
+    appended: &AtomicU64,
+    w: u64,
+    count: u64,
+    batch: u64,
+    seed: u64,
+) -> Vec<Duration> {
     let mut latencies = Vec::new();
-    let mut last_progress = 0;
-    let mut since = Instant::now();
-    while clients.iter().any(|c| !c.is_finished()) {
-        thread::sleep(Duration::from_millis(20));
-        let c = engine.commit_point().0;
-        if c != last_progress {
-            progress(c);
-            last_progress = c;
-            since = Instant::now();
-        } else if since.elapsed() > Duration::from_secs(10) {
-            eprintln!("no commit progress for 10 s:\n{}", engine.describe());
-            since = Instant::now();
-        }
+    let mut done = 0u64;
+    while done < count {
+        let n = batch.min(count - done);
+        let changes: Vec<(PageId, u64)> = (0..n)
+            .map(|i| {
+                let k = done + i;
+                (((k * 7919 + w) % 1024) as PageId, k ^ seed)
+            })
+            .collect();
+        let t = Instant::now();
+        let last = engine.append_batch(&changes);
+        appended.fetch_add(n, Ordering::Relaxed);
+        engine.wait_committed(last);
+        latencies.push(t.elapsed());
+        done += n;
     }
-    for c in clients {
-        latencies.extend(c.join().unwrap_or_default());
-    }
-    let elapsed = started.elapsed();
-    progress(engine.commit_point().0);
+    latencies
+}
 
-    // Let the chaos thread restart every crashed node, then wait for quiescence.
-    let mut failures = Vec::new();
-    let wait_quiet = |failures: &mut Vec<String>| {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !engine.quiescent() {
-            if Instant::now() > deadline {
-                failures.push("the system did not quiesce within 120 s".into());
-                return;
-            }
-            thread::sleep(Duration::from_millis(5));
+/// Reports the commit point to `progress` when it moves, and the engine's state on stderr when it
+/// has not moved for 10 s.
+struct ProgressReporter<'a> {
+    progress: &'a (dyn Fn(u64) + Sync),
+    last: u64,
+    since: Instant,
+}
+
+impl<'a> ProgressReporter<'a> {
+    fn new(progress: &'a (dyn Fn(u64) + Sync)) -> ProgressReporter<'a> {
+        ProgressReporter {
+            progress,
+            last: 0,
+            since: Instant::now(),
         }
-    };
-    let stop_chaos = stop.clone();
-    stop_chaos.store(true, Ordering::Relaxed);
-    let (crashes, recoveries) = chaos
-        .join()
-        .unwrap_or((0, vec!["chaos thread panicked".into()]));
-    // The ticker must keep running until quiescence; restart it.
-    let _ = ticker.join();
-    let lags = lag_sampler.join().unwrap_or_default();
-    stop.store(false, Ordering::Relaxed);
-    let ticker = spawn_ticker(&engine, &stop);
-    wait_quiet(&mut failures);
-    stop.store(true, Ordering::Relaxed);
-    let _ = ticker.join();
+    }
+
+    fn update(&mut self, engine: &Engine) {
+        let c = engine.commit_point().0;
+        if c != self.last {
+            (self.progress)(c);
+            self.last = c;
+            self.since = Instant::now();
+        } else if self.since.elapsed() > Duration::from_secs(10) {
+            eprintln!("no commit progress for 10 s:\n{}", engine.describe());
+            self.since = Instant::now();
+        }
+    }
+}
+
+/// Waits until the engine is quiescent, or fails after `timeout`.
+fn wait_quiescent(engine: &Engine, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    while !engine.quiescent() {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the system did not quiesce within {} s",
+                timeout.as_secs()
+            ));
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// The final checks of a quiescent engine: the monitor's, I/O errors, every replica's pages
+/// against the writer's; then a clean shutdown and [`verify_from_disk`]. Adds what fails to
+/// `failures`; returns the commit point and the replicas' discards.
+fn shut_down_and_verify(
+    opts: &RunOptions,
+    engine: Arc<Engine>,
+    monitor: &Monitor,
+    failures: &mut Vec<String>,
+) -> (Lsn, u64) {
     if opts.monitor {
         monitor.check_quiescent(&engine);
     }
@@ -419,13 +563,13 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<RunRepo
         failures.push(format!("I/O error: {e}"));
     }
     let committed = engine.commit_point();
-    let last = engine.last_lsn();
-    let expected = monitor.expected_pages(last);
-    let mut replica_pages = Vec::new();
-    for r in 0..opts.replicas {
-        let r = ReplicaId(r as u8);
-        replica_pages.push((r, engine.with_replica(r, |rep| rep.pages().clone())));
-    }
+    let expected = monitor.expected_pages(engine.last_lsn());
+    let replica_pages: Vec<_> = (0..opts.replicas)
+        .map(|r| {
+            let r = ReplicaId(r as u8);
+            (r, engine.with_replica(r, |rep| rep.pages().clone()))
+        })
+        .collect();
     let stats = monitor.stats();
     match Arc::try_unwrap(engine) {
         Ok(engine) => engine.shutdown(),
@@ -446,19 +590,7 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<RunRepo
         committed,
         opts.monitor.then_some(&expected),
     ));
-    Ok(RunReport {
-        records: opts.records,
-        committed,
-        elapsed,
-        records_per_sec: opts.records as f64 / elapsed.as_secs_f64(),
-        commit_latency: Percentiles::of(latencies),
-        replica_lag: Percentiles::of(lags),
-        recoveries,
-        crashes,
-        discards: stats.discards,
-        failures,
-        finding: monitor.tolerated().iter().map(|v| v.to_string()).collect(),
-    })
+    (committed, stats.discards)
 }
 
 /// After a clean shutdown: reopen every segment from disk and check that every committed record
