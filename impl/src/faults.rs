@@ -1,12 +1,12 @@
-//! Seeded network fault injection: drop, duplicate, reorder, and unreachable nodes (crashed
-//! nodes, an AZ outage). Deterministic for a given seed and order of sends, so a shuttle
-//! schedule replays exactly.
+//! Network fault injection: drop, duplicate, reorder, and unreachable nodes (crashed nodes, an
+//! AZ outage). The random choices come from the runtime ([`Random`]): on std they are
+//! deterministic for a given seed and order of sends; under shuttle they are part of the
+//! schedule, so every schedule draws its own faults and a replayed schedule replays them.
 
 use aurora_redo_model::types::{Actor, Az, Envelope, NodeId, STORAGE_NODES};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
-use crate::sync::{lock, Mutex};
+use crate::sync::{lock, Mutex, Random};
 
 /// Probabilities of network faults, per message.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -14,6 +14,7 @@ pub struct FaultConfig {
     pub drop: f64,
     pub duplicate: f64,
     pub reorder: f64,
+    /// Seeds the draws on std and loom; under shuttle the schedule draws instead.
     pub seed: u64,
 }
 
@@ -35,7 +36,7 @@ pub enum Fate {
 }
 
 struct FaultState {
-    rng: SmallRng,
+    rng: Random,
     down: [bool; STORAGE_NODES],
     outage: Option<Az>,
 }
@@ -51,7 +52,7 @@ impl Faults {
         Faults {
             cfg,
             state: Mutex::new(FaultState {
-                rng: SmallRng::seed_from_u64(cfg.seed),
+                rng: Random::seeded(cfg.seed),
                 down: [false; STORAGE_NODES],
                 outage: None,
             }),
@@ -97,5 +98,34 @@ impl Faults {
     /// A random index in `0..=len` (for a reordered insertion).
     pub fn position(&self, len: usize) -> usize {
         lock(&self.state).rng.random_range(0..=len)
+    }
+}
+
+#[cfg(all(test, not(any(loom, feature = "shuttle"))))]
+mod tests {
+    use super::*;
+    use aurora_redo_model::types::{Lsn, Msg};
+
+    fn draws(seed: u64) -> Vec<(Fate, usize)> {
+        let faults = Faults::new(FaultConfig {
+            drop: 0.1,
+            duplicate: 0.1,
+            reorder: 0.2,
+            seed,
+        });
+        let env = Envelope {
+            src: Actor::Writer,
+            dst: Actor::Storage(NodeId(0)),
+            msg: Msg::Pull { from: Lsn(1) },
+        };
+        (0..64)
+            .map(|_| (faults.fate(&env), faults.position(100)))
+            .collect()
+    }
+
+    #[test]
+    fn on_std_the_seed_decides_the_faults() {
+        assert_eq!(draws(3), draws(3), "a seed replays its faults");
+        assert_ne!(draws(3), draws(4), "another seed draws other faults");
     }
 }

@@ -20,8 +20,6 @@ pub mod disk;
 pub mod engine;
 pub mod faults;
 pub mod flusher;
-#[cfg(not(any(loom, feature = "shuttle")))]
-pub mod live;
 pub mod monitor;
 pub mod observer;
 pub mod output;

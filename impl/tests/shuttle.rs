@@ -1,7 +1,9 @@
 //! Whole-system randomized schedule exploration under shuttle: the writer, six storage nodes
 //! with their flushers (on simulated disks that lose unsynced bytes on a crash), two replicas,
 //! with network faults, node and replica crashes and an AZ outage; the runtime monitor asserts
-//! every invariant at every event and at quiescence.
+//! every invariant at every event and at quiescence. The network's faults are drawn from
+//! shuttle's controlled randomness (`sync::Random`), so each schedule draws its own faults and a
+//! replayed schedule replays them.
 //!
 //! Run: `cargo test -p aurora-redo-impl --release --features shuttle --test shuttle`.
 //! A failing schedule is printed by shuttle (`failing schedule: "..."`); replay it with
@@ -9,17 +11,21 @@
 #![cfg(feature = "shuttle")]
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc as StdArc, Mutex as StdMutex};
 
 use aurora_redo_impl::disk::{Disk, SimDisk};
 use aurora_redo_impl::engine::Engine;
-use aurora_redo_impl::faults::FaultConfig;
+use aurora_redo_impl::faults::{self, Fate, FaultConfig};
 use aurora_redo_impl::monitor::Monitor;
 use aurora_redo_impl::sync::{thread, Arc, AtomicBool, Ordering};
 use aurora_redo_impl::{AckPolicy, Config, ImplBug};
 use aurora_redo_model::invariants::{
     COMMITTED_RECOVERABLE, COMMIT_ONLY_AFTER_QUORUM, NO_DISCARD_BEFORE_FLUSH,
 };
-use aurora_redo_model::types::{Az, NodeId, ReplicaId};
+use aurora_redo_model::types::{Actor, Az, Envelope, Lsn, Msg, NodeId, ReplicaId};
+use shuttle::scheduler::{
+    PctScheduler, RandomScheduler, ReplayScheduler, Schedule, Scheduler, Task, TaskId,
+};
 
 /// Which faults a scenario injects.
 #[derive(Clone, Copy, Debug)]
@@ -72,7 +78,7 @@ fn scenario(
                 drop: 0.1,
                 duplicate: 0.1,
                 reorder: 0.2,
-                seed: 7,
+                ..FaultConfig::none()
             }
         } else {
             FaultConfig::none()
@@ -260,4 +266,149 @@ fn memory_ack_finding_is_reproduced() {
         msg.contains(COMMITTED_RECOVERABLE),
         "caught by the wrong check: {msg}"
     );
+}
+
+/// One schedule's fault draws: the fates of 32 sends (and the places reordered ones jump to)
+/// under the scenarios' fault rates, drawn on one thread, so that the sequence is the fault
+/// generator's output alone (not an interleaving). A second, idle thread gives the schedulers a
+/// choice to make (PCT refuses a test without concurrency).
+fn fault_draws() -> Vec<(Fate, usize)> {
+    let idle = thread::spawn(thread::yield_now);
+    let net = faults::Faults::new(FaultConfig {
+        drop: 0.1,
+        duplicate: 0.1,
+        reorder: 0.2,
+        ..FaultConfig::none()
+    });
+    let env = Envelope {
+        src: Actor::Writer,
+        dst: Actor::Storage(NodeId(0)),
+        msg: Msg::Pull { from: Lsn(1) },
+    };
+    let draws = (0..32)
+        .map(|_| {
+            let fate = net.fate(&env);
+            let jump = match fate {
+                Fate::Deliver { reorder: true, .. } => net.position(1000),
+                _ => 0,
+            };
+            (fate, jump)
+        })
+        .collect();
+    idle.join().expect("the idle thread");
+    draws
+}
+
+/// A schedule that records its fault draws into `into`, a collector outside the schedules.
+fn recording_into(
+    into: &'static StdMutex<Vec<Vec<(Fate, usize)>>>,
+) -> impl Fn() + Send + Sync + 'static {
+    move || {
+        let draws = fault_draws();
+        into.lock().unwrap().push(draws);
+    }
+}
+
+fn distinct(runs: &[Vec<(Fate, usize)>]) -> usize {
+    let mut seen: Vec<&Vec<(Fate, usize)>> = Vec::new();
+    for r in runs {
+        if !seen.contains(&r) {
+            seen.push(r);
+        }
+    }
+    seen.len()
+}
+
+/// Fault choices are under shuttle's control: the schedules of the random and the PCT scheduler
+/// draw different faults, not one fixed sequence.
+#[test]
+fn schedules_draw_different_faults() {
+    static RANDOM: StdMutex<Vec<Vec<(Fate, usize)>>> = StdMutex::new(Vec::new());
+    static PCT: StdMutex<Vec<Vec<(Fate, usize)>>> = StdMutex::new(Vec::new());
+    shuttle::check_random(recording_into(&RANDOM), 20);
+    shuttle::check_pct(recording_into(&PCT), 20, 3);
+    for (name, runs) in [("random", &RANDOM), ("PCT", &PCT)] {
+        let runs = runs.lock().unwrap();
+        assert_eq!(runs.len(), 20, "{name}: every schedule recorded");
+        assert!(
+            distinct(&runs) >= 2,
+            "{name}: every schedule drew the same faults"
+        );
+    }
+}
+
+/// A scheduler that records the schedule of every execution it drives (as shuttle does for a
+/// failing one), so that a test can replay it.
+struct Recording<S> {
+    inner: S,
+    schedules: StdArc<StdMutex<Vec<Schedule>>>,
+}
+
+impl<S: Scheduler> Scheduler for Recording<S> {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        let schedule = self.inner.new_execution()?;
+        self.schedules.lock().unwrap().push(schedule.clone());
+        Some(schedule)
+    }
+
+    fn next_task(
+        &mut self,
+        runnable: &[&Task],
+        current: Option<TaskId>,
+        is_yielding: bool,
+    ) -> Option<TaskId> {
+        let next = self.inner.next_task(runnable, current, is_yielding)?;
+        if let Some(schedule) = self.schedules.lock().unwrap().last_mut() {
+            schedule.push_task(next);
+        }
+        Some(next)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        if let Some(schedule) = self.schedules.lock().unwrap().last_mut() {
+            schedule.push_random();
+        }
+        self.inner.next_u64()
+    }
+}
+
+/// A replayed schedule replays its faults: each schedule explored by the random and the PCT
+/// scheduler, replayed, draws the very faults it drew the first time.
+#[test]
+fn a_replayed_schedule_draws_the_same_faults() {
+    static EXPLORED: StdMutex<Vec<Vec<(Fate, usize)>>> = StdMutex::new(Vec::new());
+    static REPLAYED: StdMutex<Vec<Vec<(Fate, usize)>>> = StdMutex::new(Vec::new());
+    let schedulers: [Box<dyn Scheduler + Send>; 2] = [
+        Box::new(RandomScheduler::new(10)),
+        Box::new(PctScheduler::new(3, 10)),
+    ];
+    for inner in schedulers {
+        EXPLORED.lock().unwrap().clear();
+        REPLAYED.lock().unwrap().clear();
+        let schedules = StdArc::new(StdMutex::new(Vec::new()));
+        let recording = Recording {
+            inner,
+            schedules: schedules.clone(),
+        };
+        shuttle::Runner::new(recording, shuttle::Config::default()).run(recording_into(&EXPLORED));
+        let schedules = schedules.lock().unwrap().clone();
+        assert_eq!(schedules.len(), 10);
+        for schedule in schedules {
+            shuttle::Runner::new(
+                ReplayScheduler::new_from_schedule(schedule),
+                shuttle::Config::default(),
+            )
+            .run(recording_into(&REPLAYED));
+        }
+        let explored = EXPLORED.lock().unwrap();
+        assert!(
+            distinct(&explored) >= 2,
+            "the schedules drew the same faults"
+        );
+        assert_eq!(
+            *REPLAYED.lock().unwrap(),
+            *explored,
+            "every replay drew its schedule's faults"
+        );
+    }
 }

@@ -66,7 +66,7 @@ fn scenario(ack: AckPolicy, bug: Option<ImplBug>) -> impl Fn() + Send + Sync + '
             drop: 0.1,
             duplicate: 0.1,
             reorder: 0.2,
-            seed: 7,
+            ..FaultConfig::none()
         };
         let sink: Arc<dyn StepSink> = recorder.clone();
         let (engine, _) = Engine::start_recorded(cfg.clone(), net, disks, observer, Some(sink))

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use aurora_redo_impl::live::{self, RunOptions};
+use crate::live::{self, RunOptions};
 use aurora_redo_model::AckPolicy;
 
 #[derive(clap::Args, Debug)]

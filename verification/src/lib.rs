@@ -14,6 +14,8 @@ pub mod checking;
 pub mod counterexample;
 pub mod explore;
 pub mod harness;
+#[cfg(not(feature = "shuttle"))]
+pub mod live;
 pub mod model_args;
 pub mod mutants;
 pub mod recording_check;

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::live::{self, RunOptions};
 use crate::model_args::parse;
-use aurora_redo_impl::live::{self, RunOptions};
 use aurora_redo_model::AckPolicy;
 
 #[derive(clap::Args, Debug)]

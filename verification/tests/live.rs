@@ -1,16 +1,17 @@
-//! The engine on the std runtime, on real segment files: a live run with faults verifies, and
-//! damaged segment files are reported and recovered without losing a synced record.
-#![cfg(not(any(loom, feature = "shuttle")))]
+//! The live run (`aurora_redo::live`) on real segment files: a run with faults verifies, and
+//! damaged segment files are reported and recovered by the engine without losing a synced record.
+#![cfg(not(feature = "shuttle"))]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::thread;
 
+use aurora_redo::live::{self, RunOptions};
 use aurora_redo_impl::disk::{Disk, FileDisk};
 use aurora_redo_impl::engine::Engine;
 use aurora_redo_impl::faults::FaultConfig;
-use aurora_redo_impl::live::{self, RunOptions};
 use aurora_redo_impl::observer::NoObserver;
 use aurora_redo_impl::segment::Damage;
-use aurora_redo_impl::sync::{thread, Arc};
 use aurora_redo_impl::{AckPolicy, Config};
 use aurora_redo_model::quorum::quorum_watermark;
 use aurora_redo_model::types::{Lsn, NodeId, ReplicaId};

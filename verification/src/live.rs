@@ -1,0 +1,658 @@
+//! A live run of the engine on a data directory: real segment files and fsync, client threads,
+//! a timer thread, crash injection, then a verification after a clean shutdown and a restart
+//! from disk. An application of the engine on real threads (std only), not engine code: the
+//! `aurora-redo run` and `bench` subcommands are thin wrappers around it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use aurora_redo_impl::disk::{Disk, FileDisk};
+use aurora_redo_impl::engine::Engine;
+use aurora_redo_impl::faults::FaultConfig;
+use aurora_redo_impl::monitor::Monitor;
+use aurora_redo_impl::observer::{NoObserver, Observer};
+use aurora_redo_impl::segment::Segment;
+use aurora_redo_impl::{AckPolicy, Config, ImplBug};
+use aurora_redo_model::invariants::COMMITTED_RECOVERABLE;
+use aurora_redo_model::quorum::quorum_watermark;
+use aurora_redo_model::types::{Lsn, NodeId, PageId, ReplicaId, STORAGE_NODES};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub records: u64,
+    pub replicas: usize,
+    pub ack: AckPolicy,
+    /// The data directory (created if missing); must be empty of other files' names we use.
+    pub dir: PathBuf,
+    /// How many storage nodes to crash (each one restarted later) during the run.
+    pub crash_nodes: usize,
+    /// Per-message probability of a drop; duplicates and reorders happen at half this rate.
+    pub drop_rate: f64,
+    pub seed: u64,
+    /// Client threads appending concurrently.
+    pub writers: usize,
+    /// Records per append batch (each client waits for its batch to commit before the next).
+    pub batch: usize,
+    pub bug: Option<ImplBug>,
+    /// Skip the monitor (for benchmarks: it serialises every event through one lock).
+    pub monitor: bool,
+}
+
+impl RunOptions {
+    pub fn new(dir: PathBuf) -> RunOptions {
+        RunOptions {
+            records: 10_000,
+            replicas: 2,
+            ack: AckPolicy::Memory,
+            dir,
+            crash_nodes: 0,
+            drop_rate: 0.0,
+            seed: 1,
+            writers: 1,
+            batch: 64,
+            bug: None,
+            monitor: true,
+        }
+    }
+}
+
+/// Latency percentiles.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Percentiles {
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    pub samples: usize,
+}
+
+impl Percentiles {
+    pub fn of(mut samples: Vec<Duration>) -> Percentiles {
+        if samples.is_empty() {
+            return Percentiles::default();
+        }
+        samples.sort();
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        Percentiles {
+            p50: at(0.50),
+            p99: at(0.99),
+            max: samples[samples.len() - 1],
+            samples: samples.len(),
+        }
+    }
+}
+
+impl fmt::Display for Percentiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({} samples)",
+            ms(self.p50),
+            ms(self.p99),
+            ms(self.max),
+            self.samples
+        )
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// What a run measured and verified.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub records: u64,
+    pub committed: Lsn,
+    pub elapsed: Duration,
+    pub records_per_sec: f64,
+    /// Append-to-commit latency, per batch.
+    pub commit_latency: Percentiles,
+    /// Time from a commit to each replica having applied it (sampled).
+    pub replica_lag: Percentiles,
+    /// Damage reports from segment recoveries (node restarts), if any.
+    pub recoveries: Vec<String>,
+    pub crashes: usize,
+    pub discards: u64,
+    /// Invariant violations and failed final checks; empty means the run verified.
+    pub failures: Vec<String>,
+    /// Moments when a committed record was readable by fewer than every read quorum: the
+    /// memory-ack finding, expected (and tolerated) under ack `memory` with node crashes.
+    pub finding: Vec<String>,
+}
+
+/// Why a run could not start.
+#[derive(Debug)]
+pub enum RunError {
+    /// The options or the directory are unusable (exit 2).
+    BadInput(String),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::BadInput(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+fn segment_path(dir: &Path, node: NodeId) -> PathBuf {
+    dir.join(format!("node-{}.seg", node.0))
+}
+
+fn open_disks(dir: &Path) -> Result<Vec<Arc<dyn Disk>>, RunError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        RunError::BadInput(format!("cannot use data directory {}: {e}", dir.display()))
+    })?;
+    NodeId::all()
+        .map(|n| {
+            let path = segment_path(dir, n);
+            FileDisk::open(&path)
+                .map(|d| Arc::new(d) as Arc<dyn Disk>)
+                .map_err(|e| RunError::BadInput(format!("cannot open {}: {e}", path.display())))
+        })
+        .collect()
+}
+
+/// Validates options that the type system does not.
+pub fn validate(opts: &RunOptions) -> Result<(), RunError> {
+    if opts.records == 0 {
+        return Err(RunError::BadInput("--records must be at least 1".into()));
+    }
+    if opts.replicas == 0 || opts.replicas > 64 {
+        return Err(RunError::BadInput(
+            "--replicas must be between 1 and 64".into(),
+        ));
+    }
+    if !(0.0..0.5).contains(&opts.drop_rate) {
+        return Err(RunError::BadInput(
+            "--drop-rate must be a probability in [0, 0.5)".into(),
+        ));
+    }
+    if opts.crash_nodes > 2 * STORAGE_NODES {
+        return Err(RunError::BadInput(format!(
+            "--crash-nodes must be at most {}",
+            2 * STORAGE_NODES
+        )));
+    }
+    if opts.writers == 0 || opts.batch == 0 {
+        return Err(RunError::BadInput(
+            "writers and batch must be at least 1".into(),
+        ));
+    }
+    if let Ok(mut entries) = std::fs::read_dir(&opts.dir) {
+        if entries.any(|e| {
+            e.map(|e| !e.file_name().to_string_lossy().starts_with("node-"))
+                .unwrap_or(false)
+        }) {
+            return Err(RunError::BadInput(format!(
+                "data directory {} holds files that are not segments; use an empty directory",
+                opts.dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the engine live. `progress` is called with the number of committed records.
+pub fn run(opts: &RunOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<RunReport, RunError> {
+    validate(opts)?;
+    let monitor = Arc::new(monitor_for(opts));
+    let engine = Arc::new(start_engine(opts, &monitor)?);
+    let appended = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+
+    let ticker = start_ticker(&engine);
+    let lag_sampler = start_lag_sampler(&engine, opts.replicas);
+    let chaos = start_chaos(&engine, &appended, opts);
+    let clients = Clients::start(&engine, &appended, opts);
+    let mut report_progress = ProgressReporter::new(progress);
+    while !clients.finished() {
+        thread::sleep(Duration::from_millis(20));
+        report_progress.update(&engine);
+    }
+    let latencies = clients.join();
+    let elapsed = started.elapsed();
+    progress(engine.commit_point().0);
+
+    // Stop sampling and crashing (the chaos driver restarts every crashed node on its way out),
+    // then wait for quiescence; the ticker keeps the retries going until then.
+    let lags = lag_sampler.stop().unwrap_or_default();
+    let (crashes, recoveries) = chaos
+        .stop()
+        .unwrap_or((0, vec!["chaos thread panicked".into()]));
+    let mut failures = Vec::new();
+    failures.extend(wait_quiescent(&engine, Duration::from_secs(120)).err());
+    let _ = ticker.stop();
+
+    let (committed, discards) = shut_down_and_verify(opts, engine, &monitor, &mut failures);
+    Ok(RunReport {
+        records: opts.records,
+        committed,
+        elapsed,
+        records_per_sec: opts.records as f64 / elapsed.as_secs_f64(),
+        commit_latency: Percentiles::of(latencies),
+        replica_lag: Percentiles::of(lags),
+        recoveries,
+        crashes,
+        discards,
+        failures,
+        finding: monitor.tolerated().iter().map(|v| v.to_string()).collect(),
+    })
+}
+
+/// The run's monitor. Under ack `memory` a node crash can leave a committed record on too few
+/// nodes for a moment: the documented finding, recorded but not a failure of this run.
+fn monitor_for(opts: &RunOptions) -> Monitor {
+    if opts.ack == AckPolicy::Memory && opts.crash_nodes > 0 {
+        Monitor::new(false).tolerating(COMMITTED_RECOVERABLE)
+    } else {
+        Monitor::new(false)
+    }
+}
+
+/// Starts the engine on the data directory's segment files, which must hold no log yet.
+fn start_engine(opts: &RunOptions, monitor: &Arc<Monitor>) -> Result<Engine, RunError> {
+    let disks = open_disks(&opts.dir)?;
+    let mut cfg = Config::new(opts.ack, opts.replicas).with_bug(opts.bug);
+    cfg.max_batch = 4096;
+    let faults = FaultConfig {
+        drop: opts.drop_rate,
+        duplicate: opts.drop_rate / 2.0,
+        reorder: opts.drop_rate / 2.0,
+        seed: opts.seed,
+    };
+    let observer: Arc<dyn Observer> = if opts.monitor {
+        monitor.clone()
+    } else {
+        Arc::new(NoObserver)
+    };
+    let (engine, recovered) = Engine::start(cfg, faults, disks, observer)
+        .map_err(|e| RunError::BadInput(format!("cannot start on {}: {e}", opts.dir.display())))?;
+    if recovered.iter().any(|r| !r.records.is_empty()) {
+        engine.shutdown();
+        return Err(RunError::BadInput(format!(
+            "data directory {} already holds a log; use an empty directory",
+            opts.dir.display()
+        )));
+    }
+    Ok(engine)
+}
+
+/// A thread that runs until it is told to stop, then hands back its result.
+struct Worker<T> {
+    stop: Arc<AtomicBool>,
+    handle: thread::JoinHandle<T>,
+}
+
+impl<T: Send + 'static> Worker<T> {
+    /// Spawns `body`, which must return soon after the flag it is given is set.
+    fn spawn(body: impl FnOnce(&AtomicBool) -> T + Send + 'static) -> Worker<T> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        Worker {
+            stop,
+            handle: thread::spawn(move || body(&flag)),
+        }
+    }
+
+    /// Tells the thread to stop and waits for its result (`Err` if it panicked).
+    fn stop(self) -> thread::Result<T> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join()
+    }
+}
+
+/// Ticks the engine every 2 ms (its retries: re-sends, re-pulls) until stopped.
+fn start_ticker(engine: &Arc<Engine>) -> Worker<()> {
+    let engine = engine.clone();
+    Worker::spawn(move |stop| {
+        while !stop.load(Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(2));
+            engine.tick();
+        }
+    })
+}
+
+/// Samples every millisecond, until stopped, how long each replica takes from a commit to having
+/// applied it.
+fn start_lag_sampler(engine: &Arc<Engine>, replicas: usize) -> Worker<Vec<Duration>> {
+    let engine = engine.clone();
+    Worker::spawn(move |stop| {
+        let mut pending: Vec<VecDeque<(Lsn, Instant)>> = vec![VecDeque::new(); replicas];
+        let mut lags = Vec::new();
+        let mut last_commit = Lsn::ZERO;
+        while !stop.load(Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(1));
+            let c = engine.commit_point();
+            let now = Instant::now();
+            for (r, q) in pending.iter_mut().enumerate() {
+                if c > last_commit {
+                    q.push_back((c, now));
+                }
+                let applied = engine.with_replica(ReplicaId(r as u8), |rep| rep.applied());
+                while let Some(&(l, t)) = q.front() {
+                    if applied < l {
+                        break;
+                    }
+                    lags.push(now - t);
+                    q.pop_front();
+                }
+            }
+            last_commit = c;
+        }
+        lags
+    })
+}
+
+/// The fault driver: crashes storage nodes as the appends pass planned points and restarts each
+/// one later. Node k crashes at (k+1)/(n+1) of the run, alternating zones, and restarts after
+/// another tenth of the records, or when the driver is stopped.
+struct Chaos {
+    /// Not yet crashed: (crash at, restart at, node), in appended records.
+    plan: Vec<(u64, u64, NodeId)>,
+    /// Down now: (restart at, node).
+    down: Vec<(u64, NodeId)>,
+    crashes: usize,
+    /// Damage reports of the restarts' recoveries, and failed restarts.
+    notes: Vec<String>,
+}
+
+impl Chaos {
+    fn new(crash_nodes: usize, records: u64) -> Chaos {
+        let order = [0u8, 2, 4, 1, 3, 5];
+        let n = crash_nodes as u64;
+        let plan = (0..crash_nodes)
+            .map(|k| {
+                let at = records * (k as u64 + 1) / (n + 1);
+                (at, at + records / 10, NodeId(order[k % STORAGE_NODES]))
+            })
+            .collect();
+        Chaos {
+            plan,
+            down: Vec::new(),
+            crashes: 0,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Crashes the nodes due at `appended` records (none once `stopping`) and restarts those due
+    /// back (all of them once `stopping`).
+    fn step(&mut self, engine: &Engine, appended: u64, stopping: bool) {
+        if !stopping {
+            let (plan, down) = (&mut self.plan, &mut self.down);
+            let crashes = &mut self.crashes;
+            plan.retain(|&(at, back, node)| {
+                if appended >= at && !down.iter().any(|(_, d)| *d == node) {
+                    engine.crash_node(node);
+                    *crashes += 1;
+                    down.push((back, node));
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        let mut i = 0;
+        while i < self.down.len() {
+            if stopping || appended >= self.down[i].0 {
+                let node = self.down.remove(i).1;
+                match engine.restart_node(node) {
+                    Ok(rec) => {
+                        if let Some(d) = rec.report() {
+                            self.notes.push(format!("{node}: {d}"));
+                        }
+                    }
+                    Err(e) => self.notes.push(format!("{node}: restart failed: {e}")),
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Runs the fault driver every millisecond until stopped; returns the number of crashes and the
+/// recovery notes once every crashed node is back.
+fn start_chaos(
+    engine: &Arc<Engine>,
+    appended: &Arc<AtomicU64>,
+    opts: &RunOptions,
+) -> Worker<(usize, Vec<String>)> {
+    let (engine, appended) = (engine.clone(), appended.clone());
+    let mut chaos = Chaos::new(opts.crash_nodes, opts.records);
+    Worker::spawn(move |stop| loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        chaos.step(&engine, appended.load(Ordering::Relaxed), stopping);
+        if stopping && chaos.down.is_empty() {
+            return (chaos.crashes, chaos.notes);
+        }
+        thread::sleep(Duration::from_millis(1));
+    })
+}
+
+/// The client load: `writers` threads appending the run's records in batches, each waiting for
+/// its batch to commit before the next.
+struct Clients {
+    threads: Vec<thread::JoinHandle<Vec<Duration>>>,
+}
+
+impl Clients {
+    fn start(engine: &Arc<Engine>, appended: &Arc<AtomicU64>, opts: &RunOptions) -> Clients {
+        let per_writer = opts.records / opts.writers as u64;
+        let threads = (0..opts.writers)
+            .map(|w| {
+                let count = if w == 0 {
+                    opts.records - per_writer * (opts.writers as u64 - 1)
+                } else {
+                    per_writer
+                };
+                let (engine, appended) = (engine.clone(), appended.clone());
+                let (batch, seed) = (opts.batch as u64, opts.seed);
+                thread::spawn(move || client(&engine, &appended, w as u64, count, batch, seed))
+            })
+            .collect();
+        Clients { threads }
+    }
+
+    fn finished(&self) -> bool {
+        self.threads.iter().all(|c| c.is_finished())
+    }
+
+    /// Every batch's append-to-commit latency.
+    fn join(self) -> Vec<Duration> {
+        self.threads
+            .into_iter()
+            .flat_map(|c| c.join().unwrap_or_default())
+            .collect()
+    }
+}
+
+/// Client `w`: appends `count` records in batches of `batch`, counting them in `appended`;
+/// returns each batch's append-to-commit latency.
+fn client(
+    engine: &Engine,
+    appended: &AtomicU64,
+    w: u64,
+    count: u64,
+    batch: u64,
+    seed: u64,
+) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    let mut done = 0u64;
+    while done < count {
+        let n = batch.min(count - done);
+        let changes: Vec<(PageId, u64)> = (0..n)
+            .map(|i| {
+                let k = done + i;
+                (((k * 7919 + w) % 1024) as PageId, k ^ seed)
+            })
+            .collect();
+        let t = Instant::now();
+        let last = engine.append_batch(&changes);
+        appended.fetch_add(n, Ordering::Relaxed);
+        engine.wait_committed(last);
+        latencies.push(t.elapsed());
+        done += n;
+    }
+    latencies
+}
+
+/// Reports the commit point to `progress` when it moves, and the engine's state on stderr when it
+/// has not moved for 10 s.
+struct ProgressReporter<'a> {
+    progress: &'a (dyn Fn(u64) + Sync),
+    last: u64,
+    since: Instant,
+}
+
+impl<'a> ProgressReporter<'a> {
+    fn new(progress: &'a (dyn Fn(u64) + Sync)) -> ProgressReporter<'a> {
+        ProgressReporter {
+            progress,
+            last: 0,
+            since: Instant::now(),
+        }
+    }
+
+    fn update(&mut self, engine: &Engine) {
+        let c = engine.commit_point().0;
+        if c != self.last {
+            (self.progress)(c);
+            self.last = c;
+            self.since = Instant::now();
+        } else if self.since.elapsed() > Duration::from_secs(10) {
+            eprintln!("no commit progress for 10 s:\n{}", engine.describe());
+            self.since = Instant::now();
+        }
+    }
+}
+
+/// Waits until the engine is quiescent, or fails after `timeout`.
+fn wait_quiescent(engine: &Engine, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    while !engine.quiescent() {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the system did not quiesce within {} s",
+                timeout.as_secs()
+            ));
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// The final checks of a quiescent engine: the monitor's, I/O errors, every replica's pages
+/// against the writer's; then a clean shutdown and [`verify_from_disk`]. Adds what fails to
+/// `failures`; returns the commit point and the replicas' discards.
+fn shut_down_and_verify(
+    opts: &RunOptions,
+    engine: Arc<Engine>,
+    monitor: &Monitor,
+    failures: &mut Vec<String>,
+) -> (Lsn, u64) {
+    if opts.monitor {
+        monitor.check_quiescent(&engine);
+    }
+    for e in engine.io_errors() {
+        failures.push(format!("I/O error: {e}"));
+    }
+    let committed = engine.commit_point();
+    let expected = monitor.expected_pages(engine.last_lsn());
+    let replica_pages: Vec<_> = (0..opts.replicas)
+        .map(|r| {
+            let r = ReplicaId(r as u8);
+            (r, engine.with_replica(r, |rep| rep.pages().clone()))
+        })
+        .collect();
+    let stats = monitor.stats();
+    match Arc::try_unwrap(engine) {
+        Ok(engine) => engine.shutdown(),
+        Err(_) => failures.push("engine still referenced at shutdown".into()),
+    }
+    for v in monitor.violations() {
+        failures.push(v.to_string());
+    }
+    if opts.monitor {
+        for (r, pages) in &replica_pages {
+            if pages != &expected {
+                failures.push(format!("{r}'s pages differ from the writer's"));
+            }
+        }
+    }
+    failures.extend(verify_from_disk(
+        opts,
+        committed,
+        opts.monitor.then_some(&expected),
+    ));
+    (committed, stats.discards)
+}
+
+/// After a clean shutdown: reopen every segment from disk and check that every committed record
+/// is on at least 4 disks; then start the nodes again with a fresh replica that catches up from
+/// disk alone and check its pages equal the writer's.
+pub fn verify_from_disk(
+    opts: &RunOptions,
+    committed: Lsn,
+    expected: Option<&BTreeMap<PageId, (u64, Lsn)>>,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let disks = match open_disks(&opts.dir) {
+        Ok(d) => d,
+        Err(e) => return vec![e.to_string()],
+    };
+    let mut prefixes = Vec::new();
+    for (i, disk) in disks.iter().enumerate() {
+        match Segment::open(disk.clone()) {
+            Ok((_, rec)) => {
+                if let Some(d) = rec.report() {
+                    failures.push(format!("S{i}: segment damaged after a clean shutdown: {d}"));
+                }
+                prefixes.push(rec.prefix());
+            }
+            Err(e) => failures.push(format!("S{i}: cannot read segment: {e}")),
+        }
+    }
+    let on_four = quorum_watermark(prefixes.iter().copied());
+    if on_four < committed {
+        failures.push(format!(
+            "committed up to {committed} but only 1..={on_four} is on 4 disks (per-disk {prefixes:?})"
+        ));
+    }
+    let Some(expected) = expected else {
+        return failures;
+    };
+    let cfg = Config::new(opts.ack, 1);
+    let Ok((engine, _)) = Engine::start(cfg, FaultConfig::none(), disks, Arc::new(NoObserver))
+    else {
+        failures.push("cannot restart the nodes from disk".into());
+        return failures;
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let want = expected
+        .values()
+        .map(|(_, l)| *l)
+        .max()
+        .unwrap_or(Lsn::ZERO);
+    let r0 = ReplicaId(0);
+    while engine.with_replica(r0, |r| r.applied()) < want && Instant::now() < deadline {
+        engine.tick();
+        thread::sleep(Duration::from_millis(1));
+    }
+    let pages = engine.with_replica(r0, |r| r.pages().clone());
+    let restricted: BTreeMap<_, _> = expected.clone();
+    if pages != restricted {
+        failures.push(format!(
+            "a fresh replica caught up from the restarted nodes to {} but its pages differ from the writer's",
+            engine.with_replica(r0, |r| r.applied())
+        ));
+    }
+    engine.shutdown();
+    failures
+}
