@@ -16,7 +16,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use aurora_redo_model::invariants::readable_by_every_read_quorum;
+use aurora_redo_model::invariants::first_unreadable;
 use aurora_redo_model::state::NodeStatus;
 use aurora_redo_model::types::{Az, Lsn, NodeId, Record, ReplicaId};
 
@@ -193,14 +193,16 @@ impl Cluster {
     /// quorum of 3 surviving nodes misses, described.
     pub fn unrecoverable_commit(&self) -> Option<String> {
         let surviving = self.nodes.iter().filter(|n| !n.lost).count();
-        self.writer.commit_point().prefix().find_map(|lsn| {
-            let holders = NodeId::all().filter(|&n| self.holds(n, lsn)).count();
-            (!readable_by_every_read_quorum(holders, surviving)).then(|| {
-                format!(
-                    "committed record {lsn} is held by {holders} of {surviving} surviving nodes"
-                )
-            })
-        })
+        let holding = |lsn| {
+            (
+                NodeId::all().filter(|&n| self.holds(n, lsn)).count(),
+                surviving,
+            )
+        };
+        let (lsn, holders, _) = first_unreadable(self.writer.commit_point(), holding)?;
+        Some(format!(
+            "committed record {lsn} is held by {holders} of {surviving} surviving nodes"
+        ))
     }
 
     /// Takes one step. A step the cluster cannot take (a machine that is down, a restart that

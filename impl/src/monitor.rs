@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use aurora_redo_model::invariants::{
-    commit_backed_by_quorum, discard_is_safe, must_retain, never_decreases,
+    commit_backed_by_quorum, discard_is_safe, first_unreadable, must_retain, never_decreases,
     readable_by_every_read_quorum, replica_prefix, truthful_ack, COMMITTED_RECOVERABLE,
     COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC, NO_DISCARD_BEFORE_FLUSH, REPLICA_PREFIX,
     RETAIN_UNTIL_DURABLE,
@@ -170,18 +170,17 @@ impl Monitor {
     /// committed record readable by every read quorum) and ReplicaPrefix (each replica's pages
     /// are exactly the writer's records `1..=applied`).
     pub fn check_quiescent(&self, engine: &Engine) {
-        let commit = engine.commit_point();
-        for lsn in commit.prefix() {
+        let holding = |lsn| {
             let holders = NodeId::all().filter(|n| engine.node_holds(*n, lsn)).count();
-            if !readable_by_every_read_quorum(holders, STORAGE_NODES) {
-                let mut s = lock(&self.state);
-                self.violate(
-                    &mut s,
-                    COMMITTED_RECOVERABLE,
-                    format!("committed record {lsn} is held by only {holders} nodes"),
-                );
-                break;
-            }
+            (holders, STORAGE_NODES)
+        };
+        if let Some((lsn, holders, _)) = first_unreadable(engine.commit_point(), holding) {
+            let mut s = lock(&self.state);
+            self.violate(
+                &mut s,
+                COMMITTED_RECOVERABLE,
+                format!("committed record {lsn} is held by only {holders} nodes"),
+            );
         }
         for r in engine.config().replicas.clone() {
             let (applied, pages) =

@@ -92,6 +92,20 @@ pub fn readable_by_every_read_quorum(holders: usize, surviving: usize) -> bool {
     surviving - holders < READ_QUORUM
 }
 
+/// **CommittedRecoverable** over the committed prefix `1..=commit`: the first committed LSN that
+/// some read quorum of surviving nodes misses, with its `(holders, surviving)`. How holders are
+/// counted is each side's own (a model state, the engine's machines); `holding(lsn)` gives the
+/// count for one LSN, and the verdict is this one.
+pub fn first_unreadable(
+    commit: Lsn,
+    holding: impl Fn(Lsn) -> (usize, usize),
+) -> Option<(Lsn, usize, usize)> {
+    commit.prefix().find_map(|lsn| {
+        let (holders, surviving) = holding(lsn);
+        (!readable_by_every_read_quorum(holders, surviving)).then_some((lsn, holders, surviving))
+    })
+}
+
 /// The name of the quiescence invariant: a system with nothing left to do (no fault active, no
 /// step that would change anything) has committed, applied and discarded every record. It needs
 /// the model's enabled steps, so the model judges it (`crate::properties`); the engine's

@@ -12,9 +12,9 @@
 
 use crate::config::{AckPolicy, Config};
 use crate::invariants::{
-    commit_backed_by_quorum, must_retain, readable_by_every_read_quorum, replica_prefix,
-    COMMITTED_RECOVERABLE, COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC,
-    NO_DISCARD_BEFORE_FLUSH, QUIESCENCE_CONVERGES, REPLICA_PREFIX, RETAIN_UNTIL_DURABLE,
+    commit_backed_by_quorum, first_unreadable, must_retain, replica_prefix, COMMITTED_RECOVERABLE,
+    COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC, NO_DISCARD_BEFORE_FLUSH, QUIESCENCE_CONVERGES,
+    REPLICA_PREFIX, RETAIN_UNTIL_DURABLE,
 };
 use crate::model::RedoModel;
 use crate::state::{Flags, State};
@@ -175,10 +175,7 @@ fn retain_until_durable(_: &RedoModel, s: &State) -> bool {
 /// **6. CommittedRecoverable**: every committed record is readable by every read quorum of
 /// surviving nodes.
 fn committed_recoverable(_: &RedoModel, s: &State) -> bool {
-    s.writer.commit.prefix().all(|lsn| {
-        let (holders, surviving) = s.holders(lsn);
-        readable_by_every_read_quorum(holders, surviving)
-    })
+    first_unreadable(s.writer.commit, |lsn| s.holders(lsn)).is_none()
 }
 
 /// **Quiescence**: in a fault-free state where the writer has written everything, no flush or pull

@@ -1,10 +1,10 @@
-//! The counterexample trace file: what `aurora-redo check --trace-out` writes and what `replay`
+//! The counterexample file: what `aurora-redo check --trace-out` writes and what `replay`
 //! and `explore --trace` read.
 //!
 //! A trace is JSON (see `docs/conformance.md`):
 //!
 //! ```json
-//! { "format": "aurora-redo-trace", "version": 1,
+//! { "format": "aurora-redo-counterexample", "version": 1,
 //!   "config": { "lsns": 2, "replicas": 1, ..., "bug": "commit-at-three" },
 //!   "property": "CommitOnlyAfterQuorum",
 //!   "steps": [ { "action": "Write", "description": "W writes LSN 1, sends Append to every node" },
@@ -23,11 +23,13 @@ use stateright::{Expectation, Model, Path};
 use std::path::Path as FsPath;
 
 /// The value of the `format` field.
-pub const FORMAT: &str = "aurora-redo-trace";
+pub const FORMAT: &str = "aurora-redo-counterexample";
+/// The `format` the same files had before they were called counterexample files; still read.
+pub const OLD_FORMAT: &str = "aurora-redo-trace";
 /// The version this build writes and reads.
 pub const VERSION: u32 = 1;
 
-/// One step of a trace.
+/// One step of a counterexample.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CounterexampleStep {
     pub action: Action,
@@ -89,24 +91,26 @@ impl CounterexampleFile {
         Self::parse(&text).map_err(|e| format!("{}: {e}", file.display()))
     }
 
-    /// Parses and checks a trace from its JSON text (see [`CounterexampleFile::read`]).
+    /// Parses and checks a counterexample from its JSON text (see [`CounterexampleFile::read`]).
     pub fn parse(text: &str) -> Result<CounterexampleFile, String> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
         match value.get("format").and_then(|f| f.as_str()) {
-            Some(FORMAT) => {}
-            other => return Err(format!("not an {FORMAT} file (format: {other:?})")),
+            Some(FORMAT | OLD_FORMAT) => {}
+            Some(other) => return Err(format!("not an {FORMAT} file (its format is '{other}')")),
+            None => return Err(format!("not an {FORMAT} file (it has no \"format\" field)")),
         }
-        match value.get("version").and_then(|v| v.as_u64()) {
-            Some(v) if v == VERSION as u64 => {}
-            other => {
+        match value.get("version") {
+            Some(v) if v.as_u64() == Some(u64::from(VERSION)) => {}
+            Some(v) => {
                 return Err(format!(
-                    "unsupported trace version {other:?} (this build reads {VERSION})"
+                    "unsupported counterexample version {v} (this build reads {VERSION})"
                 ))
             }
+            None => return Err("it has no \"version\" field".to_string()),
         }
         let trace: CounterexampleFile =
-            serde_json::from_value(value).map_err(|e| format!("malformed trace: {e}"))?;
+            serde_json::from_value(value).map_err(|e| format!("malformed counterexample: {e}"))?;
         trace
             .config
             .validate()

@@ -30,7 +30,7 @@ pub fn serve(
     println!("Explorer: http://{addr}/");
     if let (Some(url), Some(trace)) = (url, trace) {
         println!(
-            "trace ({} steps{}): {url}",
+            "counterexample ({} steps{}): {url}",
             trace.steps.len(),
             trace
                 .property

@@ -37,9 +37,9 @@ enum Command {
     Mutants(MutantsArgs),
     /// Serve the Stateright Explorer for a configuration.
     Explore(ExploreArgs),
-    /// Drive the implementation through a counterexample trace (from `check --trace-out`) and
-    /// report the invariant that breaks. Exit 0: none; 1: one broke; 2: bad trace file;
-    /// 3: the engine cannot take some step of the trace.
+    /// Drive the implementation through a counterexample (from `check --counterexample-out`) and
+    /// report the invariant that breaks. Exit 0: none; 1: one broke; 2: bad counterexample file;
+    /// 3: the engine cannot take some step of it.
     Replay(ReplayArgs),
     /// Run the implementation live on a data directory, then verify it after a restart.
     Run(run::RunArgs),
@@ -49,7 +49,7 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct ReplayArgs {
-    /// The trace file (JSON, see docs/conformance.md).
+    /// The counterexample file (JSON, see docs/conformance.md).
     file: PathBuf,
     /// Switch this seeded bug on in the implementation (default: the correct engine).
     #[arg(long)]
@@ -79,9 +79,9 @@ struct CheckArgs {
     /// Succeed exactly when this property, and only it, is violated.
     #[arg(long, value_name = "PROPERTY")]
     expect_violation: Option<String>,
-    /// Write the counterexample as a trace file (JSON) for `replay` and `explore --trace`.
-    #[arg(long, value_name = "FILE")]
-    trace_out: Option<PathBuf>,
+    /// Write the counterexample to a file (JSON) for `replay` and `explore --counterexample`.
+    #[arg(long, value_name = "FILE", alias = "trace-out")]
+    counterexample_out: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -105,9 +105,10 @@ struct ExploreArgs {
     /// Checker threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Open the Explorer on this trace (its configuration replaces the model options).
-    #[arg(long, value_name = "FILE")]
-    trace: Option<PathBuf>,
+    /// Open the Explorer on this counterexample file (its configuration replaces the model
+    /// options).
+    #[arg(long, value_name = "FILE", alias = "trace")]
+    counterexample: Option<PathBuf>,
 }
 
 /// Restores the default action of SIGPIPE, so `aurora-redo check | head` ends quietly when the
@@ -187,17 +188,14 @@ fn check(args: CheckArgs) -> ExitCode {
         .as_deref()
         .filter(|p| violations.contains(p))
         .or_else(|| violations.first().copied());
-    if let Some(file) = &args.trace_out {
+    if let Some(file) = &args.counterexample_out {
         match chosen.and_then(|name| report.path(name).map(|path| (name, path))) {
             Some((name, path)) => {
                 if let Err(e) = CounterexampleFile::from_path(&config, Some(name), path).write(file)
                 {
                     return usage_error(e);
                 }
-                eprintln!(
-                    "wrote the counterexample of {name} as a trace to {}",
-                    file.display()
-                );
+                eprintln!("wrote the counterexample of {name} to {}", file.display());
             }
             None => eprintln!("no counterexample: nothing written to {}", file.display()),
         }
@@ -277,7 +275,7 @@ fn mutants(args: MutantsArgs) -> ExitCode {
 }
 
 fn explore(args: ExploreArgs) -> ExitCode {
-    let (config, trace) = match &args.trace {
+    let (config, trace) = match &args.counterexample {
         Some(file) => match CounterexampleFile::read(file) {
             Ok(trace) => (trace.config.clone(), Some(trace)),
             Err(message) => return usage_error(message),

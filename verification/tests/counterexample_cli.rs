@@ -1,7 +1,8 @@
-//! The trace workflow on the command line: `check --trace-out` writes a counterexample trace,
-//! `replay` drives the implementation through it (exit 1 with the broken invariant, 0 clean, 3
-//! infeasible), `explore --trace` prints the Explorer URL of the trace, and bad trace files are
-//! rejected with exit status 2.
+//! The counterexample workflow on the command line: `check --counterexample-out` writes a
+//! counterexample file, `replay` drives the implementation through it (exit 1 with the broken
+//! invariant, 0 clean, 3 infeasible), `explore --counterexample` prints the Explorer URL of it,
+//! and bad counterexample files are rejected with exit status 2. The flags' earlier names
+//! (`--trace-out`, `--trace`) and the earlier `format` value are still accepted.
 
 use aurora_redo::counterexample::CounterexampleFile;
 use aurora_redo::mutants::shortest_counterexample;
@@ -17,7 +18,7 @@ use common::{aurora_redo, stderr, stdout};
 /// Writes the shortest counterexample of `bug` (in its witness configuration) to
 /// `dir/<bug>.json`, found as `aurora-redo mutants` finds it (breadth-first, stopping at the
 /// first violation: a full check in a debug build would take minutes).
-fn trace_of(dir: &Path, bug: &str) -> PathBuf {
+fn counterexample_of(dir: &Path, bug: &str) -> PathBuf {
     let bug: Bug = bug.parse().unwrap();
     let property = bug.expected_property();
     let report = shortest_counterexample(bug);
@@ -32,10 +33,10 @@ fn trace_of(dir: &Path, bug: &str) -> PathBuf {
     file
 }
 
-/// `check --trace-out` on the documented finding (ack `memory`, one storage crash): the trace
-/// replays on the correct engine, which loses the committed record the same way.
+/// `check --counterexample-out` on the documented finding (ack `memory`, one storage crash): the
+/// counterexample replays on the correct engine, which loses the committed record the same way.
 #[test]
-fn check_writes_a_trace_that_the_engine_reproduces() {
+fn check_writes_a_counterexample_that_the_engine_reproduces() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("finding.json");
     let out = aurora_redo(&[
@@ -46,13 +47,13 @@ fn check_writes_a_trace_that_the_engine_reproduces() {
         "1",
         "--expect-violation",
         "CommittedRecoverable",
-        "--trace-out",
+        "--counterexample-out",
         file.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    assert_eq!(json["format"], "aurora-redo-trace");
+    assert_eq!(json["format"], "aurora-redo-counterexample");
     assert_eq!(json["version"], 1);
     assert_eq!(json["property"], "CommittedRecoverable");
     assert_eq!(json["config"]["storage_crashes"], 1);
@@ -73,7 +74,7 @@ fn check_writes_a_trace_that_the_engine_reproduces() {
 #[test]
 fn a_counterexample_replays_on_the_implementation() {
     let dir = tempfile::tempdir().unwrap();
-    let file = trace_of(dir.path(), "commit-at-three");
+    let file = counterexample_of(dir.path(), "commit-at-three");
     let path = file.to_str().unwrap();
     let out = aurora_redo(&["replay", path, "--bug", "commit-at-three"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
@@ -88,7 +89,7 @@ fn a_counterexample_replays_on_the_implementation() {
     assert!(stdout(&out).contains("INFEASIBLE"), "{}", stdout(&out));
 
     // A replica that discards on `Available`: the correct engine takes every step, breaks nothing.
-    let file = trace_of(dir.path(), "discard-on-available");
+    let file = counterexample_of(dir.path(), "discard-on-available");
     let path = file.to_str().unwrap();
     let out = aurora_redo(&["replay", path]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
@@ -99,9 +100,9 @@ fn a_counterexample_replays_on_the_implementation() {
 }
 
 #[test]
-fn bad_trace_files_are_rejected_with_status_2() {
+fn bad_counterexample_files_are_rejected_with_status_2() {
     let dir = tempfile::tempdir().unwrap();
-    let good = trace_of(dir.path(), "commit-at-three");
+    let good = counterexample_of(dir.path(), "commit-at-three");
     let text = std::fs::read_to_string(&good).unwrap();
     let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let write = |name: &str, content: &str| {
@@ -137,8 +138,9 @@ fn bad_trace_files_are_rejected_with_status_2() {
         vec!["replay", &impossible],
         vec!["replay", &unknown],
         vec!["replay", &good, "--bug", "no-such-bug"],
+        vec!["explore", "--counterexample", &garbage],
+        vec!["explore", "--counterexample", &impossible],
         vec!["explore", "--trace", &garbage],
-        vec!["explore", "--trace", &impossible],
     ];
     for args in cases {
         let out = aurora_redo(&args);
@@ -158,9 +160,9 @@ impl Drop for Server {
 }
 
 #[test]
-fn explore_prints_the_url_of_a_trace() {
+fn explore_prints_the_url_of_a_counterexample() {
     let dir = tempfile::tempdir().unwrap();
-    let file = trace_of(dir.path(), "commit-at-three");
+    let file = counterexample_of(dir.path(), "commit-at-three");
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -171,7 +173,7 @@ fn explore_prints_the_url_of_a_trace() {
         Command::new(env!("CARGO_BIN_EXE_aurora-redo"))
             .args([
                 "explore",
-                "--trace",
+                "--counterexample",
                 file.to_str().unwrap(),
                 "--addr",
                 &addr,
@@ -183,8 +185,8 @@ fn explore_prints_the_url_of_a_trace() {
     let lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
     let url_line = lines
         .map(|l| l.unwrap())
-        .find(|l| l.starts_with("trace ("))
-        .expect("explore prints the trace's URL");
+        .find(|l| l.starts_with("counterexample ("))
+        .expect("explore prints the counterexample's URL");
     let prefix = format!("http://{addr}/#/steps/");
     let url = &url_line[url_line.find("http").unwrap()..];
     assert!(url.starts_with(&prefix), "{url_line}");
@@ -195,4 +197,26 @@ fn explore_prints_the_url_of_a_trace() {
         .collect();
     assert_eq!(indices.len(), 1 + 6, "{url_line}");
     assert_eq!(indices[0], 0);
+}
+
+/// Files and flags from before the rename still work: the old `format` value is read, and
+/// `--trace-out` is an alias of `--counterexample-out`.
+#[test]
+fn the_earlier_names_are_still_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("old.json");
+    let out = aurora_redo(&[
+        "check",
+        "--preset",
+        "quick",
+        "--bug",
+        "commit-at-three",
+        "--trace-out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let old = text.replace("aurora-redo-counterexample", "aurora-redo-trace");
+    assert_ne!(old, text);
+    assert!(CounterexampleFile::parse(&old).is_ok());
 }
