@@ -26,7 +26,7 @@ test-loom:
 		$(CARGO) test --release -p aurora-redo-impl --test loom
 
 ## The whole implementation under shuttle's randomized and PCT schedulers; every schedule's
-## recorded trace validated against the model.
+## recording checked against the model.
 test-shuttle:
 	$(CARGO) test --release -p aurora-redo-impl --features shuttle --test shuttle
 	$(CARGO) test --release -p aurora-redo-tests --features shuttle --test recording_validation

@@ -20,7 +20,7 @@ use aurora_redo_model::invariants::first_unreadable;
 use aurora_redo_model::state::NodeStatus;
 use aurora_redo_model::types::{Az, Lsn, NodeId, Record, ReplicaId};
 
-use crate::config::Config;
+use crate::config::EngineConfig;
 use crate::observer::Event;
 use crate::output::Effects;
 use crate::replica::{Replica, ReplicaInput};
@@ -83,7 +83,7 @@ struct ReplicaSlot {
 /// The engine's role machines, stepped deterministically.
 #[derive(Clone, Debug)]
 pub struct Cluster {
-    cfg: Config,
+    cfg: EngineConfig,
     writer: Writer,
     nodes: Vec<NodeSlot>,
     replicas: Vec<ReplicaSlot>,
@@ -92,12 +92,12 @@ pub struct Cluster {
 
 impl Cluster {
     /// A fresh cluster: empty nodes, replicas in incarnation 0.
-    pub fn new(cfg: Config) -> Cluster {
+    pub fn new(cfg: EngineConfig) -> Cluster {
         Cluster::recovered(cfg, NodeId::all().map(|_| Vec::new()).collect())
     }
 
     /// A cluster whose nodes start from what their disks hold (index = node).
-    pub fn recovered(cfg: Config, disks: Vec<Vec<Record>>) -> Cluster {
+    pub fn recovered(cfg: EngineConfig, disks: Vec<Vec<Record>>) -> Cluster {
         let nodes = NodeId::all()
             .zip(disks)
             .map(|(n, records)| {
@@ -127,7 +127,7 @@ impl Cluster {
         }
     }
 
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &EngineConfig {
         &self.cfg
     }
 

@@ -55,7 +55,7 @@ impl ImplBug {
 
 /// Configuration shared by the role state machines.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct EngineConfig {
     pub ack: AckPolicy,
     pub bug: Option<ImplBug>,
     /// The read replicas the storage nodes notify.
@@ -64,9 +64,9 @@ pub struct Config {
     pub max_batch: usize,
 }
 
-impl Config {
-    pub fn new(ack: AckPolicy, replicas: usize) -> Config {
-        Config {
+impl EngineConfig {
+    pub fn new(ack: AckPolicy, replicas: usize) -> EngineConfig {
+        EngineConfig {
             ack,
             bug: None,
             replicas: (0..replicas as u8).map(ReplicaId).collect(),
@@ -74,7 +74,7 @@ impl Config {
         }
     }
 
-    pub fn with_bug(mut self, bug: Option<ImplBug>) -> Config {
+    pub fn with_bug(mut self, bug: Option<ImplBug>) -> EngineConfig {
         self.bug = bug;
         self
     }

@@ -16,7 +16,7 @@ use std::io;
 
 use aurora_redo_model::types::{Az, Lsn, NodeId, PageId, Record, ReplicaId};
 
-use crate::config::{Config, ImplBug};
+use crate::config::{EngineConfig, ImplBug};
 use crate::disk::Disk;
 use crate::faults::{FaultConfig, Faults};
 use crate::observer::{Event, Observer};
@@ -26,7 +26,7 @@ use crate::replica::{Replica, ReplicaInput};
 use crate::segment::{Recovered, Segment};
 use crate::storage::{StorageInput, StorageNode};
 use crate::sync::{lock, thread, Arc, Mutex};
-use crate::transport::{Mailbox, Network, NodeEvent, Recv};
+use crate::transport::{Mailbox, Mailboxes, NodeEvent, Recv};
 use crate::watermark::{Published, SharedQuorum};
 use crate::writer::{Writer, WriterInput};
 
@@ -46,8 +46,8 @@ struct NodeSlot {
 }
 
 struct Shared {
-    cfg: Config,
-    net: Network,
+    cfg: EngineConfig,
+    net: Mailboxes,
     observer: Arc<dyn Observer>,
     /// Where protocol steps are recorded, if anywhere.
     recording: Option<Arc<dyn StepSink>>,
@@ -95,7 +95,7 @@ impl Engine {
     /// Starts the engine on six disks (one per node, index = node), recovering each node from
     /// its segment. Returns each node's recovery report too.
     pub fn start(
-        cfg: Config,
+        cfg: EngineConfig,
         faults: FaultConfig,
         disks: Vec<Arc<dyn Disk>>,
         observer: Arc<dyn Observer>,
@@ -105,7 +105,7 @@ impl Engine {
 
     /// [`Engine::start`], recording every protocol step into `recording`.
     pub fn start_recorded(
-        cfg: Config,
+        cfg: EngineConfig,
         faults: FaultConfig,
         disks: Vec<Arc<dyn Disk>>,
         observer: Arc<dyn Observer>,
@@ -118,7 +118,7 @@ impl Engine {
             .map(|r| Mutex::new(Replica::new(*r, 0, cfg.clone())))
             .collect();
         let shared = Arc::new(Shared {
-            net: Network::new(cfg.replicas.len(), Faults::new(faults)),
+            net: Mailboxes::new(cfg.replicas.len(), Faults::new(faults)),
             observer,
             recording,
             writer: Mutex::new(Writer::new(cfg.clone())),
@@ -154,7 +154,7 @@ impl Engine {
         Ok((Engine { shared, threads }, recovered))
     }
 
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &EngineConfig {
         &self.shared.cfg
     }
 

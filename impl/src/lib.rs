@@ -34,4 +34,4 @@ pub mod transport;
 pub mod watermark;
 pub mod writer;
 
-pub use config::{AckPolicy, Config, ImplBug};
+pub use config::{AckPolicy, EngineConfig, ImplBug};

@@ -43,14 +43,14 @@ impl fmt::Display for Violation {
 }
 
 #[derive(Default)]
-struct ReplicaView {
+struct ReplicaSeen {
     incarnation: u32,
     applied: Lsn,
     durable: Lsn,
 }
 
 #[derive(Default)]
-struct State {
+struct Seen {
     /// The writer's records, index `lsn - 1`.
     log: Vec<Record>,
     /// Per node, the highest `truthful_ack(sent, held)` ever sent.
@@ -64,7 +64,7 @@ struct State {
     /// (by an ack, a sync, a crash or a recovery).
     held: [Lsn; STORAGE_NODES],
     max_volume_durable: Lsn,
-    replicas: BTreeMap<ReplicaId, ReplicaView>,
+    replicas: BTreeMap<ReplicaId, ReplicaSeen>,
     discards: u64,
     violations: Vec<Violation>,
     tolerated: Vec<Violation>,
@@ -82,7 +82,7 @@ pub struct MonitorStats {
 
 /// The runtime invariant monitor.
 pub struct Monitor {
-    state: Mutex<State>,
+    state: Mutex<Seen>,
     /// Panic at the first violation (under shuttle, so the schedule is reported), or collect.
     panic_on_violation: bool,
     /// Invariants whose violations are expected in this run: recorded apart, never a failure.
@@ -92,7 +92,7 @@ pub struct Monitor {
 impl Monitor {
     pub fn new(panic_on_violation: bool) -> Monitor {
         Monitor {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(Seen::default()),
             panic_on_violation,
             tolerate: Vec::new(),
         }
@@ -136,7 +136,7 @@ impl Monitor {
         pages
     }
 
-    fn violate(&self, s: &mut State, invariant: &'static str, detail: String) {
+    fn violate(&self, s: &mut Seen, invariant: &'static str, detail: String) {
         let v = Violation { invariant, detail };
         if self.tolerate.contains(&invariant) {
             s.tolerated.push(v);
@@ -151,7 +151,7 @@ impl Monitor {
     /// **CommittedRecoverable** on the nodes' true holdings: every committed record must be held by
     /// enough nodes that every read quorum of 3 contains one. Holdings are contiguous prefixes, so
     /// the commit point itself is the record with the fewest holders.
-    fn judge_recoverable(&self, s: &mut State, moment: &str) {
+    fn judge_recoverable(&self, s: &mut Seen, moment: &str) {
         let commit = s.commit;
         if commit == Lsn::ZERO {
             return;
@@ -255,9 +255,9 @@ impl Observer for Monitor {
             } => {
                 let view = s.replicas.entry(replica).or_default();
                 if view.incarnation != incarnation {
-                    *view = ReplicaView {
+                    *view = ReplicaSeen {
                         incarnation,
-                        ..ReplicaView::default()
+                        ..ReplicaSeen::default()
                     };
                 }
                 let expected = s.log.get(record.lsn.0 as usize - 1).copied();
@@ -298,9 +298,9 @@ impl Observer for Monitor {
             } => {
                 let view = s.replicas.entry(replica).or_default();
                 if view.incarnation != incarnation {
-                    *view = ReplicaView {
+                    *view = ReplicaSeen {
                         incarnation,
-                        ..ReplicaView::default()
+                        ..ReplicaSeen::default()
                     };
                 }
                 let before = view.durable;
@@ -316,9 +316,9 @@ impl Observer for Monitor {
             } => {
                 s.replicas.insert(
                     replica,
-                    ReplicaView {
+                    ReplicaSeen {
                         incarnation,
-                        ..ReplicaView::default()
+                        ..ReplicaSeen::default()
                     },
                 );
             }

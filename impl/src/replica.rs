@@ -8,7 +8,7 @@ use aurora_redo_model::types::{
     Envelope, Lsn, Msg, NodeId, PageId, Record, ReplicaId, STORAGE_NODES,
 };
 
-use crate::config::{Config, ImplBug};
+use crate::config::{EngineConfig, ImplBug};
 use crate::observer::Event;
 use crate::output::Output;
 use crate::retain::RetainBuffer;
@@ -29,7 +29,7 @@ pub enum ReplicaInput {
 pub struct Replica {
     id: ReplicaId,
     incarnation: u32,
-    cfg: Config,
+    cfg: EngineConfig,
     /// Highest `Available` per node; its 4th-highest is the known commit point.
     available: QuorumTracker,
     /// Highest `Flushed` per node; its 4th-highest is the durable LSN.
@@ -46,7 +46,7 @@ pub struct Replica {
 
 impl Replica {
     /// A replica that knows nothing (first start, or restart after a crash as `incarnation`).
-    pub fn new(id: ReplicaId, incarnation: u32, cfg: Config) -> Replica {
+    pub fn new(id: ReplicaId, incarnation: u32, cfg: EngineConfig) -> Replica {
         let flushed = if cfg.has_bug(ImplBug::DurableFromOneNode) {
             QuorumTracker::with_k(1)
         } else {
@@ -292,7 +292,7 @@ mod tests {
         Replica::new(
             ReplicaId(0),
             0,
-            Config::new(AckPolicy::Memory, 1).with_bug(bug),
+            EngineConfig::new(AckPolicy::Memory, 1).with_bug(bug),
         )
     }
 

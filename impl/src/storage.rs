@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use aurora_redo_model::types::{Actor, Envelope, Lsn, Msg, NodeId, Record};
 
-use crate::config::{AckPolicy, Config, ImplBug};
+use crate::config::{AckPolicy, EngineConfig, ImplBug};
 use crate::observer::Event;
 use crate::output::Output;
 
@@ -28,7 +28,7 @@ pub enum StorageInput {
 #[derive(Clone, Debug)]
 pub struct StorageNode {
     id: NodeId,
-    cfg: Config,
+    cfg: EngineConfig,
     /// Records received and not yet synced to disk.
     mem: BTreeMap<Lsn, Record>,
     /// Records on disk: a read cache of the segment file, rebuilt from it on restart.
@@ -46,13 +46,13 @@ pub struct StorageNode {
 
 impl StorageNode {
     /// A fresh node with empty memory and an empty disk.
-    pub fn new(id: NodeId, cfg: Config) -> StorageNode {
+    pub fn new(id: NodeId, cfg: EngineConfig) -> StorageNode {
         StorageNode::recover(id, cfg, Vec::new())
     }
 
     /// A node restarting from the records its segment file holds: memory is empty, so its SCL is
     /// its flushed LSN.
-    pub fn recover(id: NodeId, cfg: Config, on_disk: Vec<Record>) -> StorageNode {
+    pub fn recover(id: NodeId, cfg: EngineConfig, on_disk: Vec<Record>) -> StorageNode {
         let disk: BTreeMap<Lsn, Record> = on_disk.into_iter().map(|r| (r.lsn, r)).collect();
         let mut node = StorageNode {
             id,
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn memory_ack_stops_at_a_hole_and_flush_takes_the_prefix() {
-        let mut n = StorageNode::new(NodeId(0), Config::new(AckPolicy::Memory, 1));
+        let mut n = StorageNode::new(NodeId(0), EngineConfig::new(AckPolicy::Memory, 1));
         let out = n.handle(StorageInput::Deliver(vec![append(1), append(2), append(4)]));
         assert_eq!(n.scl(), Lsn(2));
         assert_eq!(n.scl(), contiguous_prefix(|l| n.holds(l)));
@@ -309,7 +309,7 @@ mod tests {
 
     #[test]
     fn disk_ack_waits_for_the_flush() {
-        let mut n = StorageNode::new(NodeId(1), Config::new(AckPolicy::Disk, 0));
+        let mut n = StorageNode::new(NodeId(1), EngineConfig::new(AckPolicy::Disk, 0));
         let out = n.handle(StorageInput::Deliver(vec![append(1)]));
         assert!(sends(&out).contains(&Envelope::ack(NodeId(1), Lsn(0))));
         let out = n.handle(StorageInput::FlushDone { upto: Lsn(1) });
@@ -320,7 +320,7 @@ mod tests {
     fn pull_answers_from_memory_and_disk_then_reannounces() {
         let mut n = StorageNode::recover(
             NodeId(2),
-            Config::new(AckPolicy::Memory, 1),
+            EngineConfig::new(AckPolicy::Memory, 1),
             vec![rec(1), rec(2)],
         );
         assert_eq!((n.scl(), n.flushed()), (Lsn(2), Lsn(2)));
@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn a_duplicate_append_is_re_acked() {
-        let mut n = StorageNode::new(NodeId(0), Config::new(AckPolicy::Memory, 0));
+        let mut n = StorageNode::new(NodeId(0), EngineConfig::new(AckPolicy::Memory, 0));
         n.handle(StorageInput::Deliver(vec![append(1)]));
         let out = n.handle(StorageInput::Deliver(vec![append(1)]));
         assert_eq!(sends(&out), vec![Envelope::ack(NodeId(0), Lsn(1))]);

@@ -1,6 +1,6 @@
 //! In-process transport: one mailbox per actor, carrying the shared `Msg` in envelopes.
 //!
-//! Batching happens here: [`Network::send`] groups a step's envelopes by destination and hands
+//! Batching happens here: [`Mailboxes::send`] groups a step's envelopes by destination and hands
 //! each group to the mailbox in one operation, and a receiver drains everything queued in one
 //! [`Mailbox::recv`], so a storage node sees (and acks) a whole batch of appends at once.
 
@@ -126,16 +126,16 @@ pub enum NodeEvent {
 }
 
 /// Every actor's mailbox plus the fault injector.
-pub struct Network {
+pub struct Mailboxes {
     pub writer: Mailbox<Envelope>,
     pub nodes: Vec<Mailbox<NodeEvent>>,
     pub replicas: Vec<Mailbox<Envelope>>,
     pub faults: Faults,
 }
 
-impl Network {
-    pub fn new(replicas: usize, faults: Faults) -> Network {
-        Network {
+impl Mailboxes {
+    pub fn new(replicas: usize, faults: Faults) -> Mailboxes {
+        Mailboxes {
             writer: Mailbox::new(),
             nodes: NodeId::all().map(|_| Mailbox::new()).collect(),
             replicas: (0..replicas).map(|_| Mailbox::new()).collect(),
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn an_az_outage_cuts_both_nodes_off() {
-        let net = Network::new(1, Faults::new(FaultConfig::none()));
+        let net = Mailboxes::new(1, Faults::new(FaultConfig::none()));
         net.faults.set_outage(Some(aurora_redo_model::types::Az::B));
         let envs = NodeId::all()
             .map(|n| Envelope::pull(ReplicaId(0), n, Lsn(1)))

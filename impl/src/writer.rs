@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use aurora_redo_model::types::{Envelope, Lsn, Msg, NodeId, PageId, Record, STORAGE_NODES};
 
-use crate::config::{Config, ImplBug};
+use crate::config::{EngineConfig, ImplBug};
 use crate::observer::Event;
 use crate::output::Output;
 use crate::tracker::QuorumTracker;
@@ -31,7 +31,7 @@ pub enum WriterInput {
 /// The writer (`W`).
 #[derive(Clone, Debug)]
 pub struct Writer {
-    cfg: Config,
+    cfg: EngineConfig,
     last_lsn: Lsn,
     /// Records some node may still need: everything above the commit point or above the lowest
     /// flushed LSN of all six.
@@ -48,7 +48,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new(cfg: Config) -> Writer {
+    pub fn new(cfg: EngineConfig) -> Writer {
         let acks = if cfg.has_bug(ImplBug::CommitAtThree) {
             QuorumTracker::with_k(3)
         } else {
@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn append_goes_to_all_six_and_commits_at_four_acks() {
-        let mut w = Writer::new(Config::new(AckPolicy::Memory, 1));
+        let mut w = Writer::new(EngineConfig::new(AckPolicy::Memory, 1));
         let out = w.handle(WriterInput::Append { page: 3, value: 9 });
         assert_eq!(sends(&out).len(), 6);
         assert!(out.contains(&Output::Observe(Event::Appended(Record {
@@ -214,8 +214,9 @@ mod tests {
 
     #[test]
     fn the_seeded_bug_commits_at_three() {
-        let mut w =
-            Writer::new(Config::new(AckPolicy::Memory, 1).with_bug(Some(ImplBug::CommitAtThree)));
+        let mut w = Writer::new(
+            EngineConfig::new(AckPolicy::Memory, 1).with_bug(Some(ImplBug::CommitAtThree)),
+        );
         w.handle(WriterInput::Append { page: 0, value: 0 });
         for n in 0..3 {
             w.handle(ack(n, 1));
@@ -225,7 +226,7 @@ mod tests {
 
     #[test]
     fn tick_resends_only_to_stalled_nodes_from_their_latest_ack() {
-        let mut w = Writer::new(Config::new(AckPolicy::Memory, 1));
+        let mut w = Writer::new(EngineConfig::new(AckPolicy::Memory, 1));
         for v in 0..3 {
             w.handle(WriterInput::Append { page: 0, value: v });
         }
@@ -257,7 +258,7 @@ mod tests {
 
     #[test]
     fn tick_probes_a_node_that_acked_but_never_reported_a_flush() {
-        let mut w = Writer::new(Config::new(AckPolicy::Memory, 1));
+        let mut w = Writer::new(EngineConfig::new(AckPolicy::Memory, 1));
         w.handle(WriterInput::Append { page: 0, value: 0 });
         for n in 0..6 {
             w.handle(ack(n, 1));

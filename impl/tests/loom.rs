@@ -14,7 +14,7 @@ use aurora_redo_impl::sync::{arc_from_box, lock, thread, Arc, Mutex};
 use aurora_redo_impl::transport::{Mailbox, Recv};
 use aurora_redo_impl::watermark::{PublishBug, Published, QuorumBug, SharedQuorum};
 use aurora_redo_impl::writer::{Writer, WriterInput};
-use aurora_redo_impl::{AckPolicy, Config, ImplBug};
+use aurora_redo_impl::{AckPolicy, EngineConfig, ImplBug};
 use aurora_redo_model::types::{Envelope, Lsn, Msg, NodeId, Record};
 
 /// Runs the `#[ignore]`d test `name` (a loom model of a seeded bug) in a child process and
@@ -55,7 +55,7 @@ fn ack(node: u8, scl: u64) -> WriterInput {
 //    each publishing the commit point; a client waits for it.
 
 fn commit_tracker(bug: Option<PublishBug>) {
-    let mut w = Writer::new(Config::new(AckPolicy::Memory, 0));
+    let mut w = Writer::new(EngineConfig::new(AckPolicy::Memory, 0));
     w.handle(WriterInput::Append { page: 0, value: 1 });
     let writer = Arc::new(Mutex::new(w));
     let committed = Arc::new(Published::with_bug(bug));
@@ -242,7 +242,10 @@ fn flush_handoff(bug: Option<ImplBug>) {
         page: 4,
         value: 44,
     };
-    let mut sm = StorageNode::new(NodeId(0), Config::new(AckPolicy::Memory, 1).with_bug(bug));
+    let mut sm = StorageNode::new(
+        NodeId(0),
+        EngineConfig::new(AckPolicy::Memory, 1).with_bug(bug),
+    );
     let out = sm.handle(StorageInput::Deliver(vec![Envelope::append(
         NodeId(0),
         record,

@@ -18,7 +18,7 @@ use aurora_redo_impl::engine::Engine;
 use aurora_redo_impl::faults::{self, Fate, FaultConfig};
 use aurora_redo_impl::monitor::Monitor;
 use aurora_redo_impl::sync::{thread, Arc, AtomicBool, Ordering};
-use aurora_redo_impl::{AckPolicy, Config, ImplBug};
+use aurora_redo_impl::{AckPolicy, EngineConfig, ImplBug};
 use aurora_redo_model::invariants::{
     COMMITTED_RECOVERABLE, COMMIT_ONLY_AFTER_QUORUM, NO_DISCARD_BEFORE_FLUSH,
 };
@@ -71,7 +71,7 @@ fn scenario(
             Finding::Tolerated => monitor.tolerating(COMMITTED_RECOVERABLE),
             Finding::Judged => monitor,
         });
-        let mut cfg = Config::new(ack, 2).with_bug(bug);
+        let mut cfg = EngineConfig::new(ack, 2).with_bug(bug);
         cfg.max_batch = 8;
         let net = if faults.network {
             FaultConfig {

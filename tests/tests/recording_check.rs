@@ -5,7 +5,7 @@ use aurora_redo::recording_check::{check_recording, RecordingFailure};
 use aurora_redo_impl::recorder::Step;
 use aurora_redo_impl::storage::StorageInput;
 use aurora_redo_impl::writer::WriterInput;
-use aurora_redo_impl::Config as ImplConfig;
+use aurora_redo_impl::EngineConfig;
 use aurora_redo_model::state::record_for;
 use aurora_redo_model::{AckPolicy, Config, Envelope, Lsn, NodeId, Preset, Record, ReplicaId};
 
@@ -23,8 +23,8 @@ fn model_config() -> Config {
     }
 }
 
-fn impl_config() -> ImplConfig {
-    ImplConfig::new(AckPolicy::Memory, 1)
+fn impl_config() -> EngineConfig {
+    EngineConfig::new(AckPolicy::Memory, 1)
 }
 
 fn write(lsn: u64) -> Step {

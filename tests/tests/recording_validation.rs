@@ -17,7 +17,7 @@ use aurora_redo_impl::monitor::Monitor;
 use aurora_redo_impl::observer::{NoObserver, Observer};
 use aurora_redo_impl::recorder::{Recorder, StepSink};
 use aurora_redo_impl::sync::{thread, Arc, AtomicBool, Ordering};
-use aurora_redo_impl::{Config as ImplConfig, ImplBug};
+use aurora_redo_impl::{EngineConfig, ImplBug};
 use aurora_redo_model::state::record_for;
 use aurora_redo_model::{AckPolicy, Az, Config, Lsn, NodeId, Preset, ReplicaId};
 
@@ -51,7 +51,7 @@ fn scenario(ack: AckPolicy, bug: Option<ImplBug>) -> impl Fn() + Send + Sync + '
         let disks: Vec<Arc<dyn Disk>> = (0..6)
             .map(|_| Arc::new(SimDisk::new()) as Arc<dyn Disk>)
             .collect();
-        let mut cfg = ImplConfig::new(ack, 2).with_bug(bug);
+        let mut cfg = EngineConfig::new(ack, 2).with_bug(bug);
         cfg.max_batch = 8;
         let observer: Arc<dyn Observer> = match bug {
             // The memory-ack finding (a crash can leave a commit unrecoverable) is not what this

@@ -44,7 +44,7 @@ use aurora_redo_impl::segment::Segment;
 use aurora_redo_impl::storage::StorageInput;
 use aurora_redo_impl::sync::Arc;
 use aurora_redo_impl::writer::WriterInput;
-use aurora_redo_impl::{Config as ImplConfig, ImplBug};
+use aurora_redo_impl::{EngineConfig, ImplBug};
 use aurora_redo_model::invariants::COMMITTED_RECOVERABLE;
 use aurora_redo_model::state::{record_for, NodeStatus};
 use aurora_redo_model::{
@@ -135,7 +135,7 @@ pub struct Harness {
 impl Harness {
     /// A fresh system for the model configuration `config`, with `bug` seeded in the engine.
     pub fn new(config: &Config, bug: Option<ImplBug>, disks: DiskKind) -> std::io::Result<Self> {
-        let cfg = ImplConfig::new(config.ack, config.replicas as usize).with_bug(bug);
+        let cfg = EngineConfig::new(config.ack, config.replicas as usize).with_bug(bug);
         let mut node_disks = Vec::new();
         let mut recovered = Vec::new();
         for n in NodeId::all() {

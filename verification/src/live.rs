@@ -17,7 +17,7 @@ use aurora_redo_impl::faults::FaultConfig;
 use aurora_redo_impl::monitor::Monitor;
 use aurora_redo_impl::observer::{NoObserver, Observer};
 use aurora_redo_impl::segment::Segment;
-use aurora_redo_impl::{AckPolicy, Config, ImplBug};
+use aurora_redo_impl::{AckPolicy, EngineConfig, ImplBug};
 use aurora_redo_model::invariants::COMMITTED_RECOVERABLE;
 use aurora_redo_model::quorum::quorum_watermark;
 use aurora_redo_model::types::{Lsn, NodeId, PageId, ReplicaId, STORAGE_NODES};
@@ -259,7 +259,7 @@ fn monitor_for(opts: &RunOptions) -> Monitor {
 /// Starts the engine on the data directory's segment files, which must hold no log yet.
 fn start_engine(opts: &RunOptions, monitor: &Arc<Monitor>) -> Result<Engine, RunError> {
     let disks = open_disks(&opts.dir)?;
-    let mut cfg = Config::new(opts.ack, opts.replicas).with_bug(opts.bug);
+    let mut cfg = EngineConfig::new(opts.ack, opts.replicas).with_bug(opts.bug);
     cfg.max_batch = 4096;
     let faults = FaultConfig {
         drop: opts.drop_rate,
@@ -628,7 +628,7 @@ pub fn verify_from_disk(
     let Some(expected) = expected else {
         return failures;
     };
-    let cfg = Config::new(opts.ack, 1);
+    let cfg = EngineConfig::new(opts.ack, 1);
     let Ok((engine, _)) = Engine::start(cfg, FaultConfig::none(), disks, Arc::new(NoObserver))
     else {
         failures.push("cannot restart the nodes from disk".into());

@@ -46,7 +46,7 @@ use aurora_redo_impl::observer::Event;
 use aurora_redo_impl::replica::ReplicaInput;
 use aurora_redo_impl::storage::StorageInput;
 use aurora_redo_impl::writer::WriterInput;
-use aurora_redo_impl::Config as ImplConfig;
+use aurora_redo_impl::EngineConfig;
 use aurora_redo_model::state::record_for;
 use aurora_redo_model::{
     Action, Actor, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, Record, RedoModel, ReplicaId,
@@ -112,7 +112,7 @@ struct Replayed {
 }
 
 impl Replayed {
-    fn new(cfg: &ImplConfig) -> Replayed {
+    fn new(cfg: &EngineConfig) -> Replayed {
         Replayed {
             cluster: Cluster::new(cfg.clone()),
             sent: BTreeSet::new(),
@@ -368,7 +368,7 @@ fn closest(states: &[State], target: &Abstraction) -> Vec<String> {
 /// `config` (through [`checking_config`]). `config.lsns` must cover every record written.
 pub fn check_recording(
     config: &Config,
-    impl_cfg: &ImplConfig,
+    impl_cfg: &EngineConfig,
     events: &[Step],
 ) -> Result<RecordingReport, RecordingFailure> {
     let model = checking_config(config).into_model();

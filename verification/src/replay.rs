@@ -26,7 +26,7 @@ pub enum Outcome {
 
 /// What the replay saw besides its outcome.
 #[derive(Clone, Debug)]
-pub struct Replay {
+pub struct ReplayReport {
     pub outcome: Outcome,
     /// The first step (1-based) after which the engine's abstract state differed from the
     /// model's, with the differences: informative only (the engine may legitimately run ahead,
@@ -34,7 +34,7 @@ pub struct Replay {
     pub first_divergence: Option<(usize, Vec<String>)>,
 }
 
-impl Replay {
+impl ReplayReport {
     /// The exit status: 0 clean, 1 an invariant broke, 3 a step is infeasible.
     pub fn exit_status(&self) -> u8 {
         match self.outcome {
@@ -47,7 +47,7 @@ impl Replay {
 
 /// Replays `trace` on the implementation with `bug` (a model mutant's name) switched on in it.
 /// Fails (bad input) when the bug has no implementation counterpart or the engine cannot start.
-pub fn replay(trace: &CounterexampleFile, bug: Option<Bug>) -> Result<Replay, String> {
+pub fn replay(trace: &CounterexampleFile, bug: Option<Bug>) -> Result<ReplayReport, String> {
     let seeded = match bug {
         Some(b) => Some(ImplBug::counterpart_of(b).ok_or_else(|| {
             format!("the implementation has no counterpart of the seeded bug '{b}'")
@@ -60,7 +60,7 @@ pub fn replay(trace: &CounterexampleFile, bug: Option<Bug>) -> Result<Replay, St
     let mut first_divergence = None;
     for (i, step) in trace.steps.iter().enumerate() {
         if let Err(why) = harness.step(&step.action) {
-            return Ok(Replay {
+            return Ok(ReplayReport {
                 outcome: Outcome::Infeasible {
                     step: i + 1,
                     reason: why.0,
@@ -75,7 +75,7 @@ pub fn replay(trace: &CounterexampleFile, bug: Option<Bug>) -> Result<Replay, St
             }
         }
         if let Some(v) = harness.violations().into_iter().next() {
-            return Ok(Replay {
+            return Ok(ReplayReport {
                 outcome: Outcome::Violated {
                     step: i + 1,
                     invariant: v.invariant,
@@ -85,7 +85,7 @@ pub fn replay(trace: &CounterexampleFile, bug: Option<Bug>) -> Result<Replay, St
             });
         }
     }
-    Ok(Replay {
+    Ok(ReplayReport {
         outcome: Outcome::Clean {
             steps: trace.steps.len(),
         },
@@ -94,7 +94,7 @@ pub fn replay(trace: &CounterexampleFile, bug: Option<Bug>) -> Result<Replay, St
 }
 
 /// Prints a replay for a person to read.
-pub fn print(trace: &CounterexampleFile, bug: Option<Bug>, replay: &Replay) {
+pub fn print(trace: &CounterexampleFile, bug: Option<Bug>, replay: &ReplayReport) {
     println!("trace: {} steps of {}", trace.steps.len(), trace.config);
     if let Some(p) = &trace.property {
         println!("the model's run violates: {p}");

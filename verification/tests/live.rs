@@ -12,7 +12,7 @@ use aurora_redo_impl::engine::Engine;
 use aurora_redo_impl::faults::FaultConfig;
 use aurora_redo_impl::observer::NoObserver;
 use aurora_redo_impl::segment::Damage;
-use aurora_redo_impl::{AckPolicy, Config};
+use aurora_redo_impl::{AckPolicy, EngineConfig};
 use aurora_redo_model::quorum::quorum_watermark;
 use aurora_redo_model::types::{Lsn, NodeId, ReplicaId};
 
@@ -84,7 +84,7 @@ fn damaged_segments_are_reported_and_recovered_without_losing_a_synced_record() 
         .map(|n| Arc::new(FileDisk::open(segment(&data, n.0)).unwrap()) as Arc<dyn Disk>)
         .collect();
     let (engine, recovered) = Engine::start(
-        Config::new(AckPolicy::Memory, 1),
+        EngineConfig::new(AckPolicy::Memory, 1),
         FaultConfig::none(),
         disks,
         Arc::new(NoObserver),
