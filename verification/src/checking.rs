@@ -317,7 +317,7 @@ pub fn check(run: &Run) -> Report {
     };
     let cut_short = match (run.strategy, run.timeout, &run.stop) {
         (Strategy::Sim, _, _) => Some(CutShort::Simulation),
-        (_, _, Stop::On(name)) if stopped_early => Some(CutShort::StoppedAtViolation(*name)),
+        (_, _, Stop::On(name)) if stopped_early => Some(CutShort::StoppedAtViolation(name)),
         (_, Some(t), _) if timed_out => Some(CutShort::Timeout(t)),
         _ => None,
     };
