@@ -5,7 +5,8 @@ CARGO ?= cargo
 
 .PHONY: check test lint test-std test-loom test-shuttle mutants
 
-## The main job: an exhaustive model check of the default configuration.
+## The main job: an exhaustive model check of the default configuration; the same command as
+## README.md's main command. Exit 0: pass, 1: fail, 3: incomplete (README.md, "Exit statuses").
 check:
 	$(CARGO) run --release -- check
 

@@ -8,8 +8,14 @@ use aurora_redo_model::{Config, RedoModel, State};
 use serde::Serialize;
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Path, UniformChooser};
 use std::collections::BTreeSet;
+use std::fmt;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// The version of the `check --json` layout (README, "JSON report"). Bumped when a field changes
+/// meaning or goes away; new fields may appear without a bump.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
 
 /// How the checker walks the state space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -21,6 +27,16 @@ pub enum Strategy {
     Bfs,
     /// Random walks until the time limit (not exhaustive).
     Sim,
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Strategy::Dfs => "dfs",
+            Strategy::Bfs => "bfs",
+            Strategy::Sim => "sim",
+        })
+    }
 }
 
 /// When to stop early.
@@ -39,7 +55,8 @@ pub struct Run {
     pub threads: usize,
     pub timeout: Option<Duration>,
     pub stop: Stop,
-    /// Print a progress line to standard error while checking (only on a terminal).
+    /// Report progress on standard error while checking: one line kept up to date on a terminal,
+    /// otherwise a line every few seconds (see [`set_progress_interval`]).
     pub progress: bool,
 }
 
@@ -54,7 +71,67 @@ pub enum Verdict {
     Reached,
     /// A `sometimes` property with no example: the property it backs may be vacuous.
     NotReached,
+    /// The search was cut short before finding a counterexample (or an example): nothing is
+    /// shown either way.
+    Unknown,
 }
+
+/// Why a search was not exhaustive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CutShort {
+    /// The time limit (`--timeout`) ran out.
+    Timeout(Duration),
+    /// Random walks (`--strategy sim`) never cover the whole state space.
+    Simulation,
+    /// The search stopped at the first violation of one property.
+    StoppedAtViolation(&'static str),
+}
+
+impl fmt::Display for CutShort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CutShort::Timeout(t) => write!(f, "the time limit of {} s ran out", t.as_secs_f64()),
+            CutShort::Simulation => f.write_str("random walks (strategy sim) are never exhaustive"),
+            CutShort::StoppedAtViolation(p) => {
+                write!(f, "it stopped at the first violation of {p}")
+            }
+        }
+    }
+}
+
+/// The verdict of a whole check, which decides its exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Overall {
+    /// Exhaustive; every invariant holds and every reachability fact was reached (with an
+    /// expected violation: exactly that property is violated).
+    Pass,
+    /// A property is violated, or (exhaustive search) a reachability fact is never reached, or
+    /// (with an expected violation) the expectation is shown wrong.
+    Fail,
+    /// The search was cut short before either could be shown.
+    Incomplete,
+}
+
+impl fmt::Display for Overall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Overall::Pass => "pass",
+            Overall::Fail => "fail",
+            Overall::Incomplete => "incomplete",
+        })
+    }
+}
+
+/// Exit status of `check` (and `mutants`): the verdict is `pass`.
+pub const EXIT_PASS: u8 = 0;
+/// Exit status: the verdict is `fail`.
+pub const EXIT_FAIL: u8 = 1;
+/// Exit status: the command line was wrong (clap uses it too).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status: the verdict is `incomplete` (and `--allow-incomplete` was not given, or cannot
+/// turn it into a success).
+pub const EXIT_INCOMPLETE: u8 = 3;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PropertyReport {
@@ -75,8 +152,11 @@ pub struct Report {
     pub max_depth: usize,
     pub seconds: f64,
     pub states_per_second: f64,
-    /// False when a time limit or an early stop cut the search short.
+    /// False when a time limit, random walks or an early stop cut the search short.
     pub complete: bool,
+    /// Why the search was cut short, when it was.
+    #[serde(skip)]
+    pub cut_short: Option<CutShort>,
     pub properties: Vec<PropertyReport>,
     #[serde(skip)]
     pub paths: Vec<(&'static str, Path<State, Action>)>,
@@ -104,10 +184,84 @@ impl Report {
         self.paths.iter().find(|(n, _)| *n == name).map(|(_, p)| p)
     }
 
-    /// Every invariant holds and every reachability fact was reached.
+    /// The search was exhaustive, every invariant holds and every reachability fact was reached.
     pub fn all_good(&self) -> bool {
-        self.violations().is_empty() && self.unreached().is_empty()
+        self.complete && self.violations().is_empty() && self.unreached().is_empty()
     }
+
+    /// The verdict of the whole check. Without `expected`: `fail` on any violation (a
+    /// counterexample is real however the search ended) or, after an exhaustive search, on a
+    /// reachability fact never reached; `pass` after an exhaustive search otherwise;
+    /// `incomplete` when the search was cut short before any violation. With `expected` (a
+    /// property that must be violated, and no other): `fail` when another property is violated,
+    /// or when an exhaustive search does not violate `expected`; `pass` when an exhaustive search
+    /// violates exactly `expected`; `incomplete` otherwise (a violation of `expected` found by a
+    /// cut-short search is real, but that it is the only one is not shown).
+    pub fn overall(&self, expected: Option<&str>) -> Overall {
+        let violations = self.violations();
+        match expected {
+            None if !violations.is_empty() => Overall::Fail,
+            None if !self.complete => Overall::Incomplete,
+            None if !self.unreached().is_empty() => Overall::Fail,
+            None => Overall::Pass,
+            Some(p) if violations.iter().any(|v| *v != p) => Overall::Fail,
+            Some(_) if !self.complete => Overall::Incomplete,
+            Some(p) if violations.contains(p) => Overall::Pass,
+            Some(_) => Overall::Fail,
+        }
+    }
+
+    /// The exit status of `check` for this report. `allow_incomplete` turns `incomplete` into 0
+    /// when the search found what was asked of it: no violation, or with `expected`, a violation
+    /// of `expected` (and of nothing else).
+    pub fn exit_status(&self, expected: Option<&str>, allow_incomplete: bool) -> u8 {
+        match self.overall(expected) {
+            Overall::Pass => EXIT_PASS,
+            Overall::Fail => EXIT_FAIL,
+            Overall::Incomplete => {
+                let found_what_was_asked =
+                    !matches!(expected, Some(p) if !self.violations().contains(p));
+                if allow_incomplete && found_what_was_asked {
+                    EXIT_PASS
+                } else {
+                    EXIT_INCOMPLETE
+                }
+            }
+        }
+    }
+
+    /// The structured steps of the path recorded for `name`, if any.
+    pub fn structured_steps(&self, name: &str) -> Option<Vec<crate::steps::Step>> {
+        self.path(name)
+            .map(|p| crate::steps::steps(&p.clone().into_vec()))
+    }
+}
+
+/// How often a progress line is printed when standard error is not a terminal, in milliseconds.
+static PROGRESS_INTERVAL_MS: AtomicU64 = AtomicU64::new(5_000);
+/// Report progress in every search, whatever its `Run::progress` says (`mutants`).
+static PROGRESS_IN_EVERY_SEARCH: AtomicBool = AtomicBool::new(false);
+
+/// Sets how often searches print a progress line when standard error is not a terminal.
+pub fn set_progress_interval(interval: Duration) {
+    let ms = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    PROGRESS_INTERVAL_MS.store(ms, Ordering::Relaxed);
+}
+
+/// Makes every search of this process report progress, as if its `Run::progress` were set.
+pub fn report_progress_in_every_search() {
+    PROGRESS_IN_EVERY_SEARCH.store(true, Ordering::Relaxed);
+}
+
+/// One progress line's figures.
+fn progress_figures(states: usize, unique: usize, elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64();
+    format!(
+        "{states} states, {unique} unique, {:.0} states/s, {seconds:.0} s elapsed",
+        states as f64 / seconds.max(1e-9)
+    )
 }
 
 /// Checks a configuration and reports.
@@ -127,21 +281,32 @@ pub fn check(run: &Run) -> Report {
         Strategy::Bfs => Box::new(builder.spawn_bfs()),
         Strategy::Sim => Box::new(builder.spawn_simulation(0, UniformChooser)),
     };
-    let show_progress = run.progress && std::io::stderr().is_terminal();
+    let show_progress = run.progress || PROGRESS_IN_EVERY_SEARCH.load(Ordering::Relaxed);
+    let on_terminal = std::io::stderr().is_terminal();
+    let interval = Duration::from_millis(PROGRESS_INTERVAL_MS.load(Ordering::Relaxed));
+    let mut next_line = started + interval;
     // `join` can hang on some checkers; poll instead.
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(10));
-        if show_progress {
-            eprint!(
-                "\r  {} states, {} unique, {:.0}s ",
+        if !show_progress {
+            continue;
+        }
+        let figures = || {
+            progress_figures(
                 checker.state_count(),
                 checker.unique_state_count(),
-                started.elapsed().as_secs_f64()
-            );
+                started.elapsed(),
+            )
+        };
+        if on_terminal {
+            eprint!("\r  {} ", figures());
+        } else if Instant::now() >= next_line {
+            eprintln!("progress: {}", figures());
+            next_line += interval;
         }
     }
-    if show_progress {
-        eprint!("\r{:60}\r", "");
+    if show_progress && on_terminal {
+        eprint!("\r{:80}\r", "");
     }
     let seconds = started.elapsed().as_secs_f64();
     let discoveries = checker.discoveries();
@@ -150,6 +315,13 @@ pub fn check(run: &Run) -> Report {
         Stop::On(name) => discoveries.contains_key(name),
         Stop::Never => false,
     };
+    let cut_short = match (run.strategy, run.timeout, &run.stop) {
+        (Strategy::Sim, _, _) => Some(CutShort::Simulation),
+        (_, _, Stop::On(name)) if stopped_early => Some(CutShort::StoppedAtViolation(name)),
+        (_, Some(t), _) if timed_out => Some(CutShort::Timeout(t)),
+        _ => None,
+    };
+    let complete = cut_short.is_none();
     let mut reports = Vec::new();
     let mut paths = Vec::new();
     for property in &properties {
@@ -161,6 +333,11 @@ pub fn check(run: &Run) -> Report {
             (Expectation::Eventually, true) => ("eventually", Verdict::Violated),
             (Expectation::Sometimes, true) => ("sometimes", Verdict::Reached),
             (Expectation::Sometimes, false) => ("sometimes", Verdict::NotReached),
+        };
+        // Without a counterexample (or an example), a cut-short search shows nothing.
+        let verdict = match verdict {
+            Verdict::Holds | Verdict::NotReached if !complete => Verdict::Unknown,
+            verdict => verdict,
         };
         let steps = path.map(|p| numbered_steps(&p.clone().into_vec()));
         if let Some(path) = path {
@@ -183,7 +360,8 @@ pub fn check(run: &Run) -> Report {
         max_depth: checker.max_depth(),
         seconds,
         states_per_second: states as f64 / seconds.max(1e-9),
-        complete: run.strategy != Strategy::Sim && !timed_out && !stopped_early,
+        complete,
+        cut_short,
         properties: reports,
         paths,
     }
@@ -218,7 +396,7 @@ pub fn shorten_counterexamples(report: &mut Report, budget: Duration) {
 pub fn print(report: &Report) {
     println!("configuration: {}", report.config);
     println!(
-        "strategy: {:?}, threads: {}{}",
+        "strategy: {}, threads: {}{}",
         report.strategy,
         report.threads,
         if report.strategy == Strategy::Dfs {
@@ -247,6 +425,8 @@ pub fn print(report: &Report) {
             Verdict::Violated => "VIOLATED",
             Verdict::Reached => "reached",
             Verdict::NotReached => "NOT REACHED",
+            Verdict::Unknown if p.kind == "sometimes" => "not reached so far (search cut short)",
+            Verdict::Unknown => "no violation found so far (search cut short)",
         };
         println!("  {:<10} {:<30} {verdict}", p.kind, p.name);
     }
@@ -261,5 +441,136 @@ pub fn print(report: &Report) {
             println!("  {step}");
         }
         println!("Why it matters: {}", explain(p.name));
+    }
+}
+
+/// The `check --json` report (README, "JSON report").
+#[derive(Serialize)]
+pub struct JsonReport<'a> {
+    pub schema_version: u32,
+    /// `pass`, `fail` or `incomplete`, as [`Report::overall`].
+    pub verdict: Overall,
+    /// The exit status the command ends with.
+    pub exit_status: u8,
+    /// Whether the search was exhaustive.
+    pub complete: bool,
+    /// Why the search was cut short (`null` when it was exhaustive).
+    pub incomplete_reason: Option<String>,
+    /// The property `--expect-violation` names, if any.
+    pub expect_violation: Option<&'a str>,
+    pub config: &'a Config,
+    pub strategy: Strategy,
+    pub threads: usize,
+    pub states: usize,
+    pub unique_states: usize,
+    pub max_depth: usize,
+    pub seconds: f64,
+    pub states_per_second: f64,
+    pub properties: Vec<JsonProperty>,
+}
+
+/// One property in the JSON report.
+#[derive(Serialize)]
+pub struct JsonProperty {
+    pub name: &'static str,
+    /// `always`, `eventually` or `sometimes`.
+    pub kind: &'static str,
+    pub verdict: Verdict,
+    /// The counterexample (or, for `sometimes`, the example) step by step; `null` if none.
+    pub steps: Option<Vec<crate::steps::Step>>,
+}
+
+impl Report {
+    /// The JSON report of this check, pretty-printed.
+    pub fn to_json(&self, expected: Option<&str>, allow_incomplete: bool) -> String {
+        let report = JsonReport {
+            schema_version: JSON_SCHEMA_VERSION,
+            verdict: self.overall(expected),
+            exit_status: self.exit_status(expected, allow_incomplete),
+            complete: self.complete,
+            incomplete_reason: self.cut_short.map(|c| c.to_string()),
+            expect_violation: expected,
+            config: &self.config,
+            strategy: self.strategy,
+            threads: self.threads,
+            states: self.states,
+            unique_states: self.unique_states,
+            max_depth: self.max_depth,
+            seconds: self.seconds,
+            states_per_second: self.states_per_second,
+            properties: self
+                .properties
+                .iter()
+                .map(|p| JsonProperty {
+                    name: p.name,
+                    kind: p.kind,
+                    verdict: p.verdict.clone(),
+                    steps: self.structured_steps(p.name),
+                })
+                .collect(),
+        };
+        serde_json::to_string_pretty(&report).expect("a report serializes")
+    }
+
+    /// The `INCOMPLETE: ...` sentence for a search that was cut short.
+    pub fn incomplete_sentence(&self, expected: Option<&str>) -> String {
+        let reason = self.cut_short.map_or(String::new(), |c| format!(" ({c})"));
+        let shown = match expected {
+            Some(p) if self.violations().contains(p) => format!(
+                "{p} is violated (its counterexample is real), but that no other property is \
+                 violated is not shown"
+            ),
+            _ => "no property is shown to hold".to_string(),
+        };
+        format!(
+            "INCOMPLETE: the search was cut short after {} of ? states{reason}; {shown}",
+            self.unique_states
+        )
+    }
+}
+
+/// Prints the verdict of the whole check, the last lines of the text report.
+pub fn print_verdict(report: &Report, expected: Option<&str>, allow_incomplete: bool) {
+    let violations: Vec<&str> = report.violations().into_iter().collect();
+    let unreached = report.unreached();
+    println!();
+    if !unreached.is_empty() {
+        println!(
+            "never reached (a property they back may be vacuous): {}",
+            unreached.join(", ")
+        );
+    }
+    match report.overall(expected) {
+        Overall::Pass => match expected {
+            Some(p) => {
+                println!("PASS: as expected, {p} and only it is violated (exhaustive search)")
+            }
+            None => println!(
+                "PASS: exhaustive search; every invariant holds and every reachability fact was \
+                 reached"
+            ),
+        },
+        Overall::Fail => {
+            let violated = if violations.is_empty() {
+                "nothing".to_string()
+            } else {
+                violations.join(", ")
+            };
+            match expected {
+                Some(p) => {
+                    println!("FAIL: expected {p} and only it to be violated; violated: {violated}")
+                }
+                None if violations.is_empty() => {
+                    println!("FAIL: some reachability fact was never reached")
+                }
+                None => println!("FAIL: violated: {violated}"),
+            }
+        }
+        Overall::Incomplete => {
+            println!("{}", report.incomplete_sentence(expected));
+            if report.exit_status(expected, allow_incomplete) == EXIT_PASS {
+                println!("(accepted as a success: --allow-incomplete)");
+            }
+        }
     }
 }

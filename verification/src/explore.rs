@@ -23,11 +23,14 @@ pub fn serve(
     threads: usize,
     trace: Option<&CounterexampleFile>,
 ) -> Result<(), String> {
+    // The Explorer's own server panics on a bad address; find out first, and learn the port the
+    // system chose when asked for port 0.
+    let addr = TcpListener::bind(addr)
+        .and_then(|listener| listener.local_addr())
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let url = trace.map(|t| trace_url(addr, t)).transpose()?;
-    // The Explorer's own server panics on a bad address; find out first.
-    TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     println!("configuration: {config}");
-    println!("Explorer: http://{addr}/");
+    println!("Explorer: http://{addr}/ (press Ctrl-C to stop the server)");
     if let (Some(url), Some(trace)) = (url, trace) {
         println!(
             "counterexample ({} steps{}): {url}",

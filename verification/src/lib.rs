@@ -14,6 +14,7 @@ pub mod checking;
 pub mod counterexample;
 pub mod explore;
 pub mod harness;
+pub mod junit;
 #[cfg(not(feature = "shuttle"))]
 pub mod live;
 pub mod model_args;
@@ -22,3 +23,4 @@ pub mod recording_check;
 pub mod replay;
 #[cfg(not(feature = "shuttle"))]
 pub mod run;
+pub mod steps;

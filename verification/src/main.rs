@@ -1,10 +1,10 @@
 //! `aurora-redo`: check, explore and mutate the model of Aurora's redo-log protocol; run,
 //! benchmark and replay counterexamples on its implementation.
 
-use aurora_redo::checking::{self, Run, Stop, Strategy};
+use aurora_redo::checking::{self, Run, Stop, Strategy, EXIT_FAIL, EXIT_PASS, EXIT_USAGE};
 use aurora_redo::counterexample::CounterexampleFile;
-use aurora_redo::model_args::ModelArgs;
-use aurora_redo::{bench, explore, mutants, replay, run};
+use aurora_redo::model_args::{parse_threads, ModelArgs};
+use aurora_redo::{bench, explore, junit, mutants, replay, run};
 use aurora_redo_model::render::mermaid;
 use aurora_redo_model::Bug;
 use clap::{Parser, Subcommand};
@@ -14,9 +14,27 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// Exit status: a property failed.
-const FAILED: u8 = 1;
+const FAILED: u8 = EXIT_FAIL;
 /// Exit status: the command line was wrong (clap uses it too).
-const USAGE: u8 = 2;
+const USAGE: u8 = EXIT_USAGE;
+
+const CHECK_EXIT_STATUS: &str = "\
+Exit status:
+  0  pass: an exhaustive search; every invariant holds and every reachability fact was reached
+     (with --expect-violation P: P, and only P, is violated)
+  1  fail: a property is violated, or an exhaustive search never reached a reachability fact
+     (with --expect-violation P: another property is violated, or an exhaustive search does not
+     violate P)
+  2  bad arguments
+  3  incomplete: the search was cut short (--timeout, --strategy sim) before any of the above
+     was shown; with --allow-incomplete this is 0 when nothing was found (or, with
+     --expect-violation P, when P and nothing else was found)";
+
+const MUTANTS_EXIT_STATUS: &str = "\
+Exit status:
+  0  every seeded bug is caught by its expected property and the control passes
+  1  some bug is not caught, or the control fails
+  2  bad arguments";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,8 +50,10 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Check a configuration exhaustively and report every property's verdict.
+    #[command(after_help = CHECK_EXIT_STATUS)]
     Check(CheckArgs),
     /// Check every seeded bug and show which invariant catches it.
+    #[command(after_help = MUTANTS_EXIT_STATUS)]
     Mutants(MutantsArgs),
     /// Serve the Stateright Explorer for a configuration.
     Explore(ExploreArgs),
@@ -63,16 +83,26 @@ struct CheckArgs {
     /// How to search the state space.
     #[arg(long, value_enum, default_value = "dfs")]
     strategy: Strategy,
-    /// Checker threads.
-    #[arg(long, default_value_t = 2)]
+    /// Checker threads (at least 1).
+    #[arg(long, default_value = "2", value_parser = parse_threads)]
     threads: usize,
-    /// Stop after this many seconds (the report then says the search is not exhaustive);
-    /// `sim` runs 10 seconds unless told otherwise.
+    /// Stop after this many seconds; a search cut short is `incomplete` (exit status 3). `sim`
+    /// runs 10 seconds unless told otherwise.
     #[arg(long)]
     timeout: Option<u64>,
-    /// Print the report as JSON.
+    /// Exit 0 when the search was cut short but found nothing against the claim (the report still
+    /// says `incomplete`).
+    #[arg(long)]
+    allow_incomplete: bool,
+    /// Print the report as JSON (schema in the README, "JSON report").
     #[arg(long)]
     json: bool,
+    /// Write the verdicts as JUnit XML to this file, one test case per property.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Seconds between progress lines on standard error when it is not a terminal.
+    #[arg(long, hide = true, default_value_t = 5.0)]
+    progress_interval: f64,
     /// Write the counterexample as a Mermaid sequenceDiagram to this file.
     #[arg(long, value_name = "FILE")]
     mermaid: Option<PathBuf>,
@@ -88,22 +118,25 @@ struct CheckArgs {
 struct MutantsArgs {
     /// Checker threads for the control run (mutant searches are single-threaded breadth-first, so
     /// their counterexamples are shortest).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value = "2", value_parser = parse_threads)]
     threads: usize,
     /// Print the table as JSON.
     #[arg(long)]
     json: bool,
+    /// Seconds between progress lines on standard error when it is not a terminal.
+    #[arg(long, hide = true, default_value_t = 5.0)]
+    progress_interval: f64,
 }
 
 #[derive(clap::Args, Debug)]
 struct ExploreArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Where to serve the Explorer.
+    /// Where to serve the Explorer (port 0: any free port; the one chosen is printed).
     #[arg(long, default_value = "127.0.0.1:3000")]
     addr: SocketAddr,
-    /// Checker threads.
-    #[arg(long, default_value_t = 2)]
+    /// Checker threads (at least 1).
+    #[arg(long, default_value = "2", value_parser = parse_threads)]
     threads: usize,
     /// Open the Explorer on this counterexample file (its configuration replaces the model
     /// options).
@@ -138,7 +171,21 @@ fn usage_error(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(USAGE)
 }
 
+/// Sets the hidden `--progress-interval`, rejecting what is not a positive number of seconds.
+fn set_progress_interval(seconds: f64) -> Result<(), String> {
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(format!(
+            "--progress-interval must be a positive number of seconds, not {seconds}"
+        ));
+    }
+    checking::set_progress_interval(Duration::from_secs_f64(seconds));
+    Ok(())
+}
+
 fn check(args: CheckArgs) -> ExitCode {
+    if let Err(message) = set_progress_interval(args.progress_interval) {
+        return usage_error(message);
+    }
     let config = match args.model.config() {
         Ok(config) => config,
         Err(message) => return usage_error(message),
@@ -171,16 +218,22 @@ fn check(args: CheckArgs) -> ExitCode {
         threads: args.threads,
         timeout,
         stop: Stop::Never,
-        progress: !args.json,
+        progress: true,
     });
     checking::shorten_counterexamples(&mut report, Duration::from_secs(60));
+    let expected = args.expect_violation.as_deref();
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("a report serializes")
-        );
+        println!("{}", report.to_json(expected, args.allow_incomplete));
     } else {
         checking::print(&report);
+        checking::print_verdict(&report, expected, args.allow_incomplete);
+    }
+    if let Some(file) = &args.junit {
+        let classname = junit::classname(args.model.preset, &config);
+        if let Err(e) = junit::write(&report, &classname, expected, file) {
+            return usage_error(e);
+        }
+        eprintln!("wrote the JUnit report to {}", file.display());
     }
     let violations = report.violations();
     let chosen = args
@@ -216,39 +269,24 @@ fn check(args: CheckArgs) -> ExitCode {
             None => eprintln!("no counterexample: nothing written to {}", file.display()),
         }
     }
-    let ok = match &args.expect_violation {
-        Some(expected) => {
-            let only = violations.len() == 1 && violations.contains(expected.as_str());
-            if !args.json {
-                println!();
-                if only {
-                    println!("as expected, {expected} and only it is violated");
-                } else {
-                    println!(
-                        "expected {expected} and only it to be violated; violated: {violations:?}"
-                    );
-                }
-            }
-            only
-        }
-        None => {
-            let unreached = report.unreached();
-            if !unreached.is_empty() && !args.json {
-                println!();
-                println!("never reached (a property they back may be vacuous): {unreached:?}");
-            }
-            report.all_good()
-        }
-    };
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(FAILED)
-    }
+    ExitCode::from(report.exit_status(expected, args.allow_incomplete))
 }
 
 fn mutants(args: MutantsArgs) -> ExitCode {
-    let rows: Vec<_> = Bug::ALL.into_iter().map(mutants::run_mutant).collect();
+    if let Err(message) = set_progress_interval(args.progress_interval) {
+        return usage_error(message);
+    }
+    checking::report_progress_in_every_search();
+    let total = Bug::ALL.len();
+    let rows: Vec<_> = Bug::ALL
+        .into_iter()
+        .enumerate()
+        .map(|(i, bug)| {
+            eprintln!("mutant {}/{total}: {bug}", i + 1);
+            mutants::run_mutant(bug)
+        })
+        .collect();
+    eprintln!("control: no bug");
     let control = mutants::run_control(args.threads);
     if args.json {
         let out = serde_json::json!({
@@ -268,7 +306,7 @@ fn mutants(args: MutantsArgs) -> ExitCode {
         println!("some mutant was not caught by its expected property");
     }
     if all_caught && control.all_good() {
-        ExitCode::SUCCESS
+        ExitCode::from(EXIT_PASS)
     } else {
         ExitCode::from(FAILED)
     }

@@ -4,6 +4,24 @@
 use aurora_redo_model::{AckPolicy, Bug, Config, NetworkKind, Preset};
 use clap::Args;
 
+/// The largest fault budgets the command line accepts, one per kind of fault. Every fault in a
+/// budget multiplies the states a search must visit; these are the largest budgets the model is
+/// meant to be checked with (README, "Presets"), not limits of the model's representation.
+pub const MAX_STORAGE_CRASHES: u8 = 3;
+/// See [`MAX_STORAGE_CRASHES`].
+pub const MAX_REPLICA_CRASHES: u8 = 3;
+/// See [`MAX_STORAGE_CRASHES`].
+pub const MAX_AZ_OUTAGES: u8 = 3;
+
+/// Parses a thread count: a whole number, at least 1.
+pub fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Start from a named configuration; the options below override it.
@@ -15,16 +33,16 @@ pub struct ModelArgs {
     /// Read replicas.
     #[arg(long)]
     pub replicas: Option<u8>,
-    /// Storage crashes (memory lost, disk kept), each followed by a restart.
+    /// Storage crashes (memory lost, disk kept), each followed by a restart (at most 3).
     #[arg(long)]
     pub storage_crashes: Option<u8>,
-    /// Replica crashes (everything lost), each followed by a restart.
+    /// Replica crashes (everything lost), each followed by a restart (at most 3).
     #[arg(long)]
     pub replica_crashes: Option<u8>,
     /// Allow one AZ outage (both nodes of a zone unreachable, then back).
     #[arg(long, conflicts_with = "az_outages")]
     pub az_outage: bool,
-    /// AZ outages allowed (0 turns off a preset's outage).
+    /// AZ outages allowed (0 turns off a preset's outage; at most 3).
     #[arg(long)]
     pub az_outages: Option<u8>,
     /// Nodes lost for good, disk and all (3 = AZ+1).
@@ -70,6 +88,27 @@ impl ModelArgs {
         config.network = self.network.unwrap_or(config.network);
         config.bug = self.bug.or(config.bug);
         config.validate()?;
+        let budgets = [
+            (
+                "--storage-crashes",
+                config.storage_crashes,
+                MAX_STORAGE_CRASHES,
+            ),
+            (
+                "--replica-crashes",
+                config.replica_crashes,
+                MAX_REPLICA_CRASHES,
+            ),
+            ("--az-outages", config.az_outages, MAX_AZ_OUTAGES),
+        ];
+        for (option, value, max) in budgets {
+            if value > max {
+                return Err(format!(
+                    "{option} must be at most {max}, not {value} (each fault in a budget \
+                     multiplies the states a search must visit)"
+                ));
+            }
+        }
         Ok(config)
     }
 }

@@ -92,7 +92,8 @@ pub fn print_table(rows: &[MutantRow], control: &Report) {
         if control.all_good() {
             "every property holds".to_string()
         } else {
-            format!("VIOLATES {:?}", control.violations())
+            let violated: Vec<&str> = control.violations().into_iter().collect();
+            format!("VIOLATES {}", violated.join(", "))
         }
     );
 }

@@ -146,12 +146,13 @@ fn simulation_runs_and_says_it_is_not_exhaustive() {
     ]);
     assert_eq!(
         out.status.code(),
-        Some(0),
-        "{}{}",
+        Some(3),
+        "random walks are incomplete: {}{}",
         stdout(&out),
         stderr(&out)
     );
     assert!(stdout(&out).contains("(search not exhaustive)"));
+    assert!(stdout(&out).contains("INCOMPLETE: the search was cut short after"));
     let out = aurora_redo(&[
         "check",
         "--preset",
