@@ -234,8 +234,9 @@ pub struct FaultsUsed {
     pub lost_nodes: u8,
 }
 
-/// One state of the whole system.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// One state of the whole system. Its `Debug` (readable view, then the raw fields) is in
+/// [`crate::view`].
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct State {
     pub writer: Writer,
     pub nodes: [Node; STORAGE_NODES],
