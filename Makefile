@@ -18,6 +18,8 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
 
 ## Model checks, CLI and Explorer tests, implementation unit and integration tests, conformance.
+## The Explorer's browser test needs `chromium` (`.ci/run` installs it); AURORA_REDO_NO_BROWSER=1
+## skips it on purpose.
 test-std:
 	$(CARGO) test --release --workspace
 

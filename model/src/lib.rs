@@ -16,6 +16,8 @@
 //! - [`properties`]: the invariants, reachability facts and liveness as stateright properties.
 //! - [`symmetry`]: the node-renaming reduction used with DFS.
 //! - [`render`]: counterexamples as numbered steps, Mermaid and SVG.
+//! - [`view`]: a state in words (violations with their evidence, then each actor), as the
+//!   Explorer shows it.
 //!
 //! Imports run one way: `config` and `state` use only the shared modules; the role rules use
 //! those; `model` dispatches to the rules. `properties` is used by `model` alone (and by the
@@ -33,6 +35,7 @@ pub mod state;
 pub mod storage;
 pub mod symmetry;
 pub mod types;
+pub mod view;
 pub mod writer;
 
 pub use config::{AckPolicy, Bug, Config, NetworkKind, Preset};

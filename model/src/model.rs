@@ -267,6 +267,14 @@ impl Model for RedoModel {
         format!("{action:?}")
     }
 
+    /// The Explorer's text for the state a step leads to: the invariants it violates with their
+    /// evidence, the step in words, then each actor ([`crate::view::step_view`]). The raw state
+    /// is under the Explorer's "Complete State?" (`{:#?}`, which ends with it).
+    fn format_step(&self, last_state: &State, action: Action) -> Option<String> {
+        let next = self.next_state(last_state, action.clone())?;
+        Some(crate::view::step_view(self, last_state, &action, &next))
+    }
+
     fn as_svg(&self, path: Path<State, Action>) -> Option<String> {
         Some(crate::render::sequence_svg(self, &path.into_vec()))
     }

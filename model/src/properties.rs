@@ -12,13 +12,14 @@
 
 use crate::config::{AckPolicy, Config};
 use crate::invariants::{
-    commit_backed_by_quorum, first_unreadable, must_retain, replica_prefix, COMMITTED_RECOVERABLE,
-    COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC, NO_DISCARD_BEFORE_FLUSH, QUIESCENCE_CONVERGES,
-    REPLICA_PREFIX, RETAIN_UNTIL_DURABLE,
+    commit_backed_by_quorum, discard_is_safe, first_unreadable, must_retain, replica_prefix,
+    COMMITTED_RECOVERABLE, COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC,
+    NO_DISCARD_BEFORE_FLUSH, QUIESCENCE_CONVERGES, REPLICA_PREFIX, RETAIN_UNTIL_DURABLE,
 };
 use crate::model::RedoModel;
-use crate::state::{Flags, State};
-use crate::types::Lsn;
+use crate::quorum::quorum_watermark;
+use crate::state::{Flags, NodeStatus, State};
+use crate::types::{Lsn, NodeId, ReplicaId, READ_QUORUM};
 use stateright::Property;
 
 // Property names, as printed by the tool and accepted by `--expect-violation`. The invariants'
@@ -48,13 +49,25 @@ pub const ALL_DISCARDED: &str = "EventuallyAllDiscarded";
 /// makes them possible, and liveness only where it applies (see [`Config::liveness_applies`]).
 pub fn properties(config: &Config) -> Vec<Property<RedoModel>> {
     let mut properties = vec![
-        Property::always(NO_DISCARD_BEFORE_FLUSH, no_discard_before_flush),
-        Property::always(COMMIT_ONLY_AFTER_QUORUM, commit_only_after_quorum),
-        Property::always(DURABLE_LSN_MONOTONIC, durable_lsn_monotonic),
-        Property::always(REPLICA_PREFIX, replica_prefix_holds),
-        Property::always(RETAIN_UNTIL_DURABLE, retain_until_durable),
-        Property::always(COMMITTED_RECOVERABLE, committed_recoverable),
-        Property::always(QUIESCENCE_CONVERGES, quiescence_converges),
+        Property::always(NO_DISCARD_BEFORE_FLUSH, |_, s| {
+            no_discard_before_flush_evidence(s).is_empty()
+        }),
+        Property::always(COMMIT_ONLY_AFTER_QUORUM, |_, s| {
+            commit_only_after_quorum_evidence(s).is_empty()
+        }),
+        Property::always(DURABLE_LSN_MONOTONIC, |_, s| {
+            durable_lsn_monotonic_evidence(s).is_empty()
+        }),
+        Property::always(REPLICA_PREFIX, |_, s| replica_prefix_evidence(s).is_empty()),
+        Property::always(RETAIN_UNTIL_DURABLE, |_, s| {
+            retain_until_durable_evidence(s).is_empty()
+        }),
+        Property::always(COMMITTED_RECOVERABLE, |_, s| {
+            committed_recoverable_evidence(s).is_empty()
+        }),
+        Property::always(QUIESCENCE_CONVERGES, |m, s| {
+            quiescence_converges_evidence(m, s).is_empty()
+        }),
         Property::sometimes(REPLICA_DISCARDED, replica_discarded),
     ];
     // Under ack `disk` a commit needs 4 disks, so nothing committed is ever off disk and no
@@ -134,60 +147,261 @@ pub fn explain(name: &str) -> &'static str {
 
 // ---------------------------------------------------------------------------------------------
 // Safety invariants (`always`).
+//
+// Each invariant is its evidence function: the property holds exactly when the evidence is empty,
+// and the evidence says, in words, what the predicate compared when it failed. The Explorer's
+// state view and diagrams show it (`crate::view`, `crate::render`).
 
-/// **1. NoDiscardBeforeFlush**: every discard so far was of a record on 4 disks (judged at the
-/// discard, by `State::judge_discard`).
-fn no_discard_before_flush(_: &RedoModel, s: &State) -> bool {
-    !s.ghost.flags.contains(Flags::UNSAFE_DISCARD)
+/// A property a state violates, with the evidence and what the property protects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub property: &'static str,
+    /// What the predicate compared, one finding per line.
+    pub evidence: Vec<String>,
 }
 
-/// **2. CommitOnlyAfterQuorum**: the writer's commit point is backed by 4 truthful acks.
-fn commit_only_after_quorum(_: &RedoModel, s: &State) -> bool {
-    commit_backed_by_quorum(s.writer.commit, s.ghost.truthful_ack)
+impl Violation {
+    /// What the property protects ([`explain`]).
+    pub fn protects(&self) -> &'static str {
+        explain(self.property)
+    }
+}
+
+/// An invariant's evidence function: empty exactly when the invariant holds.
+type Evidence = fn(&State) -> Vec<String>;
+
+/// The evidence functions of the six safety invariants, which need only the state.
+const STATE_INVARIANTS: [(&str, Evidence); 6] = [
+    (NO_DISCARD_BEFORE_FLUSH, no_discard_before_flush_evidence),
+    (COMMIT_ONLY_AFTER_QUORUM, commit_only_after_quorum_evidence),
+    (DURABLE_LSN_MONOTONIC, durable_lsn_monotonic_evidence),
+    (REPLICA_PREFIX, replica_prefix_evidence),
+    (RETAIN_UNTIL_DURABLE, retain_until_durable_evidence),
+    (COMMITTED_RECOVERABLE, committed_recoverable_evidence),
+];
+
+/// The safety invariants a state violates, judged from the state alone (all but
+/// QuiescenceConverges, which needs the model's enabled steps: see [`violations`]).
+pub fn state_violations(s: &State) -> Vec<Violation> {
+    STATE_INVARIANTS
+        .iter()
+        .filter_map(|(property, evidence)| {
+            let evidence = evidence(s);
+            (!evidence.is_empty()).then_some(Violation { property, evidence })
+        })
+        .collect()
+}
+
+/// Every invariant (`always` property) a state of `model` violates, with its evidence, in the
+/// order of [`properties`].
+pub fn violations(model: &RedoModel, s: &State) -> Vec<Violation> {
+    let mut found = state_violations(s);
+    let evidence = quiescence_converges_evidence(model, s);
+    if !evidence.is_empty() {
+        found.push(Violation {
+            property: QUIESCENCE_CONVERGES,
+            evidence,
+        });
+    }
+    found
+}
+
+/// Nodes, as `S0, S3`, or "no node".
+fn node_list(nodes: impl Iterator<Item = NodeId>) -> String {
+    let names: Vec<String> = nodes.map(|n| n.to_string()).collect();
+    if names.is_empty() {
+        "no node".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Who has had `lsn` on disk (a destroyed disk counting for what it held), as what
+/// `State::durable_so_far` counts: "only S0, S1 have had it on disk".
+fn had_on_disk(s: &State, lsn: Lsn) -> String {
+    let nodes: Vec<NodeId> = NodeId::all()
+        .filter(|n| s.ghost.disk_high[n.index()] >= lsn)
+        .collect();
+    match nodes.len() {
+        0 => "no node has had it on disk".to_string(),
+        1 => format!("only {} has had it on disk", nodes[0]),
+        _ => format!("only {} have had it on disk", node_list(nodes.into_iter())),
+    }
+}
+
+/// **1. NoDiscardBeforeFlush**: every discard so far was of a record on 4 disks (judged at the
+/// discard, by `State::judge_discard`, which sets the ghost flag this reads). The evidence names
+/// the applied records a replica no longer has that are still not durable: their discard cannot
+/// have been safe, since what is durable only grows.
+fn no_discard_before_flush_evidence(s: &State) -> Vec<String> {
+    if !s.ghost.flags.contains(Flags::UNSAFE_DISCARD) {
+        return Vec::new();
+    }
+    let durable = s.durable_so_far();
+    let mut evidence: Vec<String> = replicas(s)
+        .flat_map(|(r, replica)| {
+            replica
+                .applied
+                .prefix()
+                .filter(|&lsn| !replica.retained.contains(lsn) && !discard_is_safe(lsn, durable))
+                .map(move |lsn| (r, lsn))
+        })
+        .map(|(r, lsn)| {
+            format!(
+                "{r} discarded LSN {lsn}, but {} (durable so far {durable}; 4 disks needed)",
+                had_on_disk(s, lsn)
+            )
+        })
+        .collect();
+    if evidence.is_empty() {
+        evidence.push(
+            "a replica discarded a record that was not on 4 disks (judged at the discard; the \
+             diagram marks the step)"
+                .to_string(),
+        );
+    }
+    evidence
+}
+
+fn replicas(s: &State) -> impl Iterator<Item = (ReplicaId, &crate::state::Replica)> {
+    s.replicas
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (ReplicaId(i as u8), r))
+}
+
+/// **2. CommitOnlyAfterQuorum**: the writer's commit point is backed by 4 truthful acks. The
+/// evidence names the first committed LSN without them and the nodes that truly acked it.
+fn commit_only_after_quorum_evidence(s: &State) -> Vec<String> {
+    let (commit, acks) = (s.writer.commit, s.ghost.truthful_ack);
+    if commit_backed_by_quorum(commit, acks) {
+        return Vec::new();
+    }
+    let lsn = commit
+        .prefix()
+        .find(|&l| !commit_backed_by_quorum(l, acks))
+        .unwrap_or(commit);
+    let acked = NodeId::all().filter(|n| acks[n.index()] >= lsn);
+    vec![format!(
+        "commit point {commit}, but only {} truly acked LSN {lsn} (held 1..={lsn} when acking; 4 \
+         needed)",
+        node_list(acked)
+    )]
 }
 
 /// **3. DurableLsnMonotonic**: no watermark has moved backwards (judged per step, by
-/// `State::judge_step`).
-fn durable_lsn_monotonic(_: &RedoModel, s: &State) -> bool {
-    !s.ghost.flags.contains(Flags::REGRESSED)
+/// `State::judge_step`, which sets the ghost flag this reads).
+fn durable_lsn_monotonic_evidence(s: &State) -> Vec<String> {
+    if !s.ghost.flags.contains(Flags::REGRESSED) {
+        return Vec::new();
+    }
+    vec![format!(
+        "a watermark moved backwards at an earlier step (judged at the step; the diagram marks \
+         it); now: commit point {}, volume durable {}, {}",
+        s.writer.commit,
+        s.volume_durable(),
+        replicas(s)
+            .map(|(r, replica)| format!("{r} durable {}", replica.durable))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )]
 }
 
 /// **4. ReplicaPrefix**: each replica shows exactly the writer's records up to what it applied,
 /// which is within the ground-truth commit point.
-fn replica_prefix_holds(_: &RedoModel, s: &State) -> bool {
-    s.replicas.iter().all(|r| {
-        let image_matches = r.pages == State::writer_pages(r.applied);
-        replica_prefix(r.applied, image_matches, s.announced.scl)
-    })
+fn replica_prefix_evidence(s: &State) -> Vec<String> {
+    let mut evidence = Vec::new();
+    for (r, replica) in replicas(s) {
+        let expected = State::writer_pages(replica.applied);
+        let image_matches = replica.pages == expected;
+        if replica_prefix(replica.applied, image_matches, s.announced.scl) {
+            continue;
+        }
+        if !image_matches {
+            evidence.push(format!(
+                "{r}'s pages show LSNs {:?}, but records 1..={} give {expected:?}",
+                replica.pages, replica.applied
+            ));
+        }
+        let sent = quorum_watermark(s.announced.scl);
+        if replica.applied > sent {
+            evidence.push(format!(
+                "{r} applied up to LSN {}, but 4 nodes have acked only up to {sent} (4th-highest \
+                 SCL sent)",
+                replica.applied
+            ));
+        }
+    }
+    evidence
 }
 
 /// **5. RetainUntilDurable**: each applied record above the highest durable LSN reached so far is
 /// retained.
-fn retain_until_durable(_: &RedoModel, s: &State) -> bool {
+fn retain_until_durable_evidence(s: &State) -> Vec<String> {
     let durable = s.durable_so_far();
-    s.replicas.iter().all(|r| {
-        r.applied
-            .prefix()
-            .all(|lsn| !must_retain(lsn, durable) || r.retained.contains(lsn))
-    })
+    replicas(s)
+        .flat_map(|(r, replica)| {
+            replica
+                .applied
+                .prefix()
+                .filter(move |&lsn| must_retain(lsn, durable) && !replica.retained.contains(lsn))
+                .map(move |lsn| (r, lsn))
+        })
+        .map(|(r, lsn)| {
+            format!(
+                "{r} applied LSN {lsn} and no longer retains it, but {} (durable so far \
+                 {durable})",
+                had_on_disk(s, lsn)
+            )
+        })
+        .collect()
 }
 
 /// **6. CommittedRecoverable**: every committed record is readable by every read quorum of
-/// surviving nodes.
-fn committed_recoverable(_: &RedoModel, s: &State) -> bool {
-    first_unreadable(s.writer.commit, |lsn| s.holders(lsn)).is_none()
+/// surviving nodes. The evidence names the first committed record some read quorum misses.
+fn committed_recoverable_evidence(s: &State) -> Vec<String> {
+    let Some((lsn, holders, surviving)) = first_unreadable(s.writer.commit, |l| s.holders(l))
+    else {
+        return Vec::new();
+    };
+    let held: Vec<NodeId> = NodeId::all().filter(|&n| s.holds(n, lsn)).collect();
+    let missing = NodeId::all()
+        .filter(|&n| s.node(n).status != NodeStatus::Lost && !held.contains(&n))
+        .take(READ_QUORUM);
+    vec![format!(
+        "LSN {lsn} is committed (commit point {}), but only {} of {surviving} surviving nodes hold \
+         it ({}): the read quorum {} misses it",
+        s.writer.commit,
+        holders,
+        node_list(held.iter().copied()),
+        node_list(missing)
+    )]
 }
 
 /// **Quiescence**: in a fault-free state where the writer has written everything, no flush or pull
 /// is enabled and no delivery would change anything, every record is committed and every replica
 /// has applied and discarded everything. Catches what `eventually` misses on cycles.
-fn quiescence_converges(model: &RedoModel, s: &State) -> bool {
+fn quiescence_converges_evidence(model: &RedoModel, s: &State) -> Vec<String> {
     let written = s.writer.written;
     let converged = s.writer.commit == written
         && s.replicas
             .iter()
             .all(|r| r.applied == written && r.retained.is_empty());
-    converged || !model.is_quiescent(s)
+    if converged || !model.is_quiescent(s) {
+        return Vec::new();
+    }
+    let mut evidence = vec![format!(
+        "nothing can happen any more (no fault, no step changes anything), yet: commit point {} \
+         of {written} written",
+        s.writer.commit
+    )];
+    for (r, replica) in replicas(s) {
+        evidence.push(format!(
+            "{r} applied {}, retains {:?}",
+            replica.applied, replica.retained
+        ));
+    }
+    evidence
 }
 
 // ---------------------------------------------------------------------------------------------

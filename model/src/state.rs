@@ -234,8 +234,9 @@ pub struct FaultsUsed {
     pub lost_nodes: u8,
 }
 
-/// One state of the whole system.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// One state of the whole system. Its `Debug` (readable view, then the raw fields) is in
+/// [`crate::view`].
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct State {
     pub writer: Writer,
     pub nodes: [Node; STORAGE_NODES],
@@ -313,16 +314,23 @@ impl State {
     /// Whether a record could still be read from storage: in the memory of a live node or on a
     /// disk that survives, counted over the nodes not lost for good.
     pub fn holders(&self, lsn: Lsn) -> (usize, usize) {
-        let surviving = self.nodes.iter().filter(|n| n.status != NodeStatus::Lost);
+        let surviving = NodeId::all().filter(|&n| self.node(n).status != NodeStatus::Lost);
         let (mut holders, mut count) = (0, 0);
         for node in surviving {
             count += 1;
-            let in_memory = node.is_up() && node.mem.contains(lsn);
-            if in_memory || node.disk.contains(lsn) {
+            if self.holds(node, lsn) {
                 holders += 1;
             }
         }
         (holders, count)
+    }
+
+    /// Whether a node that is not lost for good could still give `lsn` to a reader: in its memory
+    /// while it is up, or on its disk. [`State::holders`] counts these.
+    pub fn holds(&self, node: NodeId, lsn: Lsn) -> bool {
+        let node = self.node(node);
+        let in_memory = node.is_up() && node.mem.contains(lsn);
+        node.status != NodeStatus::Lost && (in_memory || node.disk.contains(lsn))
     }
 }
 

@@ -12,11 +12,12 @@
 //! ```
 //!
 //! `action` is a serde-serialized [`aurora_redo_model::Action`]: the machine-readable step.
-//! `description` is [`aurora_redo_model::render::describe`] of it, for people; readers ignore it.
+//! `description` is [`aurora_redo_model::render::describe`] of it (with what it did), for people;
+//! readers ignore it.
 //! Reading a trace checks it against the model: every step must be enabled where it is taken,
 //! so a file that does not describe a run of the model is rejected, not half-replayed.
 
-use aurora_redo_model::render::describe;
+use aurora_redo_model::render::described_steps;
 use aurora_redo_model::{Action, Config, RedoModel, State};
 use serde::{Deserialize, Serialize};
 use stateright::{Expectation, Model, Path};
@@ -51,15 +52,11 @@ pub struct CounterexampleFile {
 impl CounterexampleFile {
     /// The trace of a path through the model of `config`.
     pub fn from_path(config: &Config, property: Option<&str>, path: &Path<State, Action>) -> Self {
-        let steps = path
-            .clone()
-            .into_vec()
+        let steps = described_steps(&path.clone().into_vec())
             .into_iter()
-            .filter_map(|(state, action)| {
-                action.map(|action| CounterexampleStep {
-                    description: describe(&action, &state),
-                    action,
-                })
+            .map(|(action, description)| CounterexampleStep {
+                action,
+                description,
             })
             .collect();
         CounterexampleFile {

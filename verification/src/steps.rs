@@ -128,8 +128,8 @@ fn message(e: &Envelope) -> Message {
     }
 }
 
-/// One step: `action` taken in `before`.
-pub fn step(number: usize, action: &Action, before: &State) -> Step {
+/// One step: `action` taken in `before`, leading to `after`.
+pub fn step(number: usize, action: &Action, before: &State, after: &State) -> Step {
     let mut s = Step {
         number,
         actor: String::new(),
@@ -137,7 +137,7 @@ pub fn step(number: usize, action: &Action, before: &State) -> Step {
         node: None,
         lsn: None,
         message: None,
-        description: describe(action, before),
+        description: describe(action, before, after),
     };
     let (actor, kind): (String, &'static str) = match action {
         Action::Write => {
@@ -193,9 +193,12 @@ pub fn step(number: usize, action: &Action, before: &State) -> Step {
 
 /// The structured steps of a path, numbered from 1 like `render::numbered_steps`.
 pub fn steps(path: &[(State, Option<Action>)]) -> Vec<Step> {
-    path.iter()
-        .filter_map(|(state, action)| action.as_ref().map(|a| (a, state)))
+    path.windows(2)
+        .filter_map(|w| {
+            let ((before, action), (after, _)) = (&w[0], &w[1]);
+            action.as_ref().map(|a| (a, before, after))
+        })
         .enumerate()
-        .map(|(i, (action, state))| step(i + 1, action, state))
+        .map(|(i, (action, before, after))| step(i + 1, action, before, after))
         .collect()
 }

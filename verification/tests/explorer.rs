@@ -58,6 +58,26 @@ fn explorer_serves_and_checks_the_model() {
         states.contains("svg") || states.contains("state"),
         "{states}"
     );
+    // The state is shown in words (no violation, then each actor), the raw state last.
+    let init: serde_json::Value = serde_json::from_str(&states).unwrap();
+    let text = init[0]["state"].as_str().unwrap();
+    assert!(
+        text.starts_with("No invariant is violated in this state."),
+        "{text}"
+    );
+    assert!(
+        text.contains("STORAGE NODES") && text.contains("AZ c  S4"),
+        "{text}"
+    );
+    assert!(text.contains("RAW STATE\nState {"), "{text}");
+    // A step's text says what the step did.
+    let first = get(&format!("{base}/.states/0")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let outcome = first[0]["outcome"].as_str().unwrap();
+    assert!(
+        outcome.contains("THIS STEP\n  W writes LSN 1, sends Append to every node"),
+        "{outcome}"
+    );
 
     ureq::post(&format!("{base}/.runtocompletion"))
         .call()
