@@ -72,8 +72,8 @@ impl fmt::Debug for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::Write => write!(f, "W writes the next record"),
-            Action::Deliver(e) => write!(f, "{e:?}"),
-            Action::Drop(e) => write!(f, "network loses {e:?}"),
+            Action::Deliver(e) => write!(f, "{e}"),
+            Action::Drop(e) => write!(f, "network loses {e}"),
             Action::Flush(n, upto) => write!(f, "{n:?} flushes 1..={upto} to disk"),
             Action::Commit(l) => write!(f, "W gets Acks: commit point {l}"),
             Action::LearnCommit(r, l) => write!(f, "{r:?} gets Availables: known commit {l}"),

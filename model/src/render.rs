@@ -126,9 +126,9 @@ pub fn marks(action: &Action, before: &State, after: &State) -> Vec<Mark> {
         Action::Deliver(e) => vec![Mark::Arrow {
             from: e.src,
             to: e.dst,
-            label: format!("{:?}", e.msg),
+            label: e.msg.to_string(),
         }],
-        Action::Drop(e) => vec![event(e.dst, format!("lost: {:?} from {:?}", e.msg, e.src))],
+        Action::Drop(e) => vec![event(e.dst, format!("lost: {} from {}", e.msg, e.src))],
         Action::Write => vec![note(
             Actor::Writer,
             format!("write LSN {} (Append to all)", before.writer.written.next()),
@@ -143,7 +143,7 @@ pub fn marks(action: &Action, before: &State, after: &State) -> Vec<Mark> {
                 Mark::Arrow {
                     from: Actor::Replica(*r),
                     to: Actor::Storage(*n),
-                    label: format!("{:?}", Msg::Pull { from }),
+                    label: Msg::Pull { from }.to_string(),
                 },
                 arrow(
                     *n,
@@ -247,9 +247,11 @@ pub fn describe(action: &Action, before: &State, after: &State) -> String {
         Action::Pull(r, n) => {
             let from = before.replica(*r).applied.next();
             let records: Vec<_> = crate::storage::records_from(before.node(*n), from).collect();
-            format!("{r:?} -> {n:?} Pull {{ from: {from} }}; {n:?} -> {r:?} Records {records:?}")
+            format!("{r} -> {n} Pull from {from}; {n} -> {r} Records {records:?}")
         }
-        Action::Flush(n, upto) => format!("{n:?} flushes 1..={upto} to disk, sends Flushed"),
+        Action::Flush(n, upto) => format!("{n} flushes 1..={upto} to disk, sends Flushed"),
+        Action::Deliver(e) => e.to_string(),
+        Action::Drop(e) => format!("the network loses {e}"),
         other => format!("{other:?}"),
     };
     let mut parts = vec![text];
@@ -557,7 +559,7 @@ mod tests {
         let steps = numbered_steps(&path);
         assert_eq!(
             steps[11],
-            "12. R0 -> S0 Pull { from: 1 }; S0 -> R0 Records [1, 2]; R0 applies LSN 1"
+            "12. R0 -> S0 Pull from 1; S0 -> R0 Records [1, 2]; R0 applies LSN 1"
         );
         assert_eq!(
             steps[12],

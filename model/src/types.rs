@@ -187,6 +187,31 @@ pub enum Msg {
     Flushed { node: NodeId, lsn: Lsn },
 }
 
+/// `LSN 1 (page 0 = 101)`.
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LSN {} (page {} = {})", self.lsn, self.page, self.value)
+    }
+}
+
+/// The message in words, without its sender (an envelope names that): `Append LSN 1 (page 0 =
+/// 101)`, `Ack SCL 2`, `Available SCL 2`, `Pull from 3`, `Records [1, 2]`, `Flushed 2`.
+impl fmt::Display for Msg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Msg::Append(r) => write!(f, "Append {r}"),
+            Msg::Ack { scl, .. } => write!(f, "Ack SCL {scl}"),
+            Msg::Available { scl, .. } => write!(f, "Available SCL {scl}"),
+            Msg::Pull { from } => write!(f, "Pull from {from}"),
+            Msg::Records { records, .. } => {
+                let lsns: Vec<String> = records.iter().map(|r| r.lsn.to_string()).collect();
+                write!(f, "Records [{}]", lsns.join(", "))
+            }
+            Msg::Flushed { lsn, .. } => write!(f, "Flushed {lsn}"),
+        }
+    }
+}
+
 impl Msg {
     /// The storage node a message speaks for, if it carries one.
     pub fn node(&self) -> Option<NodeId> {
@@ -264,9 +289,10 @@ impl fmt::Debug for Envelope {
     }
 }
 
+/// `W -> S3 Append LSN 1 (page 0 = 101)`.
 impl fmt::Display for Envelope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+        write!(f, "{} -> {} {}", self.src, self.dst, self.msg)
     }
 }
 
@@ -288,5 +314,15 @@ mod tests {
     fn envelopes_print_as_steps() {
         let env = Envelope::flushed(NodeId(3), ReplicaId(0), Lsn(2));
         assert_eq!(format!("{env:?}"), "S3 -> R0 Flushed { node: S3, lsn: 2 }");
+        assert_eq!(env.to_string(), "S3 -> R0 Flushed 2");
+        let append = Envelope::append(
+            NodeId(1),
+            Record {
+                lsn: Lsn(1),
+                page: 0,
+                value: 101,
+            },
+        );
+        assert_eq!(append.to_string(), "W -> S1 Append LSN 1 (page 0 = 101)");
     }
 }

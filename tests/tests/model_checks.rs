@@ -124,10 +124,10 @@ fn disk_acks_survive_az_plus_one() {
 /// --storage-crashes 1` prints it.
 const FINDING_STEPS: [&str; 7] = [
     "1. W writes LSN 1, sends Append to every node",
-    "2. W -> S0 Append(Record { lsn: 1, page: 0, value: 101 })",
-    "3. W -> S1 Append(Record { lsn: 1, page: 0, value: 101 })",
-    "4. W -> S3 Append(Record { lsn: 1, page: 0, value: 101 })",
-    "5. W -> S5 Append(Record { lsn: 1, page: 0, value: 101 })",
+    "2. W -> S0 Append LSN 1 (page 0 = 101)",
+    "3. W -> S1 Append LSN 1 (page 0 = 101)",
+    "4. W -> S3 Append LSN 1 (page 0 = 101)",
+    "5. W -> S5 Append LSN 1 (page 0 = 101)",
     "6. S5 crashes (memory lost)",
     "7. W gets Ack from S0, S1, S3, S5: commit point 1",
 ];
