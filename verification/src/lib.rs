@@ -22,3 +22,4 @@ pub mod recording_check;
 pub mod replay;
 #[cfg(not(feature = "shuttle"))]
 pub mod run;
+pub mod shortest;
