@@ -9,8 +9,8 @@ pub use aurora_redo_model::AckPolicy;
 /// Seeded implementation bugs. Each one must be caught by the runtime monitor (tests show it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImplBug {
-    /// The replica discards retained records when notified `Available` (caught by
-    /// NoDiscardBeforeFlush).
+    /// The replica discards retained records on every `Available` it receives, a duplicate
+    /// included (caught by NoDiscardBeforeFlush).
     DiscardOnAvailable,
     /// The writer commits at the 3rd-highest ack instead of the 4th (caught by
     /// CommitOnlyAfterQuorum).
@@ -48,7 +48,7 @@ impl ImplBug {
             Bug::DurableLastMessage => Some(ImplBug::DurableLastMessage),
             Bug::ApplyUncommitted => Some(ImplBug::ApplyUncommitted),
             Bug::SclWithHoles => Some(ImplBug::SclWithHoles),
-            Bug::IgnoreFlushed => None,
+            Bug::IgnoreFlushed | Bug::EvictRetained => None,
         }
     }
 }

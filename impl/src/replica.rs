@@ -123,11 +123,13 @@ impl Replica {
     /// Step 4, **Notify and pull** (`docs/protocol.md`): learn the known commit point, apply what
     /// it allows, pull if behind.
     fn on_available(&mut self, node: NodeId, scl: Lsn, out: &mut Vec<Output>) {
-        if self.available.observe(node, scl) {
-            if self.cfg.has_bug(ImplBug::DiscardOnAvailable) {
-                let known = self.known_commit();
-                self.discard(known, out);
-            }
+        let raised = self.available.observe(node, scl);
+        // The seeded bug reacts to every `Available`, a duplicate included.
+        if self.cfg.has_bug(ImplBug::DiscardOnAvailable) {
+            let known = self.known_commit();
+            self.discard(known, out);
+        }
+        if raised {
             self.apply_ready(out);
             if !self.pull_outstanding {
                 self.pull_if_behind(out);

@@ -47,10 +47,13 @@ pub enum Bug {
     /// A replica ignores `Flushed`, so it never learns a durable LSN and never discards: a
     /// liveness bug, for the properties no safety invariant can see.
     IgnoreFlushed,
+    /// A replica that retains more than one record evicts the oldest to bound its memory, outside
+    /// the discard rule: RetainUntilDurable, and only it, must see it.
+    EvictRetained,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 8] = [
         Bug::DiscardOnAvailable,
         Bug::CommitAtThree,
         Bug::DurableFromOneNode,
@@ -58,6 +61,7 @@ impl Bug {
         Bug::ApplyUncommitted,
         Bug::SclWithHoles,
         Bug::IgnoreFlushed,
+        Bug::EvictRetained,
     ];
 
     /// The name used on the command line and in reports.
@@ -70,6 +74,7 @@ impl Bug {
             Bug::ApplyUncommitted => "apply-uncommitted",
             Bug::SclWithHoles => "scl-with-holes",
             Bug::IgnoreFlushed => "ignore-flushed",
+            Bug::EvictRetained => "evict-retained",
         }
     }
 
@@ -77,7 +82,7 @@ impl Bug {
     pub fn expected_property(self) -> &'static str {
         use crate::invariants::{
             COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC, NO_DISCARD_BEFORE_FLUSH,
-            QUIESCENCE_CONVERGES, REPLICA_PREFIX,
+            QUIESCENCE_CONVERGES, REPLICA_PREFIX, RETAIN_UNTIL_DURABLE,
         };
         match self {
             Bug::DiscardOnAvailable | Bug::DurableFromOneNode => NO_DISCARD_BEFORE_FLUSH,
@@ -85,17 +90,7 @@ impl Bug {
             Bug::DurableLastMessage => DURABLE_LSN_MONOTONIC,
             Bug::ApplyUncommitted => REPLICA_PREFIX,
             Bug::IgnoreFlushed => QUIESCENCE_CONVERGES,
-        }
-    }
-
-    /// The configuration `mutants` checks the bug in: the `quick` preset with two LSNs, the
-    /// smallest in which every seeded bug shows (most need a second record: a hole, a stale
-    /// `Flushed`, a record beyond the commit point).
-    pub fn witness_config(self) -> Config {
-        Config {
-            lsns: 2,
-            bug: Some(self),
-            ..Config::preset(Preset::Quick)
+            Bug::EvictRetained => RETAIN_UNTIL_DURABLE,
         }
     }
 }

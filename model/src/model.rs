@@ -204,8 +204,16 @@ impl Model for RedoModel {
             if !s.replica(r).up {
                 continue;
             }
+            // A receipt is a step wherever it changes the replica: one that raises its known
+            // commit point always does; one that leaves it only under a rule that reacts to every
+            // receipt (`replica::commit_receipt_acts`).
             let known = s.replica(r).known_commit;
-            for to in (known.0 + 1..=replica::commit_bound(s).0).map(Lsn) {
+            let lowest = if replica::commit_receipt_acts(config, s, r) {
+                known.0
+            } else {
+                known.0 + 1
+            };
+            for to in (lowest..=replica::commit_bound(s).0).map(Lsn) {
                 actions.push(Action::LearnCommit(r, to));
             }
             for to in replica::durable_choices(config, s, r) {

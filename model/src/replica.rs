@@ -13,7 +13,29 @@ pub fn commit_bound(state: &State) -> Lsn {
     quorum_watermark(state.announced.scl)
 }
 
-/// The replica receives enough `Available`s to know the commit point `to`.
+/// Whether receiving one more `Available` that leaves the replica's known commit point where it is
+/// (a duplicate, or a fifth node's) changes the replica. Under the correct rules it never does;
+/// a replica that discards on every `Available` (`discard-on-available`) frees what it retains up
+/// to its known commit point.
+pub fn commit_receipt_acts(config: &Config, state: &State, r: ReplicaId) -> bool {
+    let replica = state.replica(r);
+    config.bug == Some(Bug::DiscardOnAvailable) && frees_something(state, r, replica.known_commit)
+}
+
+/// Whether the discard rule, applied through `upto`, would free any record the replica retains.
+/// A receipt of a `Flushed` that leaves the durable LSN where it is acts only then (never under
+/// the correct rules, which retain nothing at or below the durable LSN).
+pub fn frees_something(state: &State, r: ReplicaId, upto: Lsn) -> bool {
+    state
+        .replica(r)
+        .retained
+        .iter()
+        .next()
+        .is_some_and(|lsn| lsn <= upto)
+}
+
+/// The replica receives enough `Available`s to know the commit point `to` (or, where
+/// [`commit_receipt_acts`], one more that leaves it at `to`).
 pub fn learn_commit(config: &Config, state: &mut State, r: ReplicaId, to: Lsn) {
     let replica = state.replica_mut(r);
     replica.known_commit = replica.known_commit.max(to);
@@ -28,7 +50,8 @@ pub fn learn_commit(config: &Config, state: &mut State, r: ReplicaId, to: Lsn) {
 /// highest single one. Under `durable-last-message` it keeps each node's *latest* `Flushed`, and
 /// any `Flushed` a node ever sent may arrive last: the 4th-highest can be any value some node sent,
 /// provided at least 4 nodes sent something at least as high, above or below the current durable
-/// LSN.
+/// LSN. The current durable LSN itself is a choice only where receiving a `Flushed` that leaves it
+/// there changes the replica ([`frees_something`]).
 pub fn durable_choices(config: &Config, state: &State, r: ReplicaId) -> Vec<Lsn> {
     let current = state.replica(r).durable;
     let flushed = state.announced.flushed;
@@ -50,7 +73,12 @@ pub fn durable_choices(config: &Config, state: &State, r: ReplicaId) -> Vec<Lsn>
             .map(Lsn)
             .collect(),
     };
-    candidates.into_iter().filter(|&l| l != current).collect()
+    let receipt_acts = current > Lsn::ZERO && frees_something(state, r, current);
+    candidates
+        .into_iter()
+        .filter(|&l| l != current)
+        .chain(receipt_acts.then_some(current))
+        .collect()
 }
 
 /// Step 7, **Discard** (`docs/protocol.md`): the replica's durable LSN becomes `to`, and it
@@ -116,6 +144,22 @@ pub fn pull(config: &Config, state: &mut State, r: ReplicaId, node: NodeId) {
     }
     for lsn in discarded_at_once {
         state.judge_discard(lsn);
+    }
+    if config.bug == Some(Bug::EvictRetained) {
+        evict_oldest_beyond_one(state, r);
+    }
+}
+
+/// Under `evict-retained`: a replica that retains more than one record frees the oldest, to bound
+/// its memory, without the discard rule (so no discard is judged). Only RetainUntilDurable sees it.
+fn evict_oldest_beyond_one(state: &mut State, r: ReplicaId) {
+    let retained = &mut state.replica_mut(r).retained;
+    while retained.iter().count() > 1 {
+        let oldest = retained
+            .iter()
+            .next()
+            .expect("more than one retained record");
+        retained.remove_through(oldest);
     }
 }
 

@@ -368,19 +368,13 @@ pub fn check(run: &Run) -> Report {
 }
 
 /// Replaces each counterexample a search found (the checker keeps the last violating state it
-/// happened to visit, however deep) with a shortest one, from a single-threaded breadth-first
-/// search that stops at the first violation of that property. Keeps the original if the re-search exceeds `budget`.
+/// happened to visit, however deep) with a shortest one, from a breadth-first search that stops at
+/// the first violating state of the shallowest depth (`crate::shortest`). Keeps the original if
+/// the search exceeds `budget`.
 pub fn shorten_counterexamples(report: &mut Report, budget: Duration) {
     for name in report.violations() {
-        let shortest = check(&Run {
-            config: report.config.clone(),
-            strategy: Strategy::Bfs,
-            threads: 1,
-            timeout: Some(budget),
-            stop: Stop::On(name),
-            progress: false,
-        });
-        let Some(path) = shortest.path(name).cloned() else {
+        let shortest = crate::shortest::shortest_counterexample(&report.config, name, Some(budget));
+        let Some(path) = shortest.path else {
             continue;
         };
         let steps = numbered_steps(&path.clone().into_vec());

@@ -23,4 +23,5 @@ pub mod recording_check;
 pub mod replay;
 #[cfg(not(feature = "shuttle"))]
 pub mod run;
+pub mod shortest;
 pub mod steps;

@@ -116,8 +116,8 @@ struct CheckArgs {
 
 #[derive(clap::Args, Debug)]
 struct MutantsArgs {
-    /// Checker threads for the control run (mutant searches are single-threaded breadth-first, so
-    /// their counterexamples are shortest).
+    /// Checker threads for the exhaustive checks (the shortest-counterexample searches are
+    /// single-threaded breadth-first).
     #[arg(long, default_value = "2", value_parser = parse_threads)]
     threads: usize,
     /// Print the table as JSON.
@@ -277,35 +277,48 @@ fn mutants(args: MutantsArgs) -> ExitCode {
         return usage_error(message);
     }
     checking::report_progress_in_every_search();
-    let total = Bug::ALL.len();
-    let rows: Vec<_> = Bug::ALL
+    let subjects = mutants::Subject::all();
+    let total = subjects.len();
+    let rows: Vec<_> = subjects
         .into_iter()
         .enumerate()
-        .map(|(i, bug)| {
-            eprintln!("mutant {}/{total}: {bug}", i + 1);
-            mutants::run_mutant(bug)
+        .map(|(i, subject)| {
+            eprintln!("mutant {}/{total}: {}", i + 1, subject.name());
+            mutants::run_mutant(subject, args.threads)
         })
         .collect();
-    eprintln!("control: no bug");
-    let control = mutants::run_control(args.threads);
+    let controls: Vec<_> = mutants::NETWORKS
+        .into_iter()
+        .map(|network| {
+            eprintln!("control: no bug, {network} network");
+            mutants::run_control(network, args.threads)
+        })
+        .collect();
     if args.json {
+        let controls: Vec<_> = controls
+            .iter()
+            .map(|c| {
+                serde_json::json!({ "config": c.config, "unique_states": c.unique_states,
+                                    "violations": c.violations() })
+            })
+            .collect();
         let out = serde_json::json!({
             "mutants": rows,
-            "control": { "config": control.config, "unique_states": control.unique_states,
-                         "violations": control.violations() },
+            "sole_catchers": mutants::coverage(&rows),
+            "controls": controls,
         });
         println!(
             "{}",
             serde_json::to_string_pretty(&out).expect("rows serialize")
         );
     } else {
-        mutants::print_table(&rows, &control);
+        mutants::print_table(&rows, &controls);
     }
-    let all_caught = rows.iter().all(|r| r.caught);
+    let all_caught = mutants::all_caught(&rows);
     if !all_caught && !args.json {
         println!("some mutant was not caught by its expected property");
     }
-    if all_caught && control.all_good() {
+    if all_caught && controls.iter().all(|c| c.all_good()) {
         ExitCode::from(EXIT_PASS)
     } else {
         ExitCode::from(FAILED)

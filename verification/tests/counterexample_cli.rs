@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 mod common;
 use common::{aurora_redo, stderr, stdout};
 
-/// Writes the shortest counterexample of `bug` (in its witness configuration) to
+/// Writes the shortest counterexample of `bug` (in its smallest configuration) to
 /// `dir/<bug>.json`, found as `aurora-redo mutants` finds it (breadth-first, stopping at the
 /// first violation: a full check in a debug build would take minutes).
 fn counterexample_of(dir: &Path, bug: &str) -> PathBuf {
@@ -195,7 +195,7 @@ fn explore_prints_the_url_of_a_counterexample() {
         .split('/')
         .map(|i| i.parse().unwrap())
         .collect();
-    assert_eq!(indices.len(), 1 + 6, "{url_line}");
+    assert_eq!(indices.len(), 1 + 5, "{url_line}");
     assert_eq!(indices[0], 0);
 }
 
