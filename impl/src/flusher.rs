@@ -141,6 +141,9 @@ mod tests {
         assert_eq!(steps, vec![Step::Done(Lsn(1)), Step::Synced(Lsn(1))]);
         // Reported, and then the node dies before the fsync: the report was a lie.
         let (_, segment) = fresh_segment();
-        assert_eq!(run(&segment, &recs(1, 1), true, false).1, vec![Step::Done(Lsn(1))]);
+        assert_eq!(
+            run(&segment, &recs(1, 1), true, false).1,
+            vec![Step::Done(Lsn(1))]
+        );
     }
 }

@@ -241,7 +241,10 @@ mod tests {
         fourth_reported.store(true, Ordering::SeqCst);
         assert_eq!(q.report(NodeId(3), Lsn(2)), Lsn(2));
         let (seen, after_fourth) = waiter.join().expect("the waiter did not panic");
-        assert!(after_fourth, "wait_for(2) returned before a quorum reached 2");
+        assert!(
+            after_fourth,
+            "wait_for(2) returned before a quorum reached 2"
+        );
         assert_eq!(seen, Lsn(2));
     }
 

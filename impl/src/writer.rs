@@ -331,7 +331,10 @@ mod tests {
         for n in 0..5 {
             w.handle(flushed(n, 3));
         }
-        assert!((1..=3).all(|l| w.record(Lsn(l)).is_some()), "S5 flushed nothing");
+        assert!(
+            (1..=3).all(|l| w.record(Lsn(l)).is_some()),
+            "S5 flushed nothing"
+        );
         w.handle(flushed(5, 3));
         assert_eq!(w.record(Lsn(1)), None);
         assert_eq!(w.record(Lsn(2)), None);
