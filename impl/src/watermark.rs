@@ -203,6 +203,9 @@ mod tests {
         p.raise(Lsn(2));
         target_raised.store(true, Ordering::SeqCst);
         p.raise(Lsn(3));
+        // Checked before the join, so that a value never published fails here rather than
+        // leaving the waiter blocked.
+        assert_eq!(p.get(), Lsn(3));
         let (seen, raised_first) = waiter.join().expect("the waiter did not panic");
         assert!(raised_first, "wait_for(3) returned before raise(3)");
         assert_eq!(seen, Lsn(3));
@@ -240,6 +243,7 @@ mod tests {
         }
         fourth_reported.store(true, Ordering::SeqCst);
         assert_eq!(q.report(NodeId(3), Lsn(2)), Lsn(2));
+        assert_eq!(q.point(), Lsn(2));
         let (seen, after_fourth) = waiter.join().expect("the waiter did not panic");
         assert!(
             after_fourth,
