@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: check test lint test-std test-loom test-shuttle mutants
+.PHONY: check test lint test-std test-loom test-shuttle mutants mutation
 
 ## The main job: an exhaustive model check of the default configuration; the same command as
 ## README.md's main command. Exit 0: pass, 1: fail, 3: incomplete (README.md, "Exit statuses").
@@ -36,3 +36,23 @@ test-shuttle:
 
 mutants:
 	$(CARGO) run --release -- mutants
+
+## Mutation testing (cargo-mutants; not part of `make test` or CI): mutates the engine's
+## concurrent pieces and runs the engine's std tests against each mutation. What is mutated and
+## which tests run: `.cargo/mutants.toml` (the model's rule files are to be added to its
+## `examine_globs`). cargo-mutants exits 2 when a mutation is missed and 3 when one times out (a
+## timeout counts as detected). Passes when every missed mutation is one `docs/mutation.md`
+## lists, with the reason, as out of the std tests' reach, and every listed one is missed; the
+## report is in mutants.out/.
+MUTANTS_JOBS ?= 1
+mutation:
+	@status=0; $(CARGO) mutants --workspace --jobs $(MUTANTS_JOBS) || status=$$?; \
+	case $$status in 0|2|3) ;; *) exit $$status ;; esac; \
+	sed -E 's/:[0-9]+:[0-9]+:/:/' mutants.out/missed.txt | sort > mutants.out/missed.names; \
+	awk -F'`' '/^- `[a-z]+\/src\//{print $$2}' docs/mutation.md | sort > mutants.out/listed.names; \
+	if ! diff -u mutants.out/listed.names mutants.out/missed.names; then \
+		echo "missed mutations differ from those docs/mutation.md lists (- listed, + missed)"; \
+		exit 1; \
+	fi; \
+	echo "every missed mutation is one docs/mutation.md lists"
+

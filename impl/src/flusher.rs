@@ -47,3 +47,103 @@ pub fn persist(
     }
     Ok(Some(upto))
 }
+
+#[cfg(all(test, not(any(loom, feature = "shuttle"))))]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::disk::{Disk, SimDisk};
+    use crate::segment::decode;
+    use crate::sync::Arc;
+
+    fn recs(from: u64, to: u64) -> Vec<Record> {
+        (from..=to)
+            .map(|l| Record {
+                lsn: Lsn(l),
+                page: 0,
+                value: l,
+            })
+            .collect()
+    }
+
+    /// A segment on a fresh simulated disk.
+    fn fresh_segment() -> (Arc<SimDisk>, Segment) {
+        let disk = Arc::new(SimDisk::new());
+        let (segment, _) = Segment::open(disk.clone()).expect("open a fresh segment");
+        (disk, segment)
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Step {
+        Synced(Lsn),
+        Done(Lsn),
+    }
+
+    /// Runs `persist` and returns its result and the callbacks it made, in order.
+    fn run(
+        segment: &Segment,
+        records: &[Record],
+        notify_first: bool,
+        alive: bool,
+    ) -> (Option<Lsn>, Vec<Step>) {
+        let steps = RefCell::new(Vec::new());
+        let result = persist(
+            segment,
+            records,
+            notify_first,
+            || alive,
+            |l| steps.borrow_mut().push(Step::Synced(l)),
+            |l| steps.borrow_mut().push(Step::Done(l)),
+        )
+        .expect("a simulated disk does not fail");
+        (result, steps.into_inner())
+    }
+
+    #[test]
+    fn a_flush_writes_syncs_and_only_then_reports() {
+        let (disk, segment) = fresh_segment();
+        let (upto, steps) = run(&segment, &recs(1, 3), false, true);
+        assert_eq!(upto, Some(Lsn(3)));
+        assert_eq!(steps, vec![Step::Synced(Lsn(3)), Step::Done(Lsn(3))]);
+        let bytes = disk.read_all().expect("read the disk");
+        assert_eq!(disk.synced_len(), bytes.len() as u64);
+        assert_eq!(decode(&bytes).records, recs(1, 3));
+        // The next flush appends after it.
+        assert_eq!(run(&segment, &recs(4, 4), false, true).0, Some(Lsn(4)));
+        disk.crash();
+        assert_eq!(decode(&disk.read_all().expect("read")).records, recs(1, 4));
+    }
+
+    #[test]
+    fn a_node_that_died_before_the_fsync_syncs_and_reports_nothing() {
+        let (disk, segment) = fresh_segment();
+        let (upto, steps) = run(&segment, &recs(1, 2), false, false);
+        assert_eq!(upto, None);
+        assert_eq!(steps, vec![]);
+        assert_eq!(disk.synced_len(), 0);
+        disk.crash();
+        assert_eq!(disk.read_all().expect("read"), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn an_empty_flush_does_nothing() {
+        let (disk, segment) = fresh_segment();
+        assert_eq!(run(&segment, &[], false, true), (None, vec![]));
+        assert_eq!(disk.read_all().expect("read"), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn the_seeded_bug_reports_before_the_fsync() {
+        let (_, segment) = fresh_segment();
+        let (upto, steps) = run(&segment, &recs(1, 1), true, true);
+        assert_eq!(upto, Some(Lsn(1)));
+        assert_eq!(steps, vec![Step::Done(Lsn(1)), Step::Synced(Lsn(1))]);
+        // Reported, and then the node dies before the fsync: the report was a lie.
+        let (_, segment) = fresh_segment();
+        assert_eq!(
+            run(&segment, &recs(1, 1), true, false).1,
+            vec![Step::Done(Lsn(1))]
+        );
+    }
+}

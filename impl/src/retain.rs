@@ -136,4 +136,33 @@ mod tests {
         assert!(!b.keep(rec(2)));
         assert_eq!(b.durable(), Lsn(3));
     }
+
+    #[test]
+    fn a_clone_holds_what_the_buffer_holds_and_moves_on_its_own() {
+        let b = RetainBuffer::new();
+        for l in 1..=3 {
+            b.keep(rec(l));
+        }
+        b.discard_through(Lsn(1));
+        let c = b.clone();
+        assert_eq!((c.durable(), c.retained()), (Lsn(1), vec![Lsn(2), Lsn(3)]));
+        assert_eq!(c.discard_through(Lsn(3)), vec![Lsn(2), Lsn(3)]);
+        assert_eq!((b.durable(), b.retained()), (Lsn(1), vec![Lsn(2), Lsn(3)]));
+    }
+
+    /// The seeded check-then-insert bug is a race only: run sequentially, the buggy buffer
+    /// keeps and discards exactly as the correct one (which is what makes loom's catch of it a
+    /// catch of the race).
+    #[test]
+    fn the_seeded_check_then_insert_buffer_is_sequentially_correct() {
+        let correct = RetainBuffer::new();
+        let buggy = RetainBuffer::with_bug(Some(RetainBug::CheckThenInsert));
+        for b in [&correct, &buggy] {
+            assert!(b.keep(rec(4)));
+            assert_eq!(b.discard_through(Lsn(2)), vec![]);
+            assert!(!b.keep(rec(2)), "an already durable record is not retained");
+            assert!(b.keep(rec(3)));
+            assert_eq!(b.retained(), vec![Lsn(3), Lsn(4)]);
+        }
+    }
 }

@@ -345,4 +345,59 @@ mod tests {
         let out = n.handle(StorageInput::Deliver(vec![append(1)]));
         assert_eq!(sends(&out), vec![Envelope::ack(NodeId(0), Lsn(1))]);
     }
+
+    #[test]
+    fn one_flush_at_a_time_and_memory_until_it_is_done() {
+        let mut n = StorageNode::new(NodeId(4), Config::new(AckPolicy::Memory, 0));
+        assert_eq!(n.id(), NodeId(4));
+        assert!(!n.flushing());
+        let out = n.handle(StorageInput::Deliver(vec![append(1)]));
+        assert_eq!(persist(&out), Some(vec![rec(1)]));
+        assert!(n.flushing());
+        // While the flush of 1 is in progress, 2 waits in memory for the next one.
+        let out = n.handle(StorageInput::Deliver(vec![append(2)]));
+        assert_eq!(persist(&out), None);
+        let in_memory: Vec<Record> = n.memory_records().copied().collect();
+        assert_eq!(in_memory, vec![rec(1), rec(2)]);
+        // A stale completion changes nothing.
+        n.handle(StorageInput::FlushDone { upto: Lsn(2) });
+        assert_eq!(n.flushed(), Lsn(0));
+        let out = n.handle(StorageInput::FlushDone { upto: Lsn(1) });
+        assert_eq!(n.flushed(), Lsn(1));
+        assert_eq!(persist(&out), Some(vec![rec(2)]));
+        assert!(n.flushing());
+        let in_memory: Vec<Record> = n.memory_records().copied().collect();
+        assert_eq!(in_memory, vec![rec(2)]);
+        n.handle(StorageInput::FlushDone { upto: Lsn(2) });
+        assert!(!n.flushing());
+        assert_eq!(n.memory_records().count(), 0);
+    }
+
+    #[test]
+    fn the_seeded_bug_acks_past_a_hole() {
+        let cfg = Config::new(AckPolicy::Memory, 0).with_bug(Some(ImplBug::SclWithHoles));
+        let mut n = StorageNode::new(NodeId(0), cfg);
+        let out = n.handle(StorageInput::Deliver(vec![append(1), append(3)]));
+        assert_eq!(n.scl(), Lsn(1));
+        assert!(sends(&out).contains(&Envelope::ack(NodeId(0), Lsn(3))));
+    }
+
+    #[test]
+    fn a_duplicate_of_a_record_on_disk_does_not_go_back_into_memory() {
+        let mut n = StorageNode::recover(
+            NodeId(1),
+            Config::new(AckPolicy::Memory, 0),
+            vec![rec(1), rec(2)],
+        );
+        let out = n.handle(StorageInput::Deliver(vec![append(2)]));
+        assert!(n.on_disk(Lsn(2)) && !n.in_memory(Lsn(2)));
+        assert_eq!(n.memory_records().count(), 0);
+        assert_eq!(sends(&out), vec![Envelope::ack(NodeId(1), Lsn(2))]);
+        // The same after a flush of the node's own: the record lives on its disk only.
+        n.handle(StorageInput::Deliver(vec![append(3)]));
+        n.handle(StorageInput::FlushDone { upto: Lsn(3) });
+        n.handle(StorageInput::Deliver(vec![append(3)]));
+        assert!(n.on_disk(Lsn(3)) && !n.in_memory(Lsn(3)));
+        assert!(!n.flushing());
+    }
 }

@@ -164,3 +164,105 @@ impl SharedQuorum {
         self.point.wait_for(lsn)
     }
 }
+
+#[cfg(all(test, not(any(loom, feature = "shuttle"))))]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{mpsc, Arc};
+    use std::thread;
+
+    use super::*;
+
+    #[test]
+    fn raise_keeps_the_max() {
+        let p = Published::new();
+        p.raise(Lsn(5));
+        p.raise(Lsn(3));
+        assert_eq!(p.get(), Lsn(5));
+        // Already reached: returns at once, with the value seen.
+        assert_eq!(p.wait_for(Lsn(4)), Lsn(5));
+    }
+
+    #[test]
+    fn wait_for_returns_only_once_the_value_is_raised_to_it() {
+        let p = Arc::new(Published::new());
+        let target_raised = Arc::new(AtomicBool::new(false));
+        let (started, waiting) = mpsc::channel();
+        let waiter = {
+            let (p, target_raised) = (Arc::clone(&p), Arc::clone(&target_raised));
+            thread::spawn(move || {
+                started.send(()).expect("main thread is listening");
+                let seen = p.wait_for(Lsn(3));
+                // The flag is set before the value reaches 3, so returning before it is seen
+                // means `wait_for` did not wait.
+                (seen, target_raised.load(Ordering::SeqCst))
+            })
+        };
+        waiting.recv().expect("the waiter started");
+        p.raise(Lsn(1));
+        p.raise(Lsn(2));
+        target_raised.store(true, Ordering::SeqCst);
+        p.raise(Lsn(3));
+        // Checked before the join, so that a value never published fails here rather than
+        // leaving the waiter blocked.
+        assert_eq!(p.get(), Lsn(3));
+        let (seen, raised_first) = waiter.join().expect("the waiter did not panic");
+        assert!(raised_first, "wait_for(3) returned before raise(3)");
+        assert_eq!(seen, Lsn(3));
+    }
+
+    #[test]
+    fn the_seeded_store_bug_can_lower_the_value() {
+        let p = Published::with_bug(Some(PublishBug::Store));
+        p.raise(Lsn(5));
+        p.raise(Lsn(3));
+        assert_eq!(p.get(), Lsn(3));
+        // The lost wake-up bug is a race only: sequentially it publishes a max.
+        let p = Published::with_bug(Some(PublishBug::NotifyUnlocked));
+        p.raise(Lsn(5));
+        p.raise(Lsn(3));
+        assert_eq!(p.get(), Lsn(5));
+    }
+
+    #[test]
+    fn shared_quorum_wait_for_returns_once_four_nodes_reach_it() {
+        let q = Arc::new(SharedQuorum::new());
+        let fourth_reported = Arc::new(AtomicBool::new(false));
+        let (started, waiting) = mpsc::channel();
+        let waiter = {
+            let (q, fourth_reported) = (Arc::clone(&q), Arc::clone(&fourth_reported));
+            thread::spawn(move || {
+                started.send(()).expect("main thread is listening");
+                let seen = q.wait_for(Lsn(2));
+                (seen, fourth_reported.load(Ordering::SeqCst))
+            })
+        };
+        waiting.recv().expect("the waiter started");
+        for n in 0..3 {
+            assert_eq!(q.report(NodeId(n), Lsn(2)), Lsn(0));
+        }
+        fourth_reported.store(true, Ordering::SeqCst);
+        assert_eq!(q.report(NodeId(3), Lsn(2)), Lsn(2));
+        assert_eq!(q.point(), Lsn(2));
+        let (seen, after_fourth) = waiter.join().expect("the waiter did not panic");
+        assert!(
+            after_fourth,
+            "wait_for(2) returned before a quorum reached 2"
+        );
+        assert_eq!(seen, Lsn(2));
+    }
+
+    #[test]
+    fn the_seeded_latest_not_max_quorum_keeps_each_nodes_latest_report() {
+        let q = SharedQuorum::with_bug(Some(QuorumBug::LatestNotMax));
+        for n in 0..4 {
+            q.report(NodeId(n), Lsn(5));
+        }
+        assert_eq!(q.point(), Lsn(5));
+        // A reordered, older report of S0 replaces its newer one, and the point drops.
+        assert_eq!(q.report(NodeId(0), Lsn(1)), Lsn(1));
+        assert_eq!(q.node(NodeId(0)), Lsn(1));
+        assert_eq!(q.node(NodeId(1)), Lsn(5));
+        assert_eq!(q.point(), Lsn(1));
+    }
+}

@@ -273,4 +273,73 @@ mod tests {
         });
         assert!(probes.iter().all(|e| e.msg == last));
     }
+
+    fn committed(out: &[Output]) -> Vec<Lsn> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Observe(Event::Committed(l)) => Some(*l),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn numbers_records_and_keeps_each_nodes_highest_ack() {
+        let mut w = Writer::new(Config::new(AckPolicy::Memory, 1));
+        assert_eq!(w.last_lsn(), Lsn(0));
+        for v in 0..3 {
+            w.handle(WriterInput::Append { page: 1, value: v });
+        }
+        assert_eq!(w.last_lsn(), Lsn(3));
+        w.handle(ack(2, 3));
+        w.handle(ack(2, 1)); // reordered, or a restarted node
+        assert_eq!(w.acked(NodeId(2)), Lsn(3));
+        assert_eq!(w.acked(NodeId(1)), Lsn(0));
+    }
+
+    #[test]
+    fn the_commit_event_is_observed_once_per_rise() {
+        let mut w = Writer::new(Config::new(AckPolicy::Memory, 1));
+        w.handle(WriterInput::Append { page: 0, value: 0 });
+        for n in 0..3 {
+            assert_eq!(committed(&w.handle(ack(n, 1))), vec![]);
+        }
+        assert_eq!(committed(&w.handle(ack(3, 1))), vec![Lsn(1)]);
+        // A fifth ack of the same LSN leaves the commit point where it is: no new event.
+        assert_eq!(committed(&w.handle(ack(4, 1))), vec![]);
+        assert_eq!(w.commit_point(), Lsn(1));
+    }
+
+    #[test]
+    fn a_record_is_dropped_once_committed_and_flushed_by_every_node() {
+        let mut w = Writer::new(Config::new(AckPolicy::Memory, 1));
+        for v in 0..3 {
+            w.handle(WriterInput::Append { page: 0, value: v });
+        }
+        let r2 = Record {
+            lsn: Lsn(2),
+            page: 0,
+            value: 1,
+        };
+        assert_eq!(w.record(Lsn(2)), Some(r2));
+        let flushed = |n: u8, l: u64| {
+            WriterInput::Deliver(Envelope::flushed(NodeId(n), Actor::Writer, Lsn(l)))
+        };
+        // Flushed everywhere through 3, but committed only through 2: 3 stays.
+        for n in 0..4 {
+            w.handle(ack(n, 2));
+        }
+        for n in 0..5 {
+            w.handle(flushed(n, 3));
+        }
+        assert!(
+            (1..=3).all(|l| w.record(Lsn(l)).is_some()),
+            "S5 flushed nothing"
+        );
+        w.handle(flushed(5, 3));
+        assert_eq!(w.record(Lsn(1)), None);
+        assert_eq!(w.record(Lsn(2)), None);
+        assert!(w.record(Lsn(3)).is_some(), "3 is not committed");
+        assert_eq!(w.record(Lsn(4)), None, "never created");
+    }
 }
