@@ -348,7 +348,7 @@ mod tests {
 
     #[test]
     fn one_flush_at_a_time_and_memory_until_it_is_done() {
-        let mut n = StorageNode::new(NodeId(4), Config::new(AckPolicy::Memory, 0));
+        let mut n = StorageNode::new(NodeId(4), EngineConfig::new(AckPolicy::Memory, 0));
         assert_eq!(n.id(), NodeId(4));
         assert!(!n.flushing());
         let out = n.handle(StorageInput::Deliver(vec![append(1)]));
@@ -375,7 +375,7 @@ mod tests {
 
     #[test]
     fn the_seeded_bug_acks_past_a_hole() {
-        let cfg = Config::new(AckPolicy::Memory, 0).with_bug(Some(ImplBug::SclWithHoles));
+        let cfg = EngineConfig::new(AckPolicy::Memory, 0).with_bug(Some(ImplBug::SclWithHoles));
         let mut n = StorageNode::new(NodeId(0), cfg);
         let out = n.handle(StorageInput::Deliver(vec![append(1), append(3)]));
         assert_eq!(n.scl(), Lsn(1));
@@ -386,7 +386,7 @@ mod tests {
     fn a_duplicate_of_a_record_on_disk_does_not_go_back_into_memory() {
         let mut n = StorageNode::recover(
             NodeId(1),
-            Config::new(AckPolicy::Memory, 0),
+            EngineConfig::new(AckPolicy::Memory, 0),
             vec![rec(1), rec(2)],
         );
         let out = n.handle(StorageInput::Deliver(vec![append(2)]));

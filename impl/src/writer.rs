@@ -285,7 +285,7 @@ mod tests {
 
     #[test]
     fn numbers_records_and_keeps_each_nodes_highest_ack() {
-        let mut w = Writer::new(Config::new(AckPolicy::Memory, 1));
+        let mut w = Writer::new(EngineConfig::new(AckPolicy::Memory, 1));
         assert_eq!(w.last_lsn(), Lsn(0));
         for v in 0..3 {
             w.handle(WriterInput::Append { page: 1, value: v });
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn the_commit_event_is_observed_once_per_rise() {
-        let mut w = Writer::new(Config::new(AckPolicy::Memory, 1));
+        let mut w = Writer::new(EngineConfig::new(AckPolicy::Memory, 1));
         w.handle(WriterInput::Append { page: 0, value: 0 });
         for n in 0..3 {
             assert_eq!(committed(&w.handle(ack(n, 1))), vec![]);
@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn a_record_is_dropped_once_committed_and_flushed_by_every_node() {
-        let mut w = Writer::new(Config::new(AckPolicy::Memory, 1));
+        let mut w = Writer::new(EngineConfig::new(AckPolicy::Memory, 1));
         for v in 0..3 {
             w.handle(WriterInput::Append { page: 0, value: v });
         }
