@@ -331,10 +331,10 @@ impl<const N: usize> Iterator for Merged<'_, N> {
         loop {
             let mut lowest: Option<(usize, Lsn)> = None;
             for (i, s) in self.sources.iter_mut().enumerate() {
-                if let Some((&lsn, _)) = s.peek() {
-                    if lowest.is_none_or(|(_, l)| lsn < l) {
-                        lowest = Some((i, lsn));
-                    }
+                match (s.peek(), lowest) {
+                    (Some(&(&lsn, _)), Some((_, l))) if lsn < l => lowest = Some((i, lsn)),
+                    (Some(&(&lsn, _)), None) => lowest = Some((i, lsn)),
+                    _ => {}
                 }
             }
             let (i, lsn) = lowest?;
