@@ -22,7 +22,7 @@ use aurora_redo_model::types::{Az, Lsn, NodeId, Record, ReplicaId};
 
 use crate::config::EngineConfig;
 use crate::observer::Event;
-use crate::output::Effects;
+use crate::output::{Effects, ReadBack};
 use crate::replica::{Replica, ReplicaInput};
 use crate::storage::{StorageInput, StorageNode};
 use crate::writer::{Writer, WriterInput};
@@ -33,8 +33,9 @@ pub enum Step {
     /// The writer consumes this input (a client append, an `Ack`/`Flushed`, a tick).
     Writer(WriterInput),
     /// A storage node consumes this input: a batch of delivered messages (one machine step: the
-    /// node acknowledges a batch of appends once and issues at most one flush job per step), or
-    /// its flusher's report that the oldest job is written and synced.
+    /// node acknowledges a batch of appends once and issues at most one flush job per step), its
+    /// flusher's report that the oldest job is written and synced, or the records a read-back
+    /// for a pull found in its segment.
     Node { node: NodeId, input: StorageInput },
     /// A replica consumes this input (`Available`, `Flushed`, `Records`, a tick).
     Replica {
@@ -70,6 +71,8 @@ struct NodeSlot {
     lost: bool,
     /// Flush jobs issued and not yet reported done, oldest first.
     jobs: VecDeque<Vec<Record>>,
+    /// Read-backs asked for and not yet done.
+    reads: Vec<ReadBack>,
     /// The contiguous prefix the node's disk holds synced (as far as the steps tell).
     synced: Lsn,
 }
@@ -107,6 +110,7 @@ impl Cluster {
                     machine: Some(machine),
                     lost: false,
                     jobs: VecDeque::new(),
+                    reads: Vec::new(),
                 }
             })
             .collect();
@@ -157,6 +161,11 @@ impl Cluster {
     /// `n`'s oldest flush job not yet reported done.
     pub fn next_flush_job(&self, n: NodeId) -> Option<&[Record]> {
         self.nodes[n.index()].jobs.front().map(Vec::as_slice)
+    }
+
+    /// `n`'s read-backs asked for and not yet done, oldest first.
+    pub fn pending_reads(&self, n: NodeId) -> &[ReadBack] {
+        &self.nodes[n.index()].reads
     }
 
     /// A replica's machine, or `None` while it is down.
@@ -227,8 +236,34 @@ impl Cluster {
                     slot.jobs.pop_front();
                     slot.synced = slot.synced.max(*upto);
                 }
+                if let StorageInput::ReadDone { to, from, records } = input {
+                    let Some(i) = slot
+                        .reads
+                        .iter()
+                        .position(|r| r.to == *to && r.from == *from)
+                    else {
+                        return Err(format!(
+                            "{node:?} read back records from {from} for {to:?}, which it never \
+                             asked for"
+                        ));
+                    };
+                    let read = slot.reads[i];
+                    let synced = slot.synced;
+                    if let Some(r) = records
+                        .iter()
+                        .find(|r| r.lsn < read.from || r.lsn > read.upto || r.lsn > synced)
+                    {
+                        return Err(format!(
+                            "{node:?} read back {} for the read of {}..={} (disk synced \
+                             1..={synced})",
+                            r.lsn, read.from, read.upto
+                        ));
+                    }
+                    slot.reads.remove(i);
+                }
                 fx.extend(machine.handle(input.clone()));
                 slot.jobs.extend(fx.persist.iter().cloned());
+                slot.reads.extend(fx.read_back.iter().copied());
             }
             Step::Replica { replica, input } => {
                 let Some(machine) = self.replica_slot_mut(*replica)?.machine.as_mut() else {
@@ -250,6 +285,7 @@ impl Cluster {
                 }
                 slot.machine = None;
                 slot.jobs.clear();
+                slot.reads.clear();
                 slot.synced = *on_disk;
                 fx.observed.push(Event::NodeCrashed(*node));
             }
@@ -286,6 +322,7 @@ impl Cluster {
                     machine: None,
                     lost: true,
                     jobs: VecDeque::new(),
+                    reads: Vec::new(),
                     synced: Lsn::ZERO,
                 };
             }
@@ -352,6 +389,11 @@ impl fmt::Display for Step {
                 StorageInput::FlushDone { upto } => {
                     write!(f, "{node:?}'s flush of ..={upto} is done")
                 }
+                StorageInput::ReadDone { to, from, records } => write!(
+                    f,
+                    "{node:?} read back {} records from {from} for {to:?}'s pull",
+                    records.len()
+                ),
             },
             Step::Replica { replica, input } => match input {
                 ReplicaInput::Deliver(e) => write!(f, "{replica:?} receives {e:?}"),

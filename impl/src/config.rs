@@ -21,6 +21,9 @@ pub enum ImplBug {
     /// The storage node drops records from memory when it hands them to the flusher, before
     /// they are written: for a moment a record is in neither place.
     EvictBeforeFlush,
+    /// The storage node frees records from memory when it hands them to the flusher, before the
+    /// flush is done: until then a `Pull` finds them neither in memory nor readable on disk.
+    FreeBeforeFlush,
     /// The replica trusts the highest single `Flushed` as its durable LSN (caught by
     /// NoDiscardBeforeFlush).
     DurableFromOneNode,
@@ -38,8 +41,8 @@ impl ImplBug {
     /// made in the engine's rule, so a mutant's counterexample can be replayed on the engine.
     /// Every safety mutant has one; the liveness mutant `ignore-flushed` has none (its
     /// counterexample is a run that goes quiet unfinished, which a replay cannot tell from one
-    /// that would finish later). `FlushNotifyBeforeFsync` and `EvictBeforeFlush` have no model
-    /// mutant: they break the flusher's handoff, which the model's atomic flush does not split.
+    /// that would finish later). `FlushNotifyBeforeFsync`, `EvictBeforeFlush` and `FreeBeforeFlush`
+    /// have no model mutant: they break the flusher's handoff, which the model's atomic flush does not split.
     pub fn counterpart_of(bug: Bug) -> Option<ImplBug> {
         match bug {
             Bug::DiscardOnAvailable => Some(ImplBug::DiscardOnAvailable),
@@ -62,6 +65,9 @@ pub struct EngineConfig {
     pub replicas: Vec<ReplicaId>,
     /// Most records in one `Records` reply or one retransmission burst.
     pub max_batch: usize,
+    /// Most flushed records a storage node keeps cached in memory (the most recent ones); older
+    /// flushed records are read back from its segment when a `Pull` needs them.
+    pub cache_records: usize,
 }
 
 impl EngineConfig {
@@ -71,6 +77,7 @@ impl EngineConfig {
             bug: None,
             replicas: (0..replicas as u8).map(ReplicaId).collect(),
             max_batch: 2048,
+            cache_records: 1024,
         }
     }
 

@@ -18,6 +18,8 @@ pub trait Disk: Send + Sync {
     fn sync(&self) -> io::Result<()>;
     /// Reads back the whole content.
     fn read_all(&self) -> io::Result<Vec<u8>>;
+    /// Reads `len` bytes at `offset` (all of them, or an error).
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>>;
     /// Cuts the content to `len` bytes, durably.
     fn truncate(&self, len: u64) -> io::Result<()>;
     /// Replaces the whole content durably and atomically (used to rewrite a damaged segment).
@@ -96,6 +98,14 @@ impl Disk for FileDisk {
         let mut bytes = Vec::new();
         file.seek(SeekFrom::Start(0))?;
         file.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let s = lock(&self.state);
+        let mut bytes = vec![0; len];
+        s.file.read_exact_at(&mut bytes, offset)?;
         Ok(bytes)
     }
 
@@ -185,6 +195,15 @@ impl Disk for SimDisk {
 
     fn read_all(&self) -> io::Result<Vec<u8>> {
         Ok(lock(&self.state).bytes.clone())
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let s = lock(&self.state);
+        let start = offset as usize;
+        s.bytes
+            .get(start..start + len)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"))
     }
 
     fn truncate(&self, len: u64) -> io::Result<()> {

@@ -1,7 +1,8 @@
 //! The concurrent engine: threads and mailboxes driving the role state machines.
 //!
 //! One thread per actor (writer network thread, six storage nodes, each replica) plus one
-//! flusher thread per storage node. Each thread receives a batch from its mailbox, runs it
+//! flusher thread per storage node, which also serves the node's read-backs (reads of flushed
+//! records a pull needs) in order with its flush jobs. Each thread receives a batch from its mailbox, runs it
 //! through its state machine under that machine's lock, forwards the ghost events to the
 //! observer, then performs the outputs (sends, flush jobs). Client threads call [`Engine::append`]
 //! and [`Engine::wait_committed`]. Ticks (retries) come from [`Engine::tick`]: a timer thread in
@@ -20,7 +21,7 @@ use crate::config::{EngineConfig, ImplBug};
 use crate::disk::Disk;
 use crate::faults::{FaultConfig, Faults};
 use crate::observer::{Event, Observer};
-use crate::output::Effects;
+use crate::output::{Effects, ReadBack};
 use crate::recorder::{Step, StepSink};
 use crate::replica::{Replica, ReplicaInput};
 use crate::segment::{Recovered, Segment};
@@ -33,10 +34,18 @@ use crate::writer::{Writer, WriterInput};
 /// Most messages one thread takes from its mailbox at once.
 const BATCH: usize = 4096;
 
+/// What a node's flusher thread does: the node's disk I/O, in the order the node asked for it.
+enum DiskJob {
+    /// Append and sync these records, then report `FlushDone`.
+    Persist(Vec<Record>),
+    /// Read these flushed records back from the segment, then report `ReadDone`.
+    Read(ReadBack),
+}
+
 struct NodeState {
     sm: Option<StorageNode>,
     incarnation: u64,
-    flusher: Option<Arc<Mailbox<Vec<Record>>>>,
+    flusher: Option<Arc<Mailbox<DiskJob>>>,
     threads: Vec<thread::JoinHandle<()>>,
 }
 
@@ -232,6 +241,13 @@ impl Engine {
     pub fn node_watermarks(&self, node: NodeId) -> Option<(Lsn, Lsn)> {
         let st = lock(&self.shared.nodes[node.index()].state);
         st.sm.as_ref().map(|sm| (sm.scl(), sm.flushed()))
+    }
+
+    /// How many records `node` keeps in memory (unflushed, cached, ...), or `None` while it is
+    /// crashed.
+    pub fn node_memory_len(&self, node: NodeId) -> Option<usize> {
+        let st = lock(&self.shared.nodes[node.index()].state);
+        st.sm.as_ref().map(StorageNode::memory_len)
     }
 
     /// Whether `node` holds `lsn` in memory or on disk right now (ground truth for
@@ -468,7 +484,18 @@ fn node_loop(shared: &Shared, node: NodeId, incarnation: u64) {
                         }
                         step(StorageInput::FlushDone { upto });
                     }
-                    NodeEvent::FlushDone { .. } => {}
+                    NodeEvent::ReadDone {
+                        to,
+                        from,
+                        records,
+                        incarnation: i,
+                    } if i == incarnation => {
+                        if !batch.is_empty() {
+                            step(StorageInput::Deliver(std::mem::take(&mut batch)));
+                        }
+                        step(StorageInput::ReadDone { to, from, records });
+                    }
+                    NodeEvent::FlushDone { .. } | NodeEvent::ReadDone { .. } => {}
                 }
             }
             if !batch.is_empty() {
@@ -477,21 +504,25 @@ fn node_loop(shared: &Shared, node: NodeId, incarnation: u64) {
             st.flusher.clone()
         };
         if let Some(f) = &flusher {
-            for records in std::mem::take(&mut fx.persist) {
-                f.push(records);
-            }
+            let reads = std::mem::take(&mut fx.read_back)
+                .into_iter()
+                .map(DiskJob::Read);
+            let persists = std::mem::take(&mut fx.persist)
+                .into_iter()
+                .map(DiskJob::Persist);
+            f.push_all(reads.chain(persists).map(|job| (job, None)));
         }
         shared.route(fx);
     }
 }
 
 /// The flusher: append, fsync, and only then report the flush (unless the seeded bug says
-/// otherwise).
+/// otherwise); and read flushed records back for pulls.
 fn flusher_loop(
     shared: &Shared,
     node: NodeId,
     incarnation: u64,
-    jobs: &Mailbox<Vec<Record>>,
+    jobs: &Mailbox<DiskJob>,
     segment: &Segment,
 ) {
     let notify_first = shared.cfg.has_bug(ImplBug::FlushNotifyBeforeFsync);
@@ -505,7 +536,24 @@ fn flusher_loop(
             Recv::Tick => continue,
             Recv::Items(b) => b,
         };
-        for records in batches {
+        for job in batches {
+            let records = match job {
+                DiskJob::Persist(records) => records,
+                DiskJob::Read(read) => {
+                    match segment.read(read.from, read.upto) {
+                        Ok(records) => shared.net.nodes[node.index()].push(NodeEvent::ReadDone {
+                            to: read.to,
+                            from: read.from,
+                            records,
+                            incarnation,
+                        }),
+                        // The pull goes unanswered; the replica pulls again after a timeout.
+                        Err(e) => lock(&shared.io_errors)
+                            .push(format!("{node}: segment read-back failed: {e}")),
+                    }
+                    continue;
+                }
+            };
             let result = crate::flusher::persist(
                 segment,
                 &records,

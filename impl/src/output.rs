@@ -3,9 +3,10 @@
 //! Every role machine (`Writer`, `StorageNode`, `Replica`) answers an input with a list of
 //! [`Output`]s. Every driver (the threaded [`crate::engine`], the deterministic
 //! [`crate::cluster::Cluster`]) sorts them the same way, into [`Effects`]: messages to send, flush
-//! jobs to hand to the node's flusher, and ghost events for the runtime monitor.
+//! jobs and read-backs to hand to the node's disk (its flusher), and ghost events for the runtime
+//! monitor.
 
-use aurora_redo_model::types::{Envelope, Record};
+use aurora_redo_model::types::{Actor, Envelope, Lsn, Record};
 
 use crate::observer::Event;
 
@@ -17,8 +18,22 @@ pub enum Output {
     /// (Storage nodes only.) Append these records (a contiguous run just above the flushed LSN)
     /// to the segment file, sync it, then feed back `FlushDone { upto: last record's LSN }`.
     Persist(Vec<Record>),
+    /// (Storage nodes only.) Read the records `from..=upto` back from the segment file (they are
+    /// flushed, and no longer in memory) and feed them back as
+    /// [`crate::storage::StorageInput::ReadDone`]: the node then answers `to`'s `Pull`.
+    ReadBack(ReadBack),
     /// A ghost event for the runtime monitor; it changes nothing in the protocol.
     Observe(Event),
+}
+
+/// A read of flushed records that a `Pull` needs: `from..=upto`, at most `max_batch` records,
+/// every one of them on the node's disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ReadBack {
+    /// Who pulled.
+    pub to: Actor,
+    pub from: Lsn,
+    pub upto: Lsn,
 }
 
 /// The outputs of one or more steps, sorted by what the driver does with them, each list in the
@@ -29,6 +44,8 @@ pub struct Effects {
     pub sent: Vec<Envelope>,
     /// Flush jobs, in the order they were issued.
     pub persist: Vec<Vec<Record>>,
+    /// Segment reads, in the order they were asked for.
+    pub read_back: Vec<ReadBack>,
     /// Ghost events, in the order they happened.
     pub observed: Vec<Event>,
 }
@@ -36,7 +53,10 @@ pub struct Effects {
 impl Effects {
     /// Whether the steps asked for nothing at all.
     pub fn is_empty(&self) -> bool {
-        self.sent.is_empty() && self.persist.is_empty() && self.observed.is_empty()
+        self.sent.is_empty()
+            && self.persist.is_empty()
+            && self.read_back.is_empty()
+            && self.observed.is_empty()
     }
 }
 
@@ -46,6 +66,7 @@ impl Extend<Output> for Effects {
             match o {
                 Output::Send(e) => self.sent.push(e),
                 Output::Persist(records) => self.persist.push(records),
+                Output::ReadBack(read) => self.read_back.push(read),
                 Output::Observe(ev) => self.observed.push(ev),
             }
         }

@@ -14,6 +14,10 @@ use crate::output::Output;
 use crate::retain::RetainBuffer;
 use crate::tracker::QuorumTracker;
 
+/// Ticks a replica waits for a node's answer to its pull before it counts the pull as lost and
+/// may pull again.
+pub const PULL_TIMEOUT_TICKS: u32 = 4;
+
 /// What a replica consumes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplicaInput {
@@ -40,7 +44,10 @@ pub struct Replica {
     /// Records received above `applied` that wait for the commit point or a gap to fill.
     pending: BTreeMap<Lsn, Record>,
     retain: RetainBuffer,
-    pull_outstanding: bool,
+    /// Per node, the ticks since this replica's pull to it, while the answer is pending. A new
+    /// pull goes out only while none is pending, so at most one is outstanding; a pull whose
+    /// answer has not come after [`PULL_TIMEOUT_TICKS`] ticks counts as lost.
+    pulls: [Option<u32>; STORAGE_NODES],
     next_pull_node: usize,
 }
 
@@ -63,7 +70,7 @@ impl Replica {
             pages: BTreeMap::new(),
             pending: BTreeMap::new(),
             retain: RetainBuffer::new(),
-            pull_outstanding: false,
+            pulls: [None; STORAGE_NODES],
             next_pull_node: id.index() % STORAGE_NODES,
         }
     }
@@ -101,6 +108,20 @@ impl Replica {
         self.pages.get(&page).copied()
     }
 
+    /// How many pulls are waiting for their answer (at most one).
+    pub fn pulls_outstanding(&self) -> usize {
+        self.pulls.iter().flatten().count()
+    }
+
+    /// Whether a pull to `node` is waiting for its answer.
+    pub fn pull_pending(&self, node: NodeId) -> bool {
+        self.pulls[node.index()].is_some()
+    }
+
+    fn pulling(&self) -> bool {
+        self.pulls.iter().any(Option::is_some)
+    }
+
     /// Every page's applied value.
     pub fn pages(&self) -> &BTreeMap<PageId, (u64, Lsn)> {
         &self.pages
@@ -112,7 +133,7 @@ impl Replica {
             ReplicaInput::Deliver(env) => match env.msg {
                 Msg::Available { node, scl } => self.on_available(node, scl, &mut out),
                 Msg::Flushed { node, lsn } => self.on_flushed(node, lsn, &mut out),
-                Msg::Records { records, .. } => self.on_records(records, &mut out),
+                Msg::Records { node, records } => self.on_records(node, records, &mut out),
                 _ => {}
             },
             ReplicaInput::Tick => self.on_tick(&mut out),
@@ -131,7 +152,7 @@ impl Replica {
         }
         if raised {
             self.apply_ready(out);
-            if !self.pull_outstanding {
+            if !self.pulling() {
                 self.pull_if_behind(out);
             }
         }
@@ -173,15 +194,17 @@ impl Replica {
 
     /// Step 5, **Speculative apply** (`docs/protocol.md`): buffer the records, apply them in order
     /// up to the known commit point, retain what is not yet durable.
-    fn on_records(&mut self, records: Vec<Record>, out: &mut Vec<Output>) {
-        self.pull_outstanding = false;
+    fn on_records(&mut self, node: NodeId, records: Vec<Record>, out: &mut Vec<Output>) {
+        self.pulls[node.index()] = None;
         for r in records {
             if r.lsn > self.applied {
                 self.pending.insert(r.lsn, r);
             }
         }
         self.apply_ready(out);
-        self.pull_if_behind(out);
+        if !self.pulling() {
+            self.pull_if_behind(out);
+        }
     }
 
     /// Speculative apply: in LSN order, no gaps, never past the known commit point.
@@ -220,6 +243,13 @@ impl Replica {
     }
 
     fn on_tick(&mut self, out: &mut Vec<Output>) {
+        // A pull still waiting for its answer holds the next one back, until it times out.
+        for waited in &mut self.pulls {
+            *waited = waited.map(|t| t + 1).filter(|&t| t < PULL_TIMEOUT_TICKS);
+        }
+        if self.pulling() {
+            return;
+        }
         // Pull round robin on a tick: each reply re-announces that node's `Available` and
         // `Flushed`, so a restarted replica learns a quorum and lost notices are replaced.
         let heard = self.available.per_node();
@@ -248,7 +278,7 @@ impl Replica {
 
     fn send_pull(&mut self, target: NodeId, out: &mut Vec<Output>) {
         self.next_pull_node = (target.index() + 1) % STORAGE_NODES;
-        self.pull_outstanding = true;
+        self.pulls[target.index()] = Some(0);
         let from = self.applied.next();
         out.push(Output::Send(Envelope::pull(self.id, target, from)));
     }
@@ -371,5 +401,43 @@ mod tests {
         let mut r = replica(None);
         let out = r.handle(ReplicaInput::Tick);
         assert!(matches!(&out[..], [Output::Send(e)] if e.msg == Msg::Pull { from: Lsn(1) }));
+    }
+
+    fn pulls(out: &[Output]) -> Vec<Envelope> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send(e) if matches!(e.msg, Msg::Pull { .. }) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_pull_at_a_time_and_a_lost_answer_times_out() {
+        let mut r = replica(None);
+        for n in 0..4 {
+            r.handle(available(n, 3));
+        }
+        assert_eq!(r.pulls_outstanding(), 1);
+        // Ticks and further notices do not pull again while the answer is pending ...
+        for _ in 1..PULL_TIMEOUT_TICKS {
+            assert!(pulls(&r.handle(ReplicaInput::Tick)).is_empty());
+            assert!(pulls(&r.handle(available(4, 3))).is_empty());
+            assert_eq!(r.pulls_outstanding(), 1);
+        }
+        // ... until it counts as lost: the next tick pulls again, from the next node.
+        let out = r.handle(ReplicaInput::Tick);
+        assert_eq!(pulls(&out).len(), 1);
+        assert_eq!(r.pulls_outstanding(), 1);
+        let target = match pulls(&out)[0].dst {
+            aurora_redo_model::types::Actor::Storage(n) => n,
+            other => panic!("a pull to {other:?}"),
+        };
+        assert!(r.pull_pending(target));
+        // The answer clears it; still behind, the replica pulls once more.
+        let out = r.handle(records(target.0, vec![rec(1)]));
+        assert_eq!(r.applied(), Lsn(1));
+        assert_eq!(pulls(&out).len(), 1);
+        assert_eq!(r.pulls_outstanding(), 1);
     }
 }

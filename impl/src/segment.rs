@@ -9,6 +9,14 @@
 //! - a **corrupt frame in the middle** (bad CRC, bad length, undecodable payload) is skipped by
 //!   scanning forward for the next frame whose CRC checks, so the synced records after it
 //!   survive; the segment is then rewritten without the damaged bytes.
+//!
+//! **Reading back** ([`Segment::read`]): a storage node keeps in memory only what it has not yet
+//! flushed (and a small cache of recently flushed records); older records a `Pull` needs are read
+//! back from the segment. The segment keeps a sparse index for that, one entry per
+//! [`INDEX_EVERY`] frames: the chunk's file offset and the lowest and highest LSN in it. A read of
+//! an LSN range touches only the chunks whose LSN span overlaps it; frames are appended in LSN
+//! order (flush jobs are contiguous runs above the flushed LSN), so that is a couple of chunks
+//! per read. The index costs one entry per 1,024 records, not one per record.
 
 use std::fmt;
 use std::io;
@@ -16,7 +24,7 @@ use std::io;
 use aurora_redo_model::types::{Lsn, Record};
 
 use crate::disk::Disk;
-use crate::sync::Arc;
+use crate::sync::{lock, Arc, Mutex};
 
 const HEADER: usize = 8;
 /// No encoded record comes close; a larger length field is damage.
@@ -140,9 +148,79 @@ pub fn decode(bytes: &[u8]) -> Recovered {
     Recovered { records, damage }
 }
 
-/// A node's segment file.
+/// Frames per entry of a segment's sparse index.
+pub const INDEX_EVERY: u32 = 1024;
+
+/// One entry of the sparse index: a run of up to [`INDEX_EVERY`] consecutive frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Chunk {
+    /// The file offset of the run's first frame.
+    offset: u64,
+    /// The lowest and highest LSN in the run.
+    min: Lsn,
+    max: Lsn,
+    frames: u32,
+}
+
+/// The sparse index of a segment: chunks in file order, and where the appended bytes end.
+#[derive(Debug, Default)]
+struct Index {
+    chunks: Vec<Chunk>,
+    end: u64,
+}
+
+impl Index {
+    /// Adds the frame of `record`, `size` bytes, appended at the end.
+    fn push(&mut self, record: &Record, size: usize) {
+        match self.chunks.last_mut() {
+            Some(c) if c.frames < INDEX_EVERY => {
+                c.min = c.min.min(record.lsn);
+                c.max = c.max.max(record.lsn);
+                c.frames += 1;
+            }
+            _ => self.chunks.push(Chunk {
+                offset: self.end,
+                min: record.lsn,
+                max: record.lsn,
+                frames: 1,
+            }),
+        }
+        self.end += size as u64;
+    }
+
+    /// Indexes a segment's bytes, which must be valid frames only (a repaired segment).
+    fn of(bytes: &[u8]) -> Index {
+        let mut index = Index::default();
+        let mut offset = 0;
+        while let Some((record, size)) = frame_at(bytes, offset) {
+            index.push(&record, size);
+            offset += size;
+        }
+        index
+    }
+
+    /// The byte ranges `(offset, len)` of the chunks that may hold an LSN in `from..=upto`,
+    /// adjacent ones merged.
+    fn ranges(&self, from: Lsn, upto: Lsn) -> Vec<(u64, u64)> {
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for (i, c) in self.chunks.iter().enumerate() {
+            if c.max < from || c.min > upto {
+                continue;
+            }
+            let end = self.chunks.get(i + 1).map_or(self.end, |n| n.offset);
+            match ranges.last_mut() {
+                Some((o, len)) if *o + *len == c.offset => *len = end - *o,
+                _ => ranges.push((c.offset, end - c.offset)),
+            }
+        }
+        ranges
+    }
+}
+
+/// A node's segment file, with its sparse index.
 pub struct Segment {
     disk: Arc<dyn Disk>,
+    index: Mutex<Index>,
 }
 
 impl Segment {
@@ -151,17 +229,68 @@ impl Segment {
     pub fn open(disk: Arc<dyn Disk>) -> io::Result<(Segment, Recovered)> {
         let bytes = disk.read_all()?;
         let recovered = decode(&bytes);
-        match recovered.damage.as_slice() {
-            [] => {}
-            [Damage::TornTail { offset, .. }] => disk.truncate(*offset as u64)?,
-            _ => disk.replace(&encode(&recovered.records))?,
-        }
-        Ok((Segment { disk }, recovered))
+        let index = match recovered.damage.as_slice() {
+            [] => Index::of(&bytes),
+            [Damage::TornTail { offset, .. }] => {
+                disk.truncate(*offset as u64)?;
+                Index::of(&bytes[..*offset])
+            }
+            _ => {
+                let clean = encode(&recovered.records);
+                disk.replace(&clean)?;
+                Index::of(&clean)
+            }
+        };
+        let segment = Segment {
+            disk,
+            index: Mutex::new(index),
+        };
+        Ok((segment, recovered))
     }
 
     /// Appends records (not yet durable).
     pub fn append(&self, records: &[Record]) -> io::Result<()> {
-        self.disk.append(&encode(records))
+        let bytes = encode(records);
+        self.disk.append(&bytes)?;
+        // Indexed once the bytes are there: a read never looks past what was written.
+        let mut index = lock(&self.index);
+        let mut offset = 0;
+        while let Some((record, size)) = frame_at(&bytes, offset) {
+            index.push(&record, size);
+            offset += size;
+        }
+        Ok(())
+    }
+
+    /// Reads back the records with an LSN in `from..=upto`, in LSN order, without duplicates.
+    /// Reads only the index's chunks that may hold them.
+    pub fn read(&self, from: Lsn, upto: Lsn) -> io::Result<Vec<Record>> {
+        let ranges = lock(&self.index).ranges(from, upto);
+        let mut records = Vec::new();
+        for (offset, len) in ranges {
+            let bytes = self.disk.read_at(offset, len as usize)?;
+            let mut at = 0;
+            while at < bytes.len() {
+                let Some((record, size)) = frame_at(&bytes, at) else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("no valid frame at segment offset {}", offset + at as u64),
+                    ));
+                };
+                if (from..=upto).contains(&record.lsn) {
+                    records.push(record);
+                }
+                at += size;
+            }
+        }
+        records.sort();
+        records.dedup_by_key(|r| r.lsn);
+        Ok(records)
+    }
+
+    /// How many entries the sparse index holds (one per [`INDEX_EVERY`] frames).
+    pub fn index_len(&self) -> usize {
+        lock(&self.index).chunks.len()
     }
 
     /// Makes every appended record durable.
@@ -197,7 +326,7 @@ mod tests {
     #[test]
     fn a_torn_tail_is_reported_and_truncated_keeping_every_synced_record() {
         let disk = Arc::new(SimDisk::new());
-        let seg = Segment { disk: disk.clone() };
+        let (seg, _) = Segment::open(disk.clone()).unwrap();
         seg.append(&recs(10)).unwrap();
         seg.sync().unwrap();
         let synced = disk.synced_len() as usize;
@@ -242,6 +371,32 @@ mod tests {
             assert!(again.damage.is_empty(), "rewritten clean");
             assert_eq!(again.records, expect);
         }
+    }
+
+    #[test]
+    fn reads_back_ranges_through_the_sparse_index() {
+        let disk = Arc::new(SimDisk::new());
+        let (seg, _) = Segment::open(disk.clone()).unwrap();
+        let all = recs(3000);
+        for job in all.chunks(700) {
+            seg.append(job).unwrap();
+        }
+        seg.sync().unwrap();
+        assert_eq!(seg.index_len(), 3);
+        let lsns = |v: Vec<Record>| v.iter().map(|r| r.lsn.0).collect::<Vec<_>>();
+        assert_eq!(
+            lsns(seg.read(Lsn(1000), Lsn(1030)).unwrap()),
+            (1000..=1030).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            seg.read(Lsn(2990), Lsn(5000)).unwrap(),
+            all[2989..].to_vec()
+        );
+        assert!(seg.read(Lsn(3001), Lsn(4000)).unwrap().is_empty());
+        // Reopened, the index is rebuilt from the file.
+        let (again, _) = Segment::open(disk).unwrap();
+        assert_eq!(again.index_len(), 3);
+        assert_eq!(again.read(Lsn(1), Lsn(3000)).unwrap(), all);
     }
 
     #[test]

@@ -1,18 +1,28 @@
 //! A storage node's state machine: in-memory log, SCL, the flush handoff, acks and pulls.
 //! No I/O: disk writes leave as [`Output::Persist`] and come back as
-//! [`StorageInput::FlushDone`] once the flusher has synced them.
+//! [`StorageInput::FlushDone`] once the flusher has synced them; reads of flushed records leave
+//! as [`Output::ReadBack`] and come back as [`StorageInput::ReadDone`].
 //!
 //! **The flush handoff** ([`StorageNode::on_flush_done`]): a record stays in the memory log until
-//! the flusher reports it written *and synced*; only then does it move to the disk side and only
-//! then does the node announce `Flushed`. A record is never in neither place.
+//! the flusher reports it written *and synced*; only then is it freed (kept, at most, in a small
+//! cache of recently flushed records) and only then does the node announce `Flushed`. A record is
+//! never in neither place.
+//!
+//! **The memory lifecycle**: the node's memory holds what is not yet flushed, plus at most
+//! `cache_records` recently flushed records (and, after a recovery that found a hole, the records
+//! its segment holds above the hole). What is flushed is on disk: `1..=flushed` is the node's
+//! segment. A `Pull` for older records is answered from the segment: the node asks its driver to
+//! read them back ([`Output::ReadBack`], at most `max_batch` records) and answers once they are
+//! fed back ([`StorageInput::ReadDone`]).
 
 use std::collections::BTreeMap;
+use std::iter::Peekable;
 
 use aurora_redo_model::types::{Actor, Envelope, Lsn, Msg, NodeId, Record};
 
 use crate::config::{AckPolicy, EngineConfig, ImplBug};
 use crate::observer::Event;
-use crate::output::Output;
+use crate::output::{Output, ReadBack};
 
 /// What a storage node consumes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +32,12 @@ pub enum StorageInput {
     Deliver(Vec<Envelope>),
     /// The flusher wrote and synced every record up to `upto` (the last `Persist`).
     FlushDone { upto: Lsn },
+    /// The records a [`ReadBack`] for `to`'s pull from `from` read from the segment: answer it.
+    ReadDone {
+        to: Actor,
+        from: Lsn,
+        records: Vec<Record>,
+    },
 }
 
 /// A storage node `S0..S5`.
@@ -31,12 +47,16 @@ pub struct StorageNode {
     cfg: EngineConfig,
     /// Records received and not yet synced to disk.
     mem: BTreeMap<Lsn, Record>,
-    /// Records on disk: a read cache of the segment file, rebuilt from it on restart.
-    disk: BTreeMap<Lsn, Record>,
+    /// The most recently flushed records, at most `cfg.cache_records` of them.
+    cache: BTreeMap<Lsn, Record>,
+    /// Records recovery found on disk above the flushed prefix (after a hole): on disk, but not
+    /// covered by `flushed`, so kept until the prefix passes them.
+    beyond: BTreeMap<Lsn, Record>,
     /// Records handed to the flusher (only under the seeded `EvictBeforeFlush` bug are they
     /// missing from `mem` meanwhile).
     in_flight: BTreeMap<Lsn, Record>,
     scl: Lsn,
+    /// Every record `1..=flushed` is in the segment, synced.
     flushed: Lsn,
     /// The `upto` of the flush in progress.
     flushing: Option<Lsn>,
@@ -51,24 +71,35 @@ impl StorageNode {
     }
 
     /// A node restarting from the records its segment file holds: memory is empty, so its SCL is
-    /// its flushed LSN.
-    pub fn recover(id: NodeId, cfg: EngineConfig, on_disk: Vec<Record>) -> StorageNode {
-        let disk: BTreeMap<Lsn, Record> = on_disk.into_iter().map(|r| (r.lsn, r)).collect();
-        let mut node = StorageNode {
+    /// its flushed LSN. Only the records above the flushed prefix are kept in memory.
+    pub fn recover(id: NodeId, cfg: EngineConfig, mut on_disk: Vec<Record>) -> StorageNode {
+        on_disk.sort();
+        on_disk.dedup_by_key(|r| r.lsn);
+        let mut flushed = Lsn::ZERO;
+        for r in &on_disk {
+            if r.lsn == flushed.next() {
+                flushed = r.lsn;
+            } else if r.lsn > flushed.next() {
+                break;
+            }
+        }
+        let beyond = on_disk
+            .into_iter()
+            .filter(|r| r.lsn > flushed)
+            .map(|r| (r.lsn, r))
+            .collect();
+        StorageNode {
             id,
             cfg,
             mem: BTreeMap::new(),
-            disk,
+            cache: BTreeMap::new(),
+            beyond,
             in_flight: BTreeMap::new(),
-            scl: Lsn::ZERO,
-            flushed: Lsn::ZERO,
+            scl: flushed,
+            flushed,
             flushing: None,
-            announced: Lsn::ZERO,
-        };
-        node.flushed = extend_prefix(Lsn::ZERO, |l| node.disk.contains_key(&l));
-        node.scl = node.flushed;
-        node.announced = node.flushed;
-        node
+            announced: flushed,
+        }
     }
 
     pub fn id(&self) -> NodeId {
@@ -85,26 +116,35 @@ impl StorageNode {
         self.flushed
     }
 
-    /// Whether the node holds `lsn` in memory.
+    /// Whether the node holds `lsn` in its memory log (received, not yet flushed).
     pub fn in_memory(&self, lsn: Lsn) -> bool {
         self.mem.contains_key(&lsn)
     }
 
     /// Whether the node believes `lsn` is on its disk.
     pub fn on_disk(&self, lsn: Lsn) -> bool {
-        self.disk.contains_key(&lsn)
+        lsn <= self.flushed || self.beyond.contains_key(&lsn)
     }
 
     /// Whether the node holds `lsn` anywhere (memory, disk, or handed to the flusher).
     pub fn holds(&self, lsn: Lsn) -> bool {
-        self.mem.contains_key(&lsn)
-            || self.disk.contains_key(&lsn)
-            || self.in_flight.contains_key(&lsn)
+        self.on_disk(lsn) || self.mem.contains_key(&lsn) || self.in_flight.contains_key(&lsn)
     }
 
     /// The records held in memory (not yet synced), in LSN order.
     pub fn memory_records(&self) -> impl Iterator<Item = &Record> {
         self.mem.values()
+    }
+
+    /// How many records the node keeps in memory in all: not yet flushed, handed to the
+    /// flusher, cached after their flush, and recovered above a hole.
+    pub fn memory_len(&self) -> usize {
+        self.mem.len() + self.in_flight.len() + self.cache.len() + self.beyond.len()
+    }
+
+    /// How many flushed records the node keeps cached (at most `cache_records`).
+    pub fn cached_len(&self) -> usize {
+        self.cache.len()
     }
 
     /// Whether a flush is in progress.
@@ -117,6 +157,9 @@ impl StorageNode {
         match input {
             StorageInput::Deliver(batch) => self.on_batch(batch, &mut out),
             StorageInput::FlushDone { upto } => self.on_flush_done(upto, &mut out),
+            StorageInput::ReadDone { to, from, records } => {
+                self.on_read_done(to, from, records, &mut out)
+            }
         }
         self.maybe_flush(&mut out);
         out
@@ -143,8 +186,11 @@ impl StorageNode {
         if appended {
             let scl = match self.cfg.ack {
                 AckPolicy::Memory if self.cfg.has_bug(ImplBug::SclWithHoles) => {
-                    let held = self.mem.keys().chain(self.disk.keys()).max();
-                    held.copied().unwrap_or(Lsn::ZERO).max(self.scl)
+                    let held = self.mem.keys().chain(self.beyond.keys()).max();
+                    held.copied()
+                        .unwrap_or(Lsn::ZERO)
+                        .max(self.flushed)
+                        .max(self.scl)
                 }
                 AckPolicy::Memory => self.scl,
                 AckPolicy::Disk => self.flushed,
@@ -167,46 +213,74 @@ impl StorageNode {
         }
     }
 
-    /// Step 8, **Catch-up** (`docs/protocol.md`), the node's side: answer a `Pull` from memory and
-    /// disk, then repeat the latest `Available` and `Flushed` to the puller.
+    /// The records held in memory from `from` on, in LSN order, merged lazily from the memory
+    /// log, the flusher's hand, the cache and what recovery found above a hole.
+    fn held_from(&self, from: Lsn) -> impl Iterator<Item = Record> + '_ {
+        let sources = [&self.cache, &self.mem, &self.in_flight, &self.beyond];
+        Merged {
+            sources: sources.map(|m| m.range(from..).peekable()),
+            last: None,
+        }
+    }
+
+    /// Step 8, **Catch-up** (`docs/protocol.md`), the node's side: answer a `Pull` with at most
+    /// `max_batch` records from `from` on, in LSN order, then repeat the latest `Available` and
+    /// `Flushed` to the puller. When `from` is flushed and no longer in memory, the records are
+    /// read back from the segment first ([`Output::ReadBack`]), and answered on
+    /// [`StorageInput::ReadDone`].
     fn on_pull(&mut self, to: Actor, from: Lsn, out: &mut Vec<Output>) {
-        let mut records: Vec<Record> = self
-            .disk
-            .range(from..)
-            .chain(self.mem.range(from..))
-            .chain(self.in_flight.range(from..))
-            .map(|(_, r)| *r)
-            .collect();
-        records.sort();
-        records.dedup();
-        records.truncate(self.cfg.max_batch);
-        out.push(Output::Send(Envelope::records(self.id, to, records)));
+        let max = self.cfg.max_batch.max(1);
+        let first_held = self.held_from(from).next().map(|r| r.lsn);
+        if from <= self.flushed && first_held != Some(from) {
+            let mut upto = self.flushed.min(Lsn(from.0.saturating_add(max as u64 - 1)));
+            if let Some(held) = first_held {
+                upto = upto.min(Lsn(held.0 - 1));
+            }
+            out.push(Output::ReadBack(ReadBack { to, from, upto }));
+        } else {
+            let records = self.held_from(from).take(max).collect();
+            out.push(Output::Send(Envelope::records(self.id, to, records)));
+        }
         // Re-announce, so a restarted replica re-learns the commit and durable points.
         let (scl, lsn) = (self.announced, self.flushed);
         out.push(Output::Send(Envelope::available(self.id, to, scl)));
         out.push(Output::Send(Envelope::flushed(self.id, to, lsn)));
     }
 
+    /// The rest of Step 8 for a pull whose records were read back: those records, then what
+    /// memory holds after them, at most `max_batch` in all.
+    fn on_read_done(&mut self, to: Actor, from: Lsn, mut read: Vec<Record>, out: &mut Vec<Output>) {
+        let max = self.cfg.max_batch.max(1);
+        read.sort();
+        read.dedup_by_key(|r| r.lsn);
+        read.retain(|r| r.lsn >= from);
+        read.truncate(max);
+        let next = read.last().map_or(from, |r| r.lsn.next());
+        let room = max - read.len();
+        read.extend(self.held_from(next).take(room));
+        out.push(Output::Send(Envelope::records(self.id, to, read)));
+    }
+
     /// Step 6, **Flush** (`docs/protocol.md`), the flush handoff: the records `..=upto` are synced;
-    /// move them to the disk side, then announce it.
+    /// free them (into the cache of recently flushed records), then announce it.
     fn on_flush_done(&mut self, upto: Lsn, out: &mut Vec<Output>) {
         if self.flushing != Some(upto) {
             return; // not ours (stale): ignore
         }
         self.flushing = None;
-        let done: Vec<Lsn> = self.mem.range(..=upto).map(|(l, _)| *l).collect();
-        for lsn in done {
-            if let Some(r) = self.mem.remove(&lsn) {
-                self.disk.insert(lsn, r);
-            }
-        }
-        let moved: Vec<Lsn> = self.in_flight.range(..=upto).map(|(l, _)| *l).collect();
-        for lsn in moved {
-            if let Some(r) = self.in_flight.remove(&lsn) {
-                self.disk.insert(lsn, r);
+        let rest = self.mem.split_off(&upto.next());
+        let done = std::mem::replace(&mut self.mem, rest);
+        let rest = self.in_flight.split_off(&upto.next());
+        let moved = std::mem::replace(&mut self.in_flight, rest);
+        if self.cfg.cache_records > 0 {
+            self.cache.extend(done);
+            self.cache.extend(moved);
+            while self.cache.len() > self.cfg.cache_records {
+                self.cache.pop_first();
             }
         }
         self.flushed = self.flushed.max(upto);
+        self.beyond = self.beyond.split_off(&self.flushed.next());
         let lsn = self.flushed;
         out.push(Output::Send(Envelope::flushed(self.id, Actor::Writer, lsn)));
         for r in self.cfg.replicas.clone() {
@@ -234,8 +308,42 @@ impl StorageNode {
                 self.in_flight.insert(r.lsn, *r);
             }
         }
+        if self.cfg.has_bug(ImplBug::FreeBeforeFlush) {
+            for r in &records {
+                self.mem.remove(&r.lsn);
+            }
+        }
         self.flushing = Some(upto);
         out.push(Output::Persist(records));
+    }
+}
+
+/// A lazy merge of sorted record maps' ranges, in LSN order, each LSN once.
+struct Merged<'a, const N: usize> {
+    sources: [Peekable<std::collections::btree_map::Range<'a, Lsn, Record>>; N],
+    last: Option<Lsn>,
+}
+
+impl<const N: usize> Iterator for Merged<'_, N> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        loop {
+            let mut lowest: Option<(usize, Lsn)> = None;
+            for (i, s) in self.sources.iter_mut().enumerate() {
+                match (s.peek(), lowest) {
+                    (Some(&(&lsn, _)), Some((_, l))) if lsn < l => lowest = Some((i, lsn)),
+                    (Some(&(&lsn, _)), None) => lowest = Some((i, lsn)),
+                    _ => {}
+                }
+            }
+            let (i, lsn) = lowest?;
+            let (_, record) = self.sources[i].next()?;
+            if self.last != Some(lsn) {
+                self.last = Some(lsn);
+                return Some(*record);
+            }
+        }
     }
 }
 
@@ -317,25 +425,114 @@ mod tests {
     }
 
     #[test]
-    fn pull_answers_from_memory_and_disk_then_reannounces() {
+    fn pull_reads_flushed_records_back_then_answers_with_memory_and_reannounces() {
         let mut n = StorageNode::recover(
             NodeId(2),
             EngineConfig::new(AckPolicy::Memory, 1),
             vec![rec(1), rec(2)],
         );
         assert_eq!((n.scl(), n.flushed()), (Lsn(2), Lsn(2)));
+        assert_eq!(n.memory_len(), 0, "recovered records stay on disk");
         n.handle(StorageInput::Deliver(vec![append(3)]));
         let pull = Envelope::pull(ReplicaId(0), NodeId(2), Lsn(2));
         let out = n.handle(StorageInput::Deliver(vec![pull]));
         let (r0, s2) = (ReplicaId(0), NodeId(2));
+        let read = ReadBack {
+            to: Actor::Replica(r0),
+            from: Lsn(2),
+            upto: Lsn(2),
+        };
         assert_eq!(
-            sends(&out),
+            out,
             vec![
-                Envelope::records(s2, r0, vec![rec(2), rec(3)]),
-                Envelope::available(s2, r0, Lsn(3)),
-                Envelope::flushed(s2, r0, Lsn(2)),
+                Output::ReadBack(read),
+                Output::Send(Envelope::available(s2, r0, Lsn(3))),
+                Output::Send(Envelope::flushed(s2, r0, Lsn(2))),
             ]
         );
+        let out = n.handle(StorageInput::ReadDone {
+            to: read.to,
+            from: read.from,
+            records: vec![rec(2)],
+        });
+        assert_eq!(
+            sends(&out),
+            vec![Envelope::records(s2, r0, vec![rec(2), rec(3)])]
+        );
+        // What memory holds is answered at once.
+        let pull = Envelope::pull(ReplicaId(0), NodeId(2), Lsn(3));
+        let out = n.handle(StorageInput::Deliver(vec![pull]));
+        assert_eq!(sends(&out)[0], Envelope::records(s2, r0, vec![rec(3)]));
+    }
+
+    /// Flushes everything the node holds, as its flusher would.
+    fn flush_all(n: &mut StorageNode, out: Vec<Output>) {
+        let mut job = persist(&out);
+        while let Some(records) = job {
+            let upto = records.last().unwrap().lsn;
+            job = persist(&n.handle(StorageInput::FlushDone { upto }));
+        }
+    }
+
+    #[test]
+    fn flushed_records_are_freed_but_for_a_bounded_cache_and_answers_are_bounded() {
+        let mut cfg = EngineConfig::new(AckPolicy::Memory, 1);
+        cfg.max_batch = 100;
+        cfg.cache_records = 50;
+        let mut n = StorageNode::new(NodeId(0), cfg);
+        for chunk in (1..=1000).collect::<Vec<u64>>().chunks(64) {
+            let out = n.handle(StorageInput::Deliver(
+                chunk.iter().map(|l| append(*l)).collect(),
+            ));
+            flush_all(&mut n, out);
+        }
+        assert_eq!((n.scl(), n.flushed()), (Lsn(1000), Lsn(1000)));
+        assert_eq!(n.memory_len(), 50);
+        assert_eq!(n.cached_len(), 50);
+        assert!((1..=1000).all(|l| n.holds(Lsn(l))));
+        // A pull from the cache: at most max_batch records, in order.
+        let out = n.handle(StorageInput::Deliver(vec![Envelope::pull(
+            ReplicaId(0),
+            NodeId(0),
+            Lsn(960),
+        )]));
+        let answer = &sends(&out)[0];
+        let Msg::Records { records, .. } = &answer.msg else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(records.first().map(|r| r.lsn), Some(Lsn(960)));
+        assert_eq!(records.len(), 41);
+        // A pull from far back: a bounded read-back, up to where the cache begins at most.
+        let out = n.handle(StorageInput::Deliver(vec![Envelope::pull(
+            ReplicaId(0),
+            NodeId(0),
+            Lsn(10),
+        )]));
+        assert!(out.contains(&Output::ReadBack(ReadBack {
+            to: Actor::Replica(ReplicaId(0)),
+            from: Lsn(10),
+            upto: Lsn(109),
+        })));
+        let out = n.handle(StorageInput::Deliver(vec![Envelope::pull(
+            ReplicaId(0),
+            NodeId(0),
+            Lsn(920),
+        )]));
+        assert!(out.contains(&Output::ReadBack(ReadBack {
+            to: Actor::Replica(ReplicaId(0)),
+            from: Lsn(920),
+            upto: Lsn(950),
+        })));
+        // The answer: what was read, then the cache, max_batch in all.
+        let out = n.handle(StorageInput::ReadDone {
+            to: Actor::Replica(ReplicaId(0)),
+            from: Lsn(920),
+            records: (920..=950).map(rec).collect(),
+        });
+        let Msg::Records { records, .. } = &sends(&out)[0].msg else {
+            panic!("{out:?}")
+        };
+        assert_eq!(records, &(920..=1000).map(rec).collect::<Vec<_>>());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use aurora_redo_model::types::{Actor, Envelope, Lsn, NodeId};
+use aurora_redo_model::types::{Actor, Envelope, Lsn, NodeId, Record};
 
 use crate::faults::{Fate, Faults};
 use crate::sync::{lock, wait, Condvar, Mutex};
@@ -114,13 +114,22 @@ impl<T> Mailbox<T> {
     }
 }
 
-/// What a storage node's driver receives: network messages and its flusher's completions.
+/// What a storage node's driver receives: network messages and its flusher's completions (flushes
+/// and read-backs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeEvent {
     Net(Envelope),
     /// The flusher of node incarnation `incarnation` synced everything up to `upto`.
     FlushDone {
         upto: Lsn,
+        incarnation: u64,
+    },
+    /// The flusher of node incarnation `incarnation` read back `records` for `to`'s pull from
+    /// `from`.
+    ReadDone {
+        to: Actor,
+        from: Lsn,
+        records: Vec<Record>,
         incarnation: u64,
     },
 }

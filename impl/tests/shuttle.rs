@@ -73,6 +73,9 @@ fn scenario(
         });
         let mut cfg = EngineConfig::new(ack, 2).with_bug(bug);
         cfg.max_batch = 8;
+        // No cache of flushed records: every pull of a flushed record is read back from the
+        // segment through the node's flusher.
+        cfg.cache_records = 0;
         let net = if faults.network {
             FaultConfig {
                 drop: 0.1,

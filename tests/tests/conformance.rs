@@ -117,3 +117,45 @@ fn a_seeded_engine_bug_is_caught_and_shrunk() {
         other => panic!("conformance did not catch the seeded bug: {other:?}"),
     }
 }
+
+/// The harness's nodes cache no flushed record: a pull of a flushed record is answered from the
+/// node's segment file (read back and fed to the node), and model and engine still agree.
+#[test]
+fn a_pull_of_a_flushed_record_is_read_back_from_the_segment() {
+    use aurora_redo::abstraction::{conforms, Abstraction};
+    use aurora_redo::harness::{DiskKind, Harness};
+    use aurora_redo_model::state::record_for;
+    use aurora_redo_model::{Action, Envelope, Lsn, NodeId, RedoModel, ReplicaId};
+    use stateright::Model;
+
+    let config = Config {
+        replicas: 1,
+        replica_crashes: 0,
+        storage_crashes: 0,
+        az_outages: 0,
+        ..Seed::config()
+    };
+    let model: RedoModel = config.clone().into_model();
+    let mut state = model.init_states().remove(0);
+    let mut h = Harness::new(&config, None, DiskKind::Simulated).expect("simulated disks");
+    let (r0, s0) = (ReplicaId(0), NodeId(0));
+    let mut steps = vec![Action::Write];
+    steps.extend((0..4).map(|n| Action::Deliver(Envelope::append(NodeId(n), record_for(Lsn(1))))));
+    steps.extend([
+        Action::Flush(s0, Lsn(1)),
+        Action::Commit(Lsn(1)),
+        Action::LearnCommit(r0, Lsn(1)),
+        Action::Pull(r0, s0),
+    ]);
+    for a in &steps {
+        h.step(a).unwrap_or_else(|e| panic!("{a:?}: {e}"));
+        state = model
+            .next_state(&state, a.clone())
+            .expect("enabled in the model");
+        assert!(conforms(&Abstraction::of_model(&state), &h.abstraction()));
+    }
+    let node = h.cluster().node(s0).expect("S0 is up");
+    assert_eq!((node.flushed(), node.memory_len()), (Lsn(1), 0));
+    assert!(h.cluster().pending_reads(s0).is_empty());
+    assert_eq!(h.cluster().replica(r0).map(|r| r.applied()), Some(Lsn(1)));
+}

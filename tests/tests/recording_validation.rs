@@ -15,7 +15,8 @@ use aurora_redo_impl::engine::Engine;
 use aurora_redo_impl::faults::FaultConfig;
 use aurora_redo_impl::monitor::Monitor;
 use aurora_redo_impl::observer::{NoObserver, Observer};
-use aurora_redo_impl::recorder::{Recorder, StepSink};
+use aurora_redo_impl::recorder::{Recorder, Step, StepSink};
+use aurora_redo_impl::storage::StorageInput;
 use aurora_redo_impl::sync::{thread, Arc, AtomicBool, Ordering};
 use aurora_redo_impl::{EngineConfig, ImplBug};
 use aurora_redo_model::state::record_for;
@@ -23,6 +24,17 @@ use aurora_redo_model::{AckPolicy, Az, Config, Lsn, NodeId, Preset, ReplicaId};
 
 /// Records the client writes.
 const LSNS: u8 = 4;
+
+/// Per ack policy (memory, disk), how many checked recordings include a read-back: a node
+/// answering a pull with records read from its segment (the nodes cache no flushed records).
+static READ_BACKS: [std::sync::atomic::AtomicUsize; 2] = [
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+];
+
+fn read_backs(ack: AckPolicy) -> &'static std::sync::atomic::AtomicUsize {
+    &READ_BACKS[usize::from(ack == AckPolicy::Disk)]
+}
 
 /// Most ticks a run may take to quiesce before it counts as stuck.
 const MAX_TICKS: usize = 3000;
@@ -53,6 +65,9 @@ fn scenario(ack: AckPolicy, bug: Option<ImplBug>) -> impl Fn() + Send + Sync + '
             .collect();
         let mut cfg = EngineConfig::new(ack, 2).with_bug(bug);
         cfg.max_batch = 8;
+        // No cache of flushed records: every pull of a flushed record is read back from the
+        // segment through the node's flusher.
+        cfg.cache_records = 0;
         let observer: Arc<dyn Observer> = match bug {
             // The memory-ack finding (a crash can leave a commit unrecoverable) is not what this
             // test is about.
@@ -119,6 +134,18 @@ fn scenario(ack: AckPolicy, bug: Option<ImplBug>) -> impl Fn() + Send + Sync + '
         if let Err(failure) = check_recording(&model_config(ack), &cfg, &events) {
             panic!("{failure}");
         }
+        let read_back = |s: &Step| {
+            matches!(
+                s,
+                Step::Node {
+                    input: StorageInput::ReadDone { .. },
+                    ..
+                }
+            )
+        };
+        if events.iter().any(read_back) {
+            read_backs(ack).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -143,6 +170,8 @@ fn expect_rejected(check: impl FnOnce()) -> String {
 #[test]
 fn memory_ack_traces_follow_the_model_random() {
     shuttle::check_random(scenario(AckPolicy::Memory, None), 1_500);
+    let with = read_backs(AckPolicy::Memory).load(std::sync::atomic::Ordering::Relaxed);
+    assert!(with > 0, "no checked recording read records back");
 }
 
 #[test]
@@ -153,6 +182,8 @@ fn memory_ack_traces_follow_the_model_pct() {
 #[test]
 fn disk_ack_traces_follow_the_model_random() {
     shuttle::check_random(scenario(AckPolicy::Disk, None), 1_500);
+    let with = read_backs(AckPolicy::Disk).load(std::sync::atomic::Ordering::Relaxed);
+    assert!(with > 0, "no checked recording read records back");
 }
 
 #[test]

@@ -18,7 +18,10 @@
 //!   on a copy of the cluster first). Watermark messages stay in the pool once delivered, as the
 //!   model's announcements stay receivable: a restarted replica may hear them again.
 //! - `Pull(r, n)`: `Pull { from: applied + 1 }` from `r` is delivered to `n`; `n`'s `Records` answer
-//!   is delivered to `r` at once. The `Available` and `Flushed` that `n` re-sends with it go into
+//!   is delivered to `r` at once. When the records are flushed and no longer in `n`'s memory, `n`
+//!   asks for them to be read back (`ReadBack`): they are read from its segment file and fed back
+//!   (`ReadDone`), and `n` answers then. The harness's nodes cache no flushed records, so every
+//!   pull of a flushed record goes through that path. The `Available` and `Flushed` that `n` re-sends with it go into
 //!   the pool, for a later `LearnCommit`/`LearnDurable` step: delivering them inside the pull
 //!   would make one engine step two model steps. The replica's own pulls (its timer's choice of
 //!   node) stay undelivered: the model's `Pull` is that choice.
@@ -135,7 +138,8 @@ pub struct Harness {
 impl Harness {
     /// A fresh system for the model configuration `config`, with `bug` seeded in the engine.
     pub fn new(config: &Config, bug: Option<ImplBug>, disks: DiskKind) -> std::io::Result<Self> {
-        let cfg = EngineConfig::new(config.ack, config.replicas as usize).with_bug(bug);
+        let mut cfg = EngineConfig::new(config.ack, config.replicas as usize).with_bug(bug);
+        cfg.cache_records = 0;
         let mut node_disks = Vec::new();
         let mut recovered = Vec::new();
         for n in NodeId::all() {
@@ -364,16 +368,40 @@ impl Harness {
             .cluster
             .step(&delivery(pull.dst, pull))
             .map_err(Infeasible)?;
-        let answer = fx
-            .sent
-            .iter()
-            .position(|e| e.dst == Actor::Replica(r) && matches!(e.msg, Msg::Records { .. }))
-            .map(|i| fx.sent.remove(i));
+        let mut answer = Harness::answer_to(r, &mut fx);
+        let read = fx.read_back.pop();
         self.route(fx);
+        // Flushed records no longer in the node's memory: read back from its segment, as its
+        // flusher would, and fed back; the node answers then.
+        if let (None, Some(read)) = (&answer, read) {
+            let records = self.disks[n.index()]
+                .segment
+                .read(read.from, read.upto)
+                .map_err(|e| Infeasible(format!("{n:?}: segment read-back failed: {e}")))?;
+            let step = Step::Node {
+                node: n,
+                input: StorageInput::ReadDone {
+                    to: read.to,
+                    from: read.from,
+                    records,
+                },
+            };
+            let mut fx = self.cluster.step(&step).map_err(Infeasible)?;
+            answer = Harness::answer_to(r, &mut fx);
+            self.route(fx);
+        }
         let Some(answer) = answer else {
             return infeasible(format!("{n:?} did not answer {r:?}'s pull"));
         };
         self.take(delivery(answer.dst, answer))
+    }
+
+    /// Takes the `Records` answer to `r` out of `fx`, if there is one.
+    fn answer_to(r: ReplicaId, fx: &mut Effects) -> Option<Envelope> {
+        fx.sent
+            .iter()
+            .position(|e| e.dst == Actor::Replica(r) && matches!(e.msg, Msg::Records { .. }))
+            .map(|i| fx.sent.remove(i))
     }
 
     /// The receiver's watermark of this kind in `cluster`.

@@ -19,6 +19,10 @@
 //!   changes nothing is a stutter; `Pull` requests change no model state: the answer is the
 //!   model's step);
 //! - a flush completion: `Flush(node, upto)` for any `upto`, or a stutter (a stale completion);
+//! - a read-back completion (a node's records for a pull, read from its segment): a stutter, like
+//!   the `Pull` request; the answer it sends is the model's `Pull` when the replica consumes it.
+//!   The replay checks that the records were created by the writer (and the cluster, that they
+//!   are what the node asked for and on its synced disk);
 //! - `Ack` to the writer: `Commit(L)` or a stutter; `Flushed` to the writer, ticks: stutters;
 //! - `Available` to a replica: `LearnCommit(r, L)`, optionally followed by `Pull(r, n)` (the
 //!   engine's replica applies records it buffered earlier as soon as its known commit point
@@ -147,6 +151,14 @@ impl Replayed {
                     self.delivered(e, Actor::Storage(*node))?;
                 }
             }
+            Step::Node {
+                input: StorageInput::ReadDone { records, .. },
+                ..
+            } => {
+                if let Some(r) = records.iter().find(|r| self.written.get(&r.lsn) != Some(r)) {
+                    return Err(format!("read back {r:?}, which the writer did not create"));
+                }
+            }
             Step::Replica {
                 replica,
                 input: ReplicaInput::Deliver(e),
@@ -273,6 +285,7 @@ impl Checker {
                     );
                     out
                 }
+                StorageInput::ReadDone { .. } => stutter(),
             },
             Step::Replica { replica, input } => {
                 let r = *replica;
