@@ -206,7 +206,7 @@ fn discard_on_available_is_caught() {
                 ALL,
                 Finding::Tolerated,
             ),
-            500,
+            3_000,
         )
     });
     assert!(
