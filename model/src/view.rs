@@ -166,7 +166,7 @@ fn actors_section(out: &mut String, model: Option<&RedoModel>, s: &State) {
 
     let _ = writeln!(out, "MESSAGES IN FLIGHT ({} Append)", s.network.len());
     for e in s.network.iter() {
-        let _ = writeln!(out, "  {e:?}");
+        let _ = writeln!(out, "  {e}");
     }
     let _ = writeln!(
         out,
