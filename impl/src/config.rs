@@ -36,9 +36,11 @@ pub enum ImplBug {
 impl ImplBug {
     /// The engine's counterpart of a model mutant (`aurora_redo_model::Bug`): the same change,
     /// made in the engine's rule, so a mutant's counterexample can be replayed on the engine.
-    /// Every safety mutant has one; the liveness mutant `ignore-flushed` has none (its
-    /// counterexample is a run that goes quiet unfinished, which a replay cannot tell from one
-    /// that would finish later). `FlushNotifyBeforeFsync` and `EvictBeforeFlush` have no model
+    /// Most safety mutants have one. None have: the liveness mutants `ignore-flushed` and
+    /// `writer-stalls` (their counterexample is a run that goes quiet unfinished, which a replay
+    /// cannot tell from one that would finish later); `evict-retained` (not seeded in the
+    /// engine); and `shrink-quorum-on-loss` (permanent
+    /// node loss is not in the engine). `FlushNotifyBeforeFsync` and `EvictBeforeFlush` have no model
     /// mutant: they break the flusher's handoff, which the model's atomic flush does not split.
     pub fn counterpart_of(bug: Bug) -> Option<ImplBug> {
         match bug {
@@ -48,7 +50,10 @@ impl ImplBug {
             Bug::DurableLastMessage => Some(ImplBug::DurableLastMessage),
             Bug::ApplyUncommitted => Some(ImplBug::ApplyUncommitted),
             Bug::SclWithHoles => Some(ImplBug::SclWithHoles),
-            Bug::IgnoreFlushed | Bug::EvictRetained => None,
+            Bug::IgnoreFlushed
+            | Bug::EvictRetained
+            | Bug::ShrinkQuorumOnLoss
+            | Bug::WriterStalls => None,
         }
     }
 }
