@@ -39,10 +39,12 @@ pub enum ImplBug {
 impl ImplBug {
     /// The engine's counterpart of a model mutant (`aurora_redo_model::Bug`): the same change,
     /// made in the engine's rule, so a mutant's counterexample can be replayed on the engine.
-    /// Every safety mutant has one; the liveness mutant `ignore-flushed` has none (its
-    /// counterexample is a run that goes quiet unfinished, which a replay cannot tell from one
-    /// that would finish later). `FlushNotifyBeforeFsync`, `EvictBeforeFlush` and `FreeBeforeFlush`
-    /// have no model mutant: they break the flusher's handoff, which the model's atomic flush does not split.
+    /// Most safety mutants have one. None have: the liveness mutants `ignore-flushed` and
+    /// `writer-stalls` (their counterexample is a run that goes quiet unfinished, which a replay
+    /// cannot tell from one that would finish later); `evict-retained` (not seeded in the
+    /// engine); and `shrink-quorum-on-loss` (permanent node loss is not in the engine).
+    /// `FlushNotifyBeforeFsync`, `EvictBeforeFlush` and `FreeBeforeFlush` have no model mutant:
+    /// they break the flusher's handoff, which the model's atomic flush does not split.
     pub fn counterpart_of(bug: Bug) -> Option<ImplBug> {
         match bug {
             Bug::DiscardOnAvailable => Some(ImplBug::DiscardOnAvailable),
@@ -51,7 +53,10 @@ impl ImplBug {
             Bug::DurableLastMessage => Some(ImplBug::DurableLastMessage),
             Bug::ApplyUncommitted => Some(ImplBug::ApplyUncommitted),
             Bug::SclWithHoles => Some(ImplBug::SclWithHoles),
-            Bug::IgnoreFlushed | Bug::EvictRetained => None,
+            Bug::IgnoreFlushed
+            | Bug::EvictRetained
+            | Bug::ShrinkQuorumOnLoss
+            | Bug::WriterStalls => None,
         }
     }
 }

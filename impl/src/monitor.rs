@@ -7,20 +7,22 @@
 //! every invariant is judged event by event. CommittedRecoverable (6) is judged whenever the commit
 //! point moves and whenever a node crashes (the only events that can break it), from what each
 //! node truly holds; [`Monitor::check_quiescent`] judges it, and the final shape of ReplicaPrefix,
-//! once more on the system at rest.
+//! once more on the system at rest, and RetainUntilDurable there: each replica's retain buffer
+//! holds exactly the records it applied and did not discard through the discard rule (a record
+//! that left the buffer without a `Discarded` event left it some other way).
 //!
 //! Under ack `memory` a storage crash can break CommittedRecoverable by design (README, "The
 //! finding"). A run that injects crashes under ack `memory` may therefore *tolerate* it
 //! ([`Monitor::tolerating`]): the violations are still recorded, apart, but do not fail the run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use aurora_redo_model::invariants::{
-    commit_backed_by_quorum, discard_is_safe, first_unreadable, must_retain, never_decreases,
-    readable_by_every_read_quorum, replica_prefix, truthful_ack, COMMITTED_RECOVERABLE,
-    COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC, NO_DISCARD_BEFORE_FLUSH, REPLICA_PREFIX,
-    RETAIN_UNTIL_DURABLE,
+    commit_backed_by_quorum, discard_is_safe, first_unreadable, never_decreases,
+    readable_by_every_read_quorum, replica_prefix, retained_unless_discarded, truthful_ack,
+    COMMITTED_RECOVERABLE, COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC,
+    NO_DISCARD_BEFORE_FLUSH, REPLICA_PREFIX, RETAIN_UNTIL_DURABLE,
 };
 use aurora_redo_model::quorum::quorum_watermark;
 use aurora_redo_model::types::{Lsn, NodeId, PageId, Record, ReplicaId, STORAGE_NODES};
@@ -47,6 +49,9 @@ struct ReplicaSeen {
     incarnation: u32,
     applied: Lsn,
     durable: Lsn,
+    /// The records this incarnation applied and has not discarded (a `Discarded` event is the
+    /// discard rule acting): what its retain buffer must hold (RetainUntilDurable).
+    owed: BTreeSet<Lsn>,
 }
 
 #[derive(Default)]
@@ -183,10 +188,12 @@ impl Monitor {
             );
         }
         for r in engine.config().replicas.clone() {
-            let (applied, pages) =
-                engine.with_replica(r, |rep| (rep.applied(), rep.pages().clone()));
+            let (applied, pages, retained) = engine.with_replica(r, |rep| {
+                (rep.applied(), rep.pages().clone(), rep.retained())
+            });
             let matches = pages == self.expected_pages(applied);
             let mut s = lock(&self.state);
+            self.judge_retained(&mut s, r, &retained);
             if !replica_prefix(applied, matches, s.sent) {
                 self.violate(
                     &mut s,
@@ -194,6 +201,34 @@ impl Monitor {
                     format!("{r} at rest: applied {applied}, pages match the writer's: {matches}"),
                 );
             }
+        }
+    }
+}
+
+impl Monitor {
+    /// **RetainUntilDurable** for replica `r`, whose retain buffer holds `retained`: per LSN,
+    /// retained exactly when applied and not discarded through the discard rule.
+    fn judge_retained(&self, s: &mut Seen, r: ReplicaId, retained: &[Lsn]) {
+        let owed = s
+            .replicas
+            .get(&r)
+            .map(|view| view.owed.clone())
+            .unwrap_or_default();
+        let retained: BTreeSet<Lsn> = retained.iter().copied().collect();
+        let wrong: Vec<Lsn> = owed
+            .symmetric_difference(&retained)
+            .copied()
+            .filter(|lsn| {
+                let owed = owed.contains(lsn);
+                // An owed record was applied and not discarded; one only retained was neither.
+                !retained_unless_discarded(owed, false, retained.contains(lsn))
+            })
+            .collect();
+        if !wrong.is_empty() {
+            let d = format!(
+                "{r} at rest retains {retained:?}, but applied and did not discard {owed:?}"
+            );
+            self.violate(s, RETAIN_UNTIL_DURABLE, d);
         }
     }
 }
@@ -263,6 +298,7 @@ impl Observer for Monitor {
                 let expected = s.log.get(record.lsn.0 as usize - 1).copied();
                 let in_order = record.lsn == view.applied.next();
                 view.applied = record.lsn;
+                view.owed.insert(record.lsn);
                 let matches = in_order && expected == Some(record);
                 let sent = s.sent;
                 if !replica_prefix(record.lsn, matches, sent) {
@@ -275,6 +311,9 @@ impl Observer for Monitor {
             }
             Event::Discarded { replica, lsn } => {
                 s.discards += 1;
+                if let Some(view) = s.replicas.get_mut(&replica) {
+                    view.owed.remove(&lsn);
+                }
                 let disks = s.synced.iter().filter(|l| **l >= lsn).count();
                 if !discard_is_safe(lsn, quorum_watermark(s.synced)) {
                     let d = format!(
@@ -282,13 +321,6 @@ impl Observer for Monitor {
                         s.synced
                     );
                     self.violate(s, NO_DISCARD_BEFORE_FLUSH, d);
-                }
-                if must_retain(lsn, s.max_volume_durable) {
-                    let d = format!(
-                        "{replica} dropped {lsn} above the volume durable LSN {}",
-                        s.max_volume_durable
-                    );
-                    self.violate(s, RETAIN_UNTIL_DURABLE, d);
                 }
             }
             Event::ReplicaDurable {

@@ -50,10 +50,20 @@ pub enum Bug {
     /// A replica that retains more than one record evicts the oldest to bound its memory, outside
     /// the discard rule: RetainUntilDurable, and only it, must see it.
     EvictRetained,
+    /// Once a node is lost for good (a membership change every actor learns), the writer lowers
+    /// its write quorum to 3 of the surviving nodes' acks. Three holders among five survivors
+    /// still meet every read quorum of 3, so CommittedRecoverable holds; CommitOnlyAfterQuorum
+    /// (4 truthful acks), and only it, must see it.
+    ShrinkQuorumOnLoss,
+    /// The writer's flow control waits for a `Flushed` of its last record before writing the
+    /// next, but storage sends `Flushed` only to replicas: after its first record the writer never
+    /// writes again. A liveness bug that leaves the workload unfinished, which
+    /// EventuallyConverged, and only it, must see.
+    WriterStalls,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 10] = [
         Bug::DiscardOnAvailable,
         Bug::CommitAtThree,
         Bug::DurableFromOneNode,
@@ -62,6 +72,8 @@ impl Bug {
         Bug::SclWithHoles,
         Bug::IgnoreFlushed,
         Bug::EvictRetained,
+        Bug::ShrinkQuorumOnLoss,
+        Bug::WriterStalls,
     ];
 
     /// The name used on the command line and in reports.
@@ -75,6 +87,8 @@ impl Bug {
             Bug::SclWithHoles => "scl-with-holes",
             Bug::IgnoreFlushed => "ignore-flushed",
             Bug::EvictRetained => "evict-retained",
+            Bug::ShrinkQuorumOnLoss => "shrink-quorum-on-loss",
+            Bug::WriterStalls => "writer-stalls",
         }
     }
 
@@ -84,13 +98,17 @@ impl Bug {
             COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC, NO_DISCARD_BEFORE_FLUSH,
             QUIESCENCE_CONVERGES, REPLICA_PREFIX, RETAIN_UNTIL_DURABLE,
         };
+        use crate::properties::EVENTUALLY_CONVERGED;
         match self {
             Bug::DiscardOnAvailable | Bug::DurableFromOneNode => NO_DISCARD_BEFORE_FLUSH,
-            Bug::CommitAtThree | Bug::SclWithHoles => COMMIT_ONLY_AFTER_QUORUM,
+            Bug::CommitAtThree | Bug::SclWithHoles | Bug::ShrinkQuorumOnLoss => {
+                COMMIT_ONLY_AFTER_QUORUM
+            }
             Bug::DurableLastMessage => DURABLE_LSN_MONOTONIC,
             Bug::ApplyUncommitted => REPLICA_PREFIX,
             Bug::IgnoreFlushed => QUIESCENCE_CONVERGES,
             Bug::EvictRetained => RETAIN_UNTIL_DURABLE,
+            Bug::WriterStalls => EVENTUALLY_CONVERGED,
         }
     }
 }

@@ -70,14 +70,18 @@ pub fn replica_prefix(
     image_matches && applied <= quorum_watermark(sent_acks)
 }
 
-/// The name of invariant 5, judged by [`must_retain`].
+/// The name of invariant 5, judged by [`retained_unless_discarded`].
 pub const RETAIN_UNTIL_DURABLE: &str = "RetainUntilDurable";
 
-/// **RetainUntilDurable**: a record a replica applied must still be retained when its LSN is above
-/// `durable_so_far` (as for [`discard_is_safe`]). Protects catch-up and recovery: until a disk
-/// quorum holds a record, the replica's copy may be needed.
-pub fn must_retain(lsn: Lsn, durable_so_far: Lsn) -> bool {
-    lsn > durable_so_far
+/// **RetainUntilDurable**, for one LSN of one replica (within one incarnation): the record is
+/// retained exactly when the replica has applied it and the discard rule has not freed it. Nothing
+/// leaves the retain buffer by any other way (an eviction, a lost update), and nothing is in it
+/// that was not applied. This is the *mechanism*; whether the discard rule frees only durable
+/// records is the *policy*, judged by [`discard_is_safe`]. Together they say that an applied
+/// record is retained until it is durable. Protects catch-up and recovery: until a disk quorum
+/// holds a record, the replica's copy may be needed.
+pub fn retained_unless_discarded(applied: bool, discarded: bool, retained: bool) -> bool {
+    retained == (applied && !discarded)
 }
 
 /// The name of invariant 6, judged by [`readable_by_every_read_quorum`].
@@ -142,6 +146,14 @@ mod tests {
         assert!(!readable_by_every_read_quorum(3, 6));
         assert!(readable_by_every_read_quorum(1, 3));
         assert!(!readable_by_every_read_quorum(0, 3));
+    }
+
+    #[test]
+    fn only_the_discard_rule_empties_the_retain_buffer() {
+        assert!(retained_unless_discarded(true, false, true));
+        assert!(retained_unless_discarded(true, true, false));
+        assert!(!retained_unless_discarded(true, false, false));
+        assert!(!retained_unless_discarded(false, false, true));
     }
 
     #[test]

@@ -178,7 +178,7 @@ impl Model for RedoModel {
 
     fn actions(&self, s: &State, actions: &mut Vec<Action>) {
         let config = &self.config;
-        if s.writer.written.0 < config.lsns as u64 {
+        if writer::may_write(config, s) {
             actions.push(Action::Write);
         }
         // Every step offered changes the state (stateright's simulation relies on it). On a

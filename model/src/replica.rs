@@ -95,7 +95,7 @@ pub fn learn_durable(state: &mut State, r: ReplicaId, to: Lsn) {
 fn discard_through(state: &mut State, r: ReplicaId, upto: Lsn) {
     let discarded = state.replica_mut(r).retained.remove_through(upto);
     for lsn in discarded.iter() {
-        state.judge_discard(lsn);
+        state.judge_discard(r, lsn);
     }
 }
 
@@ -143,7 +143,7 @@ pub fn pull(config: &Config, state: &mut State, r: ReplicaId, node: NodeId) {
         }
     }
     for lsn in discarded_at_once {
-        state.judge_discard(lsn);
+        state.judge_discard(r, lsn);
     }
     if config.bug == Some(Bug::EvictRetained) {
         evict_oldest_beyond_one(state, r);

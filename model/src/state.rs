@@ -149,6 +149,10 @@ pub struct Replica {
     pub pages: [Lsn; PAGES],
     /// Applied records kept in memory until they are durable.
     pub retained: LsnSet,
+    /// Ghost (no rule reads it): the applied records this incarnation freed through the discard
+    /// rule. RetainUntilDurable compares it with `retained`: under the correct rules it is exactly
+    /// the applied records no longer retained, so it adds no state.
+    pub discarded: LsnSet,
 }
 
 impl Replica {
@@ -338,8 +342,10 @@ impl State {
 // Ghost bookkeeping: judgements made at the moment of a transition, recorded for the properties.
 
 impl State {
-    /// Judges a discard of `lsn` by a replica for **NoDiscardBeforeFlush**.
-    pub(crate) fn judge_discard(&mut self, lsn: Lsn) {
+    /// Judges a discard of `lsn` by replica `r`, through the discard rule, for
+    /// **NoDiscardBeforeFlush**, and records it for **RetainUntilDurable**.
+    pub(crate) fn judge_discard(&mut self, r: ReplicaId, lsn: Lsn) {
+        self.replica_mut(r).discarded.insert(lsn);
         if !discard_is_safe(lsn, self.durable_so_far()) {
             self.ghost.flags.insert(Flags::UNSAFE_DISCARD);
         }

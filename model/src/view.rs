@@ -188,6 +188,14 @@ fn actors_section(out: &mut String, model: Option<&RedoModel>, s: &State) {
         s.volume_durable(),
         g.flags
     );
+    for (i, r) in s.replicas.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  {} discarded through the discard rule (this incarnation): {}",
+            ReplicaId(i as u8),
+            set(r.discarded)
+        );
+    }
     let f = &s.faults;
     let budget = |used: u8, of: fn(&crate::Config) -> u8| match model {
         Some(m) => format!("{used} of {}", of(&m.config)),

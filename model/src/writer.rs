@@ -6,6 +6,25 @@ use crate::quorum::{kth_highest, quorum_watermark};
 use crate::state::{record_for, NodeStatus, State};
 use crate::types::{Envelope, Lsn, NodeId};
 
+/// Whether a node has been lost for good. A permanent loss is a membership change of the
+/// volume, which every actor learns: the writer stops sending to the lost node
+/// ([`write`]), and under `shrink-quorum-on-loss` it also lowers its write quorum.
+fn lost_any(state: &State) -> bool {
+    state.nodes.iter().any(|n| n.status == NodeStatus::Lost)
+}
+
+/// Whether the writer may write its next record. Correctly, whenever records remain to be
+/// written. Under `writer-stalls` its flow control waits for a `Flushed` of the last record it
+/// wrote, which storage never sends it (`Flushed` goes to replicas): it writes its first record
+/// and no other.
+pub fn may_write(config: &Config, state: &State) -> bool {
+    let remaining = state.writer.written.0 < config.lsns as u64;
+    match config.bug {
+        Some(Bug::WriterStalls) => remaining && state.writer.written == Lsn::ZERO,
+        _ => remaining,
+    }
+}
+
 /// Step 1, **Write** (`docs/protocol.md`): the writer creates record `written + 1` and sends
 /// `Append` to every node.
 pub fn write(state: &mut State) {
@@ -26,6 +45,10 @@ pub fn write(state: &mut State) {
 pub fn commit_bound(config: &Config, state: &State) -> Lsn {
     match config.bug {
         Some(Bug::CommitAtThree) => kth_highest(state.announced.scl, 3),
+        Some(Bug::ShrinkQuorumOnLoss) if lost_any(state) => {
+            let surviving = NodeId::all().filter(|&n| state.node(n).status != NodeStatus::Lost);
+            kth_highest(surviving.map(|n| state.announced.scl[n.index()]), 3)
+        }
         _ => quorum_watermark(state.announced.scl),
     }
 }

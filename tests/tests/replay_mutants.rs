@@ -93,7 +93,12 @@ fn scl_with_holes() {
 #[test]
 fn bugs_without_a_counterpart() {
     use aurora_redo_impl::ImplBug;
-    for bug in [Bug::IgnoreFlushed, Bug::EvictRetained] {
+    for bug in [
+        Bug::IgnoreFlushed,
+        Bug::EvictRetained,
+        Bug::ShrinkQuorumOnLoss,
+        Bug::WriterStalls,
+    ] {
         assert_eq!(ImplBug::counterpart_of(bug), None, "{bug}");
     }
 }

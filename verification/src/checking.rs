@@ -2,7 +2,7 @@
 //! and counterexamples as numbered steps.
 
 use aurora_redo_model::model::Action;
-use aurora_redo_model::properties::explain;
+use aurora_redo_model::properties::{eventually_converged_evidence, explain, EVENTUALLY_CONVERGED};
 use aurora_redo_model::render::numbered_steps;
 use aurora_redo_model::{Config, RedoModel, State};
 use serde::Serialize;
@@ -433,6 +433,13 @@ pub fn print(report: &Report) {
         println!("{} is violated. Counterexample:", p.name);
         for step in p.steps.iter().flatten() {
             println!("  {step}");
+        }
+        if p.name == EVENTUALLY_CONVERGED {
+            let model = report.config.clone().into_model();
+            if let Some(last) = report.path(p.name).map(|path| path.last_state()) {
+                let missing = eventually_converged_evidence(&model, last);
+                println!("The run ends with: {}", missing.join(", "));
+            }
         }
         println!("Why it matters: {}", explain(p.name));
     }

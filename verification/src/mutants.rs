@@ -64,9 +64,9 @@ impl Subject {
 }
 
 /// The configurations tried for `subject` on `network`, smallest first, each with a short
-/// description: `quick` (no faults, one replica, ack `memory`) with one LSN, then two. The
-/// finding needs its storage crash, and one LSN shows it (without the crash, one LSN is the
-/// bug-free `quick` preset, which holds).
+/// description: `quick` (no faults, one replica, ack `memory`) with one LSN, then two, with the
+/// faults the bug needs to show at all ([`faults_needed`]). The finding needs its storage crash,
+/// and one LSN shows it (without the crash, one LSN is the bug-free `quick` preset, which holds).
 pub fn ladder(subject: Subject, network: NetworkKind) -> Vec<(String, Config)> {
     let quick = |lsns: u8| Config {
         lsns,
@@ -78,10 +78,12 @@ pub fn ladder(subject: Subject, network: NetworkKind) -> Vec<(String, Config)> {
             .into_iter()
             .map(|lsns| {
                 let lsn_word = if lsns == 1 { "LSN" } else { "LSNs" };
+                let (faults, words) = faults_needed(bug);
                 (
-                    format!("quick, {lsns} {lsn_word}"),
+                    format!("quick, {lsns} {lsn_word}{words}"),
                     Config {
                         bug: Some(bug),
+                        lost_nodes: faults.lost_nodes,
                         ..quick(lsns)
                     },
                 )
@@ -94,6 +96,23 @@ pub fn ladder(subject: Subject, network: NetworkKind) -> Vec<(String, Config)> {
                 ..quick(1)
             },
         )],
+    }
+}
+
+/// The faults a bug's rule needs before it acts at all, with their words for the table: a
+/// `shrink-quorum-on-loss` writer only shrinks its quorum once a node is lost for good. (Only
+/// `lost_nodes` is taken from the result.)
+pub fn faults_needed(bug: Bug) -> (Config, &'static str) {
+    let none = Config::preset(Preset::Quick);
+    match bug {
+        Bug::ShrinkQuorumOnLoss => (
+            Config {
+                lost_nodes: 1,
+                ..none
+            },
+            ", 1 lost node",
+        ),
+        _ => (none, ""),
     }
 }
 
