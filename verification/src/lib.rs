@@ -16,6 +16,8 @@ pub mod explore;
 pub mod harness;
 pub mod junit;
 #[cfg(not(feature = "shuttle"))]
+pub mod latency;
+#[cfg(not(feature = "shuttle"))]
 pub mod live;
 pub mod model_args;
 pub mod mutants;

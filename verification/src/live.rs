@@ -3,10 +3,11 @@
 //! from disk. An application of the engine on real threads (std only), not engine code: the
 //! `aurora-redo run` and `bench` subcommands are thin wrappers around it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -21,6 +22,10 @@ use aurora_redo_impl::{AckPolicy, EngineConfig, ImplBug};
 use aurora_redo_model::invariants::COMMITTED_RECOVERABLE;
 use aurora_redo_model::quorum::quorum_watermark;
 use aurora_redo_model::types::{Lsn, NodeId, PageId, ReplicaId, STORAGE_NODES};
+use hdrhistogram::Histogram;
+
+use crate::latency::{self, LagClock};
+pub use crate::latency::{Percentiles, ReplicaLags};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -42,6 +47,10 @@ pub struct RunOptions {
     pub bug: Option<ImplBug>,
     /// Skip the monitor (for benchmarks: it serialises every event through one lock).
     pub monitor: bool,
+    /// Open-loop load: this many writes (one record each) per second, issued on a fixed schedule
+    /// whether or not earlier ones have committed. `None`: the closed loop of `writers` clients
+    /// each waiting for its batch to commit before the next.
+    pub rate: Option<u64>,
 }
 
 impl RunOptions {
@@ -58,50 +67,9 @@ impl RunOptions {
             batch: 64,
             bug: None,
             monitor: true,
+            rate: None,
         }
     }
-}
-
-/// Latency percentiles.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Percentiles {
-    pub p50: Duration,
-    pub p99: Duration,
-    pub max: Duration,
-    pub samples: usize,
-}
-
-impl Percentiles {
-    pub fn of(mut samples: Vec<Duration>) -> Percentiles {
-        if samples.is_empty() {
-            return Percentiles::default();
-        }
-        samples.sort();
-        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-        Percentiles {
-            p50: at(0.50),
-            p99: at(0.99),
-            max: samples[samples.len() - 1],
-            samples: samples.len(),
-        }
-    }
-}
-
-impl fmt::Display for Percentiles {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({} samples)",
-            ms(self.p50),
-            ms(self.p99),
-            ms(self.max),
-            self.samples
-        )
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 /// What a run measured and verified.
@@ -111,10 +79,12 @@ pub struct RunReport {
     pub committed: Lsn,
     pub elapsed: Duration,
     pub records_per_sec: f64,
-    /// Append-to-commit latency, per batch.
+    /// Commit latency per operation: closed loop, from a batch's append to `wait_committed`
+    /// returning; open loop (`rate`), from a write's scheduled time to `wait_committed` returning.
     pub commit_latency: Percentiles,
-    /// Time from a commit to each replica having applied it (sampled).
-    pub replica_lag: Percentiles,
+    /// Per record and replica: from the writer's commit of the record to the replica having
+    /// applied it (see [`LagClock`]).
+    pub replica_lag: ReplicaLags,
     /// Damage reports from segment recoveries (node restarts), if any.
     pub recoveries: Vec<String>,
     pub crashes: usize,
@@ -159,6 +129,9 @@ fn open_disks(dir: &Path) -> Result<Vec<Arc<dyn Disk>>, RunError> {
         .collect()
 }
 
+/// Highest `--rate` accepted, in writes per second.
+pub const MAX_RATE: u64 = 10_000_000;
+
 /// Validates options that the type system does not.
 pub fn validate(opts: &RunOptions) -> Result<(), RunError> {
     if opts.records == 0 {
@@ -179,6 +152,13 @@ pub fn validate(opts: &RunOptions) -> Result<(), RunError> {
             "--crash-nodes must be at most {}",
             2 * STORAGE_NODES
         )));
+    }
+    if let Some(rate) = opts.rate {
+        if !(1..=MAX_RATE).contains(&rate) {
+            return Err(RunError::BadInput(format!(
+                "--rate must be between 1 and {MAX_RATE} writes per second"
+            )));
+        }
     }
     if opts.writers == 0 || opts.batch == 0 {
         return Err(RunError::BadInput(
@@ -203,12 +183,17 @@ pub fn validate(opts: &RunOptions) -> Result<(), RunError> {
 pub fn run(opts: &RunOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<RunReport, RunError> {
     validate(opts)?;
     let monitor = Arc::new(monitor_for(opts));
-    let engine = Arc::new(start_engine(opts, &monitor)?);
+    let inner: Arc<dyn Observer> = if opts.monitor {
+        monitor.clone()
+    } else {
+        Arc::new(NoObserver)
+    };
+    let lag_clock = Arc::new(LagClock::new(opts.replicas, inner));
+    let engine = Arc::new(start_engine(opts, lag_clock.clone())?);
     let appended = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
 
     let ticker = start_ticker(&engine);
-    let lag_sampler = start_lag_sampler(&engine, opts.replicas);
     let chaos = start_chaos(&engine, &appended, opts);
     let clients = Clients::start(&engine, &appended, opts);
     let mut report_progress = ProgressReporter::new(progress);
@@ -220,9 +205,8 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<RunRepo
     let elapsed = started.elapsed();
     progress(engine.commit_point().0);
 
-    // Stop sampling and crashing (the chaos driver restarts every crashed node on its way out),
-    // then wait for quiescence; the ticker keeps the retries going until then.
-    let lags = lag_sampler.stop().unwrap_or_default();
+    // Stop crashing (the chaos driver restarts every crashed node on its way out), then wait for
+    // quiescence; the ticker keeps the retries going until then.
     let (crashes, recoveries) = chaos
         .stop()
         .unwrap_or((0, vec!["chaos thread panicked".into()]));
@@ -236,8 +220,8 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<RunRepo
         committed,
         elapsed,
         records_per_sec: opts.records as f64 / elapsed.as_secs_f64(),
-        commit_latency: Percentiles::of(latencies),
-        replica_lag: Percentiles::of(lags),
+        commit_latency: Percentiles::of(&latencies),
+        replica_lag: lag_clock.lags(),
         recoveries,
         crashes,
         discards,
@@ -257,7 +241,7 @@ fn monitor_for(opts: &RunOptions) -> Monitor {
 }
 
 /// Starts the engine on the data directory's segment files, which must hold no log yet.
-fn start_engine(opts: &RunOptions, monitor: &Arc<Monitor>) -> Result<Engine, RunError> {
+fn start_engine(opts: &RunOptions, observer: Arc<dyn Observer>) -> Result<Engine, RunError> {
     let disks = open_disks(&opts.dir)?;
     let mut cfg = EngineConfig::new(opts.ack, opts.replicas).with_bug(opts.bug);
     cfg.max_batch = 4096;
@@ -266,11 +250,6 @@ fn start_engine(opts: &RunOptions, monitor: &Arc<Monitor>) -> Result<Engine, Run
         duplicate: opts.drop_rate / 2.0,
         reorder: opts.drop_rate / 2.0,
         seed: opts.seed,
-    };
-    let observer: Arc<dyn Observer> = if opts.monitor {
-        monitor.clone()
-    } else {
-        Arc::new(NoObserver)
     };
     let (engine, recovered) = Engine::start(cfg, faults, disks, observer)
         .map_err(|e| RunError::BadInput(format!("cannot start on {}: {e}", opts.dir.display())))?;
@@ -316,37 +295,6 @@ fn start_ticker(engine: &Arc<Engine>) -> Worker<()> {
             thread::sleep(Duration::from_millis(2));
             engine.tick();
         }
-    })
-}
-
-/// Samples every millisecond, until stopped, how long each replica takes from a commit to having
-/// applied it.
-fn start_lag_sampler(engine: &Arc<Engine>, replicas: usize) -> Worker<Vec<Duration>> {
-    let engine = engine.clone();
-    Worker::spawn(move |stop| {
-        let mut pending: Vec<VecDeque<(Lsn, Instant)>> = vec![VecDeque::new(); replicas];
-        let mut lags = Vec::new();
-        let mut last_commit = Lsn::ZERO;
-        while !stop.load(Ordering::Relaxed) {
-            thread::sleep(Duration::from_millis(1));
-            let c = engine.commit_point();
-            let now = Instant::now();
-            for (r, q) in pending.iter_mut().enumerate() {
-                if c > last_commit {
-                    q.push_back((c, now));
-                }
-                let applied = engine.with_replica(ReplicaId(r as u8), |rep| rep.applied());
-                while let Some(&(l, t)) = q.front() {
-                    if applied < l {
-                        break;
-                    }
-                    lags.push(now - t);
-                    q.pop_front();
-                }
-            }
-            last_commit = c;
-        }
-        lags
     })
 }
 
@@ -436,15 +384,16 @@ fn start_chaos(
     })
 }
 
-/// The client load: `writers` threads appending the run's records in batches, each waiting for
-/// its batch to commit before the next.
+/// The client load: `writers` threads appending the run's records, closed loop (each waits for
+/// its batch to commit before the next) or open loop (`rate`).
 struct Clients {
-    threads: Vec<thread::JoinHandle<Vec<Duration>>>,
+    threads: Vec<thread::JoinHandle<Histogram<u64>>>,
 }
 
 impl Clients {
     fn start(engine: &Arc<Engine>, appended: &Arc<AtomicU64>, opts: &RunOptions) -> Clients {
         let per_writer = opts.records / opts.writers as u64;
+        let start = Instant::now();
         let threads = (0..opts.writers)
             .map(|w| {
                 let count = if w == 0 {
@@ -453,8 +402,24 @@ impl Clients {
                     per_writer
                 };
                 let (engine, appended) = (engine.clone(), appended.clone());
-                let (batch, seed) = (opts.batch as u64, opts.seed);
-                thread::spawn(move || client(&engine, &appended, w as u64, count, batch, seed))
+                let (batch, seed, writers) = (opts.batch as u64, opts.seed, opts.writers as u64);
+                let w = w as u64;
+                match opts.rate {
+                    None => {
+                        thread::spawn(move || client(&engine, &appended, w, count, batch, seed))
+                    }
+                    Some(rate) => {
+                        let schedule = Schedule {
+                            start,
+                            rate,
+                            writers,
+                            w,
+                        };
+                        thread::spawn(move || {
+                            open_loop_client(&engine, &appended, &schedule, count, seed)
+                        })
+                    }
+                }
             })
             .collect();
         Clients { threads }
@@ -464,13 +429,21 @@ impl Clients {
         self.threads.iter().all(|c| c.is_finished())
     }
 
-    /// Every batch's append-to-commit latency.
-    fn join(self) -> Vec<Duration> {
-        self.threads
-            .into_iter()
-            .flat_map(|c| c.join().unwrap_or_default())
-            .collect()
+    /// Every operation's commit latency.
+    fn join(self) -> Histogram<u64> {
+        let mut all = latency::histogram();
+        for c in self.threads {
+            if let Ok(h) = c.join() {
+                latency::merge(&mut all, &h);
+            }
+        }
+        all
     }
+}
+
+/// The change client `w` makes in its `k`th record.
+fn change(w: u64, k: u64, seed: u64) -> (PageId, u64) {
+    (((k * 7919 + w) % 1024) as PageId, k ^ seed)
 }
 
 /// Client `w`: appends `count` records in batches of `batch`, counting them in `appended`;
@@ -482,25 +455,78 @@ fn client(
     count: u64,
     batch: u64,
     seed: u64,
-) -> Vec<Duration> {
-    let mut latencies = Vec::new();
+) -> Histogram<u64> {
+    let mut latencies = latency::histogram();
     let mut done = 0u64;
     while done < count {
         let n = batch.min(count - done);
-        let changes: Vec<(PageId, u64)> = (0..n)
-            .map(|i| {
-                let k = done + i;
-                (((k * 7919 + w) % 1024) as PageId, k ^ seed)
-            })
-            .collect();
+        let changes: Vec<(PageId, u64)> = (0..n).map(|i| change(w, done + i, seed)).collect();
         let t = Instant::now();
         let last = engine.append_batch(&changes);
         appended.fetch_add(n, Ordering::Relaxed);
         engine.wait_committed(last);
-        latencies.push(t.elapsed());
+        latency::record(&mut latencies, t.elapsed());
         done += n;
     }
     latencies
+}
+
+/// When open-loop client `w` of `writers` issues its writes: together the clients issue `rate`
+/// writes per second, write `i` of the run at `start + i / rate`, client `w` taking every
+/// `writers`th one.
+struct Schedule {
+    start: Instant,
+    rate: u64,
+    writers: u64,
+    w: u64,
+}
+
+impl Schedule {
+    /// When this client's `k`th write is due.
+    fn due(&self, k: u64) -> Instant {
+        let i = k * self.writers + self.w;
+        self.start
+            + Duration::from_nanos((u128::from(i) * 1_000_000_000 / u128::from(self.rate)) as u64)
+    }
+}
+
+/// Open-loop client: appends `count` single-record writes, each at its scheduled time (at once
+/// when it is already late) without waiting for earlier ones to commit. A second thread waits
+/// for each write's commit and records the time from its *scheduled* issue, so a stall delays
+/// neither the schedule nor what the histogram sees of it (no coordinated omission).
+fn open_loop_client(
+    engine: &Arc<Engine>,
+    appended: &AtomicU64,
+    schedule: &Schedule,
+    count: u64,
+    seed: u64,
+) -> Histogram<u64> {
+    let (tx, rx) = mpsc::channel::<(Lsn, Instant)>();
+    let waiter = {
+        let engine = engine.clone();
+        thread::spawn(move || {
+            let mut latencies = latency::histogram();
+            for (lsn, due) in rx {
+                engine.wait_committed(lsn);
+                latency::record(&mut latencies, due.elapsed());
+            }
+            latencies
+        })
+    };
+    for k in 0..count {
+        let due = schedule.due(k);
+        let now = Instant::now();
+        if due > now {
+            thread::sleep(due - now);
+        }
+        let lsn = engine.append_batch(&[change(schedule.w, k, seed)]);
+        appended.fetch_add(1, Ordering::Relaxed);
+        if tx.send((lsn, due)).is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    waiter.join().unwrap_or_else(|_| latency::histogram())
 }
 
 /// Reports the commit point to `progress` when it moves, and the engine's state on stderr when it

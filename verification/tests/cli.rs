@@ -26,6 +26,10 @@ fn bad_input_is_rejected_with_status_2() {
         &["check", "--preset", "fast"],
         &["check", "--ack", "tape"],
         &["run", "--ack", "tape"],
+        &["run", "--rate", "0"],
+        &["run", "--rate", "abc"],
+        &["run", "--rate", "-5"],
+        &["run", "--rate", "100", "--batch", "8"],
         &["check", "--lsns", "many"],
         &["check", "--lsns", "0"],
         &["check", "--replicas", "9"],
@@ -44,6 +48,18 @@ fn bad_input_is_rejected_with_status_2() {
     let out = aurora_redo(&["run", "--ack", "tape"]);
     assert!(
         stderr(&out).contains("expected one of: memory, disk"),
+        "{}",
+        stderr(&out)
+    );
+    let out = aurora_redo(&["run", "--rate", "0"]);
+    assert!(
+        stderr(&out).contains("--rate must be between 1 and"),
+        "{}",
+        stderr(&out)
+    );
+    let out = aurora_redo(&["run", "--rate", "abc"]);
+    assert!(
+        stderr(&out).contains("invalid value 'abc' for '--rate"),
         "{}",
         stderr(&out)
     );
@@ -172,4 +188,21 @@ fn simulation_runs_and_says_it_is_not_exhaustive() {
         "random walks find the seeded bug: {}",
         stdout(&out)
     );
+}
+
+#[test]
+fn an_open_loop_run_reports_tail_latencies() {
+    let out = aurora_redo(&["run", "--rate", "2000", "--records", "2000"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for needle in [
+        "open loop, 2000 writes/s",
+        "commit latency   p50",
+        "p99.9",
+        "replica lag      p50",
+        "(2000 samples)",
+        "verified",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
 }
