@@ -75,7 +75,7 @@ impl fmt::Display for Percentiles {
     }
 }
 
-/// Commit times kept: the last `WINDOW` LSNs (2 MiB of slots).
+/// Times kept: the last `WINDOW` LSNs (2 MiB of slots for each of append and commit).
 const WINDOW: u64 = 1 << 18;
 /// Bits of a slot holding the LSN's generation (`lsn / WINDOW`, kept nonzero), below the time.
 const TAG_BITS: u32 = 24;
@@ -87,15 +87,71 @@ pub struct ReplicaLags {
     /// From the writer's commit of a record to a replica having applied it (0 when the replica
     /// applied it first).
     pub lag: Percentiles,
+    /// From the writer's append of a record (its creation) to a replica having applied it.
+    pub from_append: Percentiles,
     /// Applies that came before the writer's commit (counted in `lag` as 0).
     pub early: u64,
     /// Applies that could not be timed: their commit time had left the bounded window.
     pub missed: u64,
 }
 
+/// Times stamped per LSN, for the last `WINDOW` LSNs: the time of LSN `l` sits in slot
+/// `l % WINDOW`, packed with `l`'s generation, so a look-up of an LSN whose slot a later one
+/// has taken finds nothing instead of a wrong time. LSNs are stamped in order by one thread at a
+/// time (under the writer's lock), so every slot is written once per generation.
+struct Stamps {
+    /// Per slot: (microseconds since the clock's start) << TAG_BITS | generation tag; 0 while
+    /// empty.
+    slots: Box<[AtomicU64]>,
+    /// The highest LSN stamped.
+    stamped: AtomicU64,
+}
+
+impl Stamps {
+    fn new() -> Stamps {
+        Stamps {
+            slots: (0..WINDOW).map(|_| AtomicU64::new(0)).collect(),
+            stamped: AtomicU64::new(0),
+        }
+    }
+
+    fn tag(lsn: u64) -> u64 {
+        (lsn / WINDOW) % TAG_MASK + 1
+    }
+
+    /// Stamps every LSN above the highest stamped one up to `upto` with `now`.
+    fn stamp_through(&self, upto: Lsn, now: u64) {
+        let from = self.stamped.load(Ordering::Relaxed);
+        if upto.0 <= from {
+            return;
+        }
+        // Only the last WINDOW LSNs of a jump can still be looked up.
+        for lsn in (from + 1).max(upto.0.saturating_sub(WINDOW - 1))..=upto.0 {
+            self.slots[(lsn % WINDOW) as usize]
+                .store(now << TAG_BITS | Self::tag(lsn), Ordering::Release);
+        }
+        self.stamped.store(upto.0, Ordering::Release);
+    }
+
+    /// `Ok(time)` of `lsn`; `Err(true)` if it is not stamped yet, `Err(false)` if its slot has
+    /// been taken by a later LSN.
+    fn get(&self, lsn: Lsn) -> Result<u64, bool> {
+        // Slots are stamped before `stamped` moves past them, so once `stamped` covers `lsn`
+        // its slot holds its time unless a later generation overwrote it.
+        let stamped = self.stamped.load(Ordering::Acquire);
+        let packed = self.slots[(lsn.0 % WINDOW) as usize].load(Ordering::Acquire);
+        if packed & TAG_MASK == Self::tag(lsn.0) {
+            Ok(packed >> TAG_BITS)
+        } else {
+            Err(lsn.0 > stamped)
+        }
+    }
+}
+
 /// One replica's apply lags.
 struct ReplicaLag {
     histogram: Histogram<u64>,
+    from_append: Histogram<u64>,
     /// The highest LSN timed for this replica: a restarted replica re-applies records, and only
     /// the first apply of each is a lag sample.
     timed: Lsn,
@@ -109,23 +165,21 @@ struct ReplicaLag {
 /// ([`Event::Committed`]) to the moment each replica has applied it ([`Event::Applied`]), in
 /// microseconds; a replica that applies a record before the writer has committed it (it learns
 /// the commit point from the nodes' `Available` notices, not from the writer) was not behind,
-/// and that apply counts as 0. Both events are delivered synchronously in the emitting thread: `Committed`
-/// under the writer's lock before the new commit point is published or sent, `Applied` under the
-/// replica's lock right after the replica's batch of inputs is handled (before its pages can be
-/// read). Every event is also passed on to `inner` (the run's monitor, or nothing).
+/// and that apply counts as 0. It also times each apply from the record's creation
+/// ([`Event::Appended`]). The events are delivered synchronously in the emitting thread:
+/// `Appended` and `Committed` under the writer's lock (`Committed` before the new commit point is
+/// published or sent), `Applied` under the replica's lock right after the replica's batch of
+/// inputs is handled (before its pages can be read). Every event is also passed on to `inner`
+/// (the run's monitor, or nothing).
 ///
-/// Memory is bounded: the commit time of LSN `l` sits in slot `l % WINDOW` of a ring, packed
-/// with `l`'s generation, so a record applied more than `WINDOW` LSNs after later commits
-/// overwrote its slot counts as missed instead of being timed wrongly. Commits arrive in LSN
-/// order from one thread at a time (under the writer's lock), so every slot is written once per
-/// generation.
+/// Memory is bounded: append and commit times are kept for the last `WINDOW` LSNs only
+/// ([`Stamps`]); an apply whose times have left the window counts as missed instead of being
+/// timed wrongly.
 pub struct LagClock {
     inner: Arc<dyn Observer>,
     start: Instant,
-    /// Per slot: (microseconds since `start`) << TAG_BITS | generation tag; 0 while empty.
-    slots: Box<[AtomicU64]>,
-    /// The highest LSN whose commit time is stamped.
-    stamped: AtomicU64,
+    appended: Stamps,
+    committed: Stamps,
     replicas: Vec<Mutex<ReplicaLag>>,
 }
 
@@ -134,12 +188,13 @@ impl LagClock {
         LagClock {
             inner,
             start: Instant::now(),
-            slots: (0..WINDOW).map(|_| AtomicU64::new(0)).collect(),
-            stamped: AtomicU64::new(0),
+            appended: Stamps::new(),
+            committed: Stamps::new(),
             replicas: (0..replicas)
                 .map(|_| {
                     Mutex::new(ReplicaLag {
                         histogram: histogram(),
+                        from_append: histogram(),
                         timed: Lsn::ZERO,
                         missed: 0,
                         early: 0,
@@ -153,24 +208,6 @@ impl LagClock {
         u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    fn tag(lsn: u64) -> u64 {
-        (lsn / WINDOW) % TAG_MASK + 1
-    }
-
-    fn committed(&self, point: Lsn) {
-        let from = self.stamped.load(Ordering::Relaxed);
-        if point.0 <= from {
-            return;
-        }
-        let packed_time = self.now_us() << TAG_BITS;
-        // Only the last WINDOW LSNs of a jump can still be looked up.
-        for lsn in (from + 1).max(point.0.saturating_sub(WINDOW - 1))..=point.0 {
-            self.slots[(lsn % WINDOW) as usize]
-                .store(packed_time | Self::tag(lsn), Ordering::Release);
-        }
-        self.stamped.store(point.0, Ordering::Release);
-    }
-
     fn applied(&self, replica: usize, lsn: Lsn) {
         let now = self.now_us();
         let Some(slot) = self.replicas.get(replica) else {
@@ -181,36 +218,35 @@ impl LagClock {
             return;
         }
         lag.timed = lsn;
-        // Slots are stamped before `stamped` moves past them, so once `stamped` covers `lsn` its
-        // slot holds its commit time unless a later generation overwrote it.
-        let stamped = self.stamped.load(Ordering::Acquire);
-        let packed = self.slots[(lsn.0 % WINDOW) as usize].load(Ordering::Acquire);
-        if packed & TAG_MASK == Self::tag(lsn.0) {
-            let committed_at = packed >> TAG_BITS;
-            lag.histogram
-                .saturating_record(now.saturating_sub(committed_at));
-        } else if lsn.0 > stamped {
+        match self.committed.get(lsn) {
+            Ok(at) => lag.histogram.saturating_record(now.saturating_sub(at)),
             // The replica learns the commit point from the nodes, not from the writer, and can
             // apply a record before the writer has counted its quorum: it was not behind.
-            lag.histogram.saturating_record(0);
-            lag.early += 1;
-        } else {
-            lag.missed += 1;
+            Err(true) => {
+                lag.histogram.saturating_record(0);
+                lag.early += 1;
+            }
+            Err(false) => lag.missed += 1,
+        }
+        if let Ok(at) = self.appended.get(lsn) {
+            lag.from_append.saturating_record(now.saturating_sub(at));
         }
     }
 
     /// Every replica's lags in one histogram.
     pub fn lags(&self) -> ReplicaLags {
-        let mut all = histogram();
+        let (mut all, mut from_append) = (histogram(), histogram());
         let (mut missed, mut early) = (0, 0);
         for r in &self.replicas {
             let r = r.lock().unwrap_or_else(PoisonError::into_inner);
             merge(&mut all, &r.histogram);
+            merge(&mut from_append, &r.from_append);
             missed += r.missed;
             early += r.early;
         }
         ReplicaLags {
             lag: Percentiles::of(&all),
+            from_append: Percentiles::of(&from_append),
             early,
             missed,
         }
@@ -220,7 +256,8 @@ impl LagClock {
 impl Observer for LagClock {
     fn observe(&self, event: &Event) {
         match event {
-            Event::Committed(point) => self.committed(*point),
+            Event::Appended(record) => self.appended.stamp_through(record.lsn, self.now_us()),
+            Event::Committed(point) => self.committed.stamp_through(*point, self.now_us()),
             Event::Applied {
                 replica, record, ..
             } => self.applied(replica.0 as usize, record.lsn),
@@ -251,6 +288,16 @@ mod tests {
     #[test]
     fn each_first_apply_is_one_sample_and_early_or_overwritten_ones_are_told_apart() {
         let clock = LagClock::new(2, Arc::new(NoObserver));
+        let append = |from: u64, to: u64| {
+            for l in from..=to {
+                clock.observe(&Event::Appended(Record {
+                    lsn: Lsn(l),
+                    page: 0,
+                    value: l,
+                }));
+            }
+        };
+        append(1, 3);
         clock.observe(&applied(0, 1)); // before the writer's commit: 0, early
         clock.observe(&Event::Committed(Lsn(3)));
         for l in 1..=3 {
@@ -259,14 +306,17 @@ mod tests {
         clock.observe(&applied(1, 2)); // a re-apply (after a restart) is not a sample
         let lags = clock.lags();
         assert_eq!(lags.lag.samples, 4);
+        assert_eq!(lags.from_append.samples, 4);
         assert_eq!((lags.early, lags.missed), (1, 0));
 
         // LSN 4's slot is taken by LSN 4 + WINDOW before replica 0 applies it.
+        append(4, 4 + WINDOW);
         clock.observe(&Event::Committed(Lsn(4 + WINDOW)));
         clock.observe(&applied(0, 4));
         clock.observe(&applied(0, 5 + WINDOW / 2));
         let lags = clock.lags();
         assert_eq!((lags.lag.samples, lags.early, lags.missed), (5, 1, 1));
+        assert_eq!(lags.from_append.samples, 5);
     }
 
     #[test]

@@ -131,6 +131,8 @@ pub fn run(args: RunArgs) -> ExitCode {
          applied it; {} applies came first and count as 0; {} not timed)",
         lags.early, lags.missed
     );
+    print_percentiles("lag from append", &lags.from_append);
+    println!("                 (per record and replica, from the writer's append to the replica's apply)");
     println!("discards         {}", report.discards);
     for r in &report.recoveries {
         println!("recovery         {r}");
