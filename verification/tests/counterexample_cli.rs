@@ -5,32 +5,14 @@
 //! (`--trace-out`, `--trace`) and the earlier `format` value are still accepted.
 
 use aurora_redo::counterexample::CounterexampleFile;
-use aurora_redo::mutants::shortest_counterexample;
-use aurora_redo_model::Bug;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 mod common;
-use common::{aurora_redo, stderr, stdout};
+use common::{aurora_redo, explore_counterexample, stderr, stdout, write_counterexample};
 
-/// Writes the shortest counterexample of `bug` (in its smallest configuration) to
-/// `dir/<bug>.json`, found as `aurora-redo mutants` finds it (breadth-first, stopping at the
-/// first violation: a full check in a debug build would take minutes).
+/// The shortest counterexample of `bug`, written to `dir/<bug>.json`.
 fn counterexample_of(dir: &Path, bug: &str) -> PathBuf {
-    let bug: Bug = bug.parse().unwrap();
-    let property = bug.expected_property();
-    let report = shortest_counterexample(bug);
-    let file = dir.join(format!("{bug}.json"));
-    CounterexampleFile::from_path(
-        &report.config,
-        Some(property),
-        report.path(property).unwrap(),
-    )
-    .write(&file)
-    .unwrap();
-    file
+    write_counterexample(dir, bug.parse().unwrap()).0
 }
 
 /// `check --counterexample-out` on the documented finding (ack `memory`, one storage crash): the
@@ -150,52 +132,24 @@ fn bad_counterexample_files_are_rejected_with_status_2() {
     }
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn explore_prints_the_url_of_a_counterexample() {
     let dir = tempfile::tempdir().unwrap();
     let file = counterexample_of(dir.path(), "commit-at-three");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut server = Server(
-        Command::new(env!("CARGO_BIN_EXE_aurora-redo"))
-            .args([
-                "explore",
-                "--counterexample",
-                file.to_str().unwrap(),
-                "--addr",
-                &addr,
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let (_server, url) = explore_counterexample(&file);
+    let prefix_at = url.find("/#/steps/").expect("a path fragment");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(
+        !url.starts_with("http://127.0.0.1:0/"),
+        "the real port: {url}"
     );
-    let lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
-    let url_line = lines
-        .map(|l| l.unwrap())
-        .find(|l| l.starts_with("counterexample ("))
-        .expect("explore prints the counterexample's URL");
-    let prefix = format!("http://{addr}/#/steps/");
-    let url = &url_line[url_line.find("http").unwrap()..];
-    assert!(url.starts_with(&prefix), "{url_line}");
+    let prefix = &url[..prefix_at + "/#/steps/".len()];
     // The initial state's index, then one action index per step.
     let indices: Vec<usize> = url[prefix.len()..]
         .split('/')
         .map(|i| i.parse().unwrap())
         .collect();
-    assert_eq!(indices.len(), 1 + 5, "{url_line}");
+    assert_eq!(indices.len(), 1 + 5, "{url}");
     assert_eq!(indices[0], 0);
 }
 

@@ -6,24 +6,14 @@
 //! these tests fail, saying so, unless `AURORA_REDO_NO_BROWSER=1` opts out explicitly. The
 //! binary is `chromium` on the `PATH`, or the one `CHROMIUM` names.
 
-use aurora_redo::counterexample::CounterexampleFile;
-use aurora_redo::mutants::shortest_counterexample;
 use aurora_redo_model::Bug;
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A child process, killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
+use common::{explore_counterexample, write_counterexample, Process};
 
 /// The Chromium binary, or `None` when the run opted out. Panics when it is missing.
 fn chromium() -> Option<PathBuf> {
@@ -48,51 +38,13 @@ fn chromium() -> Option<PathBuf> {
     found
 }
 
-/// Writes the shortest counterexample of `bug` (its witness configuration, breadth-first) to
-/// `dir/<bug>.json`.
-fn counterexample_of(dir: &Path, bug: Bug) -> (PathBuf, CounterexampleFile) {
-    let property = bug.expected_property();
-    let report = shortest_counterexample(bug);
-    let file = dir.join(format!("{bug}.json"));
-    let counterexample = CounterexampleFile::from_path(
-        &report.config,
-        Some(property),
-        report.path(property).unwrap(),
-    );
-    counterexample.write(&file).unwrap();
-    (file, counterexample)
-}
-
-/// Serves `explore --counterexample file` on a free loopback port; returns the server and the
-/// counterexample's URL as the tool prints it.
+/// Serves `explore --counterexample file`; returns the server and the counterexample's URL once
+/// the Explorer answers.
 fn serve(file: &Path) -> (Process, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut server = Process(
-        Command::new(env!("CARGO_BIN_EXE_aurora-redo"))
-            .args([
-                "explore",
-                "--counterexample",
-                file.to_str().unwrap(),
-                "--addr",
-                &addr,
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let line = BufReader::new(server.0.stdout.take().unwrap())
-        .lines()
-        .map(|l| l.unwrap())
-        .find(|l| l.starts_with("counterexample ("))
-        .expect("explore prints the counterexample's URL");
-    let url = line[line.find("http://").unwrap()..].to_string();
+    let (server, url) = explore_counterexample(file);
+    let origin = &url[..url.find("/#").expect("a fragment")];
     let deadline = Instant::now() + Duration::from_secs(30);
-    while ureq::get(&format!("http://{addr}/.status")).call().is_err() {
+    while ureq::get(&format!("{origin}/.status")).call().is_err() {
         assert!(Instant::now() < deadline, "the Explorer never answered");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -163,7 +115,7 @@ fn page_text(dom: &str) -> String {
 fn the_explorer_shows_what_commit_at_three_broke() {
     let Some(chromium) = chromium() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (file, counterexample) = counterexample_of(dir.path(), Bug::CommitAtThree);
+    let (file, counterexample) = write_counterexample(dir.path(), Bug::CommitAtThree);
     let last = &counterexample.steps.last().unwrap().description;
     // "W gets Ack from S3, S4, S5: commit point 1": the three nodes whose acks were counted.
     let acked = last
@@ -201,7 +153,7 @@ fn the_explorer_shows_what_commit_at_three_broke() {
 fn the_explorer_shows_the_discard_of_discard_on_available() {
     let Some(chromium) = chromium() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (file, counterexample) = counterexample_of(dir.path(), Bug::DiscardOnAvailable);
+    let (file, counterexample) = write_counterexample(dir.path(), Bug::DiscardOnAvailable);
     let last = &counterexample.steps.last().unwrap().description;
     assert!(last.contains("R0 discards LSN 1"), "{last}");
     let (_server, url) = serve(&file);
