@@ -1,7 +1,7 @@
 //! The model's rules, fast: each role's rule (`storage`, `writer`, `replica`) and each invariant's
 //! predicate on small hand-built states, then small exhaustive checks of the whole model (the
 //! `quick` preset's variants at pinned sizes, and each seeded bug in its smallest configuration
-//! with its exact catchers on every network).
+//! with its exact catchers).
 //!
 //! This is the test target that `.cargo/mutants-model.toml` runs against every mutation of the
 //! model's rule files, beside the model's unit tests; it takes a few seconds. The full
