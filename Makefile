@@ -37,18 +37,23 @@ test-shuttle:
 mutants:
 	$(CARGO) run --release -- mutants
 
-## Mutation testing (cargo-mutants; not part of `make test` or CI): mutates the engine's
-## concurrent pieces and runs the engine's std tests against each mutation. What is mutated and
-## which tests run: `.cargo/mutants.toml` (the model's rule files are to be added to its
-## `examine_globs`). cargo-mutants exits 2 when a mutation is missed and 3 when one times out (a
-## timeout counts as detected). Passes when every missed mutation is one `docs/mutation.md`
-## lists, with the reason, as out of the std tests' reach, and every listed one is missed; the
-## report is in mutants.out/.
+## Mutation testing (cargo-mutants; not part of `make test` or CI), in two runs: the engine's
+## concurrent pieces against the engine's std tests (`.cargo/mutants.toml`; report in
+## mutants.out/), then the model's rule files against the model's unit tests and its fast rule
+## checks (`.cargo/mutants-model.toml`; report in target/model-mutation/mutants.out/).
+## cargo-mutants exits 2 when a mutation is missed and 3 when one times out (a timeout counts as
+## detected). Passes when every missed mutation of either run is one `docs/mutation.md` lists,
+## with the reason, and every listed one is missed.
 MUTANTS_JOBS ?= 1
+MODEL_MUTANTS_OUT = target/model-mutation
 mutation:
 	@status=0; $(CARGO) mutants --workspace --jobs $(MUTANTS_JOBS) || status=$$?; \
 	case $$status in 0|2|3) ;; *) exit $$status ;; esac; \
-	sed -E 's/:[0-9]+:[0-9]+:/:/' mutants.out/missed.txt | sort > mutants.out/missed.names; \
+	status=0; $(CARGO) mutants --workspace --jobs $(MUTANTS_JOBS) \
+		--config .cargo/mutants-model.toml --output $(MODEL_MUTANTS_OUT) || status=$$?; \
+	case $$status in 0|2|3) ;; *) exit $$status ;; esac; \
+	cat mutants.out/missed.txt $(MODEL_MUTANTS_OUT)/mutants.out/missed.txt \
+		| sed -E 's/:[0-9]+:[0-9]+:/:/' | sort > mutants.out/missed.names; \
 	awk -F'`' '/^- `[a-z]+\/src\//{print $$2}' docs/mutation.md | sort > mutants.out/listed.names; \
 	if ! diff -u mutants.out/listed.names mutants.out/missed.names; then \
 		echo "missed mutations differ from those docs/mutation.md lists (- listed, + missed)"; \

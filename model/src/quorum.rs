@@ -56,6 +56,12 @@ mod tests {
     }
 
     #[test]
+    fn exactly_k_values_have_a_kth_highest() {
+        assert_eq!(kth_highest(lsns(&[3, 9, 1, 4]), 4), Lsn(1));
+        assert_eq!(quorum_watermark(lsns(&[5, 6, 7, 8])), Lsn(5));
+    }
+
+    #[test]
     fn a_hole_stops_the_prefix() {
         let held = [1u64, 2, 4, 5];
         assert_eq!(contiguous_prefix(|l| held.contains(&l.0)), Lsn(2));
