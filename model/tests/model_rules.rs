@@ -701,6 +701,30 @@ fn seeded_bugs_are_caught_by_exactly_their_catchers() {
     assert_eq!(got, want);
 }
 
+/// `shrink-quorum-on-loss` acts only once a node is lost for good: with a loss in the budget it
+/// breaks CommitOnlyAfterQuorum and nothing else (3 holders among 5 survivors still meet every
+/// read quorum of 3); without one, the writer's quorum never shrinks and nothing breaks.
+#[test]
+fn shrink_quorum_on_loss_acts_only_after_a_loss() {
+    let bug = Config {
+        lsns: 1,
+        bug: Some(Bug::ShrinkQuorumOnLoss),
+        ..Config::preset(Preset::Quick)
+    };
+    let with_loss = check(&Config {
+        lost_nodes: 1,
+        ..bug.clone()
+    });
+    assert_eq!(with_loss.violated, BTreeSet::from([COQ]));
+    let without_loss = check(&bug);
+    assert!(
+        without_loss.violated.is_empty(),
+        "{:?}",
+        without_loss.violated
+    );
+    assert_eq!(without_loss.unique_states, 296);
+}
+
 /// The finding: the seed (ack `memory`) with one storage crash loses a committed record, and
 /// CommittedRecoverable alone sees it (ack `disk` holds: `quick_variants_hold_at_pinned_sizes`).
 #[test]
