@@ -157,6 +157,8 @@ pub struct Report {
     /// Why the search was cut short, when it was.
     #[serde(skip)]
     pub cut_short: Option<CutShort>,
+    /// (The JSON report lists the properties with structured steps instead.)
+    #[serde(skip)]
     pub properties: Vec<PropertyReport>,
     #[serde(skip)]
     pub paths: Vec<(&'static str, Path<State, Action>)>,
@@ -453,20 +455,14 @@ pub struct JsonReport<'a> {
     pub verdict: Overall,
     /// The exit status the command ends with.
     pub exit_status: u8,
-    /// Whether the search was exhaustive.
-    pub complete: bool,
     /// Why the search was cut short (`null` when it was exhaustive).
     pub incomplete_reason: Option<String>,
     /// The property `--expect-violation` names, if any.
     pub expect_violation: Option<&'a str>,
-    pub config: &'a Config,
-    pub strategy: Strategy,
-    pub threads: usize,
-    pub states: usize,
-    pub unique_states: usize,
-    pub max_depth: usize,
-    pub seconds: f64,
-    pub states_per_second: f64,
+    /// The configuration and the search's statistics, `complete` among them: the check's own
+    /// [`Report`] fields.
+    #[serde(flatten)]
+    pub search: &'a Report,
     pub properties: Vec<JsonProperty>,
 }
 
@@ -488,17 +484,9 @@ impl Report {
             schema_version: JSON_SCHEMA_VERSION,
             verdict: self.overall(expected),
             exit_status: self.exit_status(expected, allow_incomplete),
-            complete: self.complete,
             incomplete_reason: self.cut_short.map(|c| c.to_string()),
             expect_violation: expected,
-            config: &self.config,
-            strategy: self.strategy,
-            threads: self.threads,
-            states: self.states,
-            unique_states: self.unique_states,
-            max_depth: self.max_depth,
-            seconds: self.seconds,
-            states_per_second: self.states_per_second,
+            search: self,
             properties: self
                 .properties
                 .iter()
