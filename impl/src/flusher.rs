@@ -63,6 +63,7 @@ mod tests {
                 lsn: Lsn(l),
                 page: 0,
                 value: l,
+                epoch: Epoch::FIRST,
             })
             .collect()
     }

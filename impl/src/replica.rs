@@ -308,6 +308,7 @@ mod tests {
             lsn: Lsn(l),
             page: (l % 2) as u32,
             value: l * 100,
+            epoch: Epoch::FIRST,
         }
     }
 

@@ -120,6 +120,7 @@ mod tests {
             lsn: Lsn(l),
             page: 0,
             value: l,
+            epoch: Epoch::FIRST,
         }
     }
 

@@ -310,6 +310,7 @@ mod tests {
                 lsn: Lsn(l),
                 page: (l * 7 % 5) as u32,
                 value: l * 1_000_003,
+                epoch: Epoch::FIRST,
             })
             .collect()
     }

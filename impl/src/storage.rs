@@ -369,6 +369,7 @@ mod tests {
             lsn: Lsn(l),
             page: l as u32 % 3,
             value: l * 10,
+            epoch: Epoch::FIRST,
         }
     }
 

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use aurora_redo_model::types::{Envelope, Lsn, Msg, NodeId, PageId, Record, STORAGE_NODES};
+use aurora_redo_model::types::{Envelope, Epoch, Lsn, Msg, NodeId, PageId, Record, STORAGE_NODES};
 
 use crate::config::{EngineConfig, ImplBug};
 use crate::observer::Event;
@@ -105,7 +105,12 @@ impl Writer {
     fn on_append(&mut self, page: PageId, value: u64, out: &mut Vec<Output>) {
         let lsn = self.last_lsn.next();
         self.last_lsn = lsn;
-        let record = Record { lsn, page, value };
+        let record = Record {
+            lsn,
+            page,
+            value,
+            epoch: Epoch::FIRST,
+        };
         self.log.insert(lsn, record);
         out.push(Output::Observe(Event::Appended(record)));
         for node in NodeId::all() {
@@ -198,7 +203,8 @@ mod tests {
         assert!(out.contains(&Output::Observe(Event::Appended(Record {
             lsn: Lsn(1),
             page: 3,
-            value: 9
+            value: 9,
+            epoch: Epoch::FIRST
         }))));
         for n in 0..3 {
             w.handle(ack(n, 1));
@@ -251,7 +257,8 @@ mod tests {
             Msg::Append(Record {
                 lsn: Lsn(2),
                 page: 0,
-                value: 1
+                value: 1,
+                epoch: Epoch::FIRST
             })
         );
     }
@@ -270,6 +277,7 @@ mod tests {
             lsn: Lsn(1),
             page: 0,
             value: 0,
+            epoch: Epoch::FIRST,
         });
         assert!(probes.iter().all(|e| e.msg == last));
     }
@@ -320,6 +328,7 @@ mod tests {
             lsn: Lsn(2),
             page: 0,
             value: 1,
+            epoch: Epoch::FIRST,
         };
         assert_eq!(w.record(Lsn(2)), Some(r2));
         let flushed = |n: u8, l: u64| {

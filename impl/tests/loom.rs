@@ -15,7 +15,7 @@ use aurora_redo_impl::transport::{Mailbox, Recv};
 use aurora_redo_impl::watermark::{PublishBug, Published, QuorumBug, SharedQuorum};
 use aurora_redo_impl::writer::{Writer, WriterInput};
 use aurora_redo_impl::{AckPolicy, EngineConfig, ImplBug};
-use aurora_redo_model::types::{Envelope, Lsn, Msg, NodeId, Record, ReplicaId};
+use aurora_redo_model::types::{Envelope, Epoch, Lsn, Msg, NodeId, Record, ReplicaId};
 
 /// Runs the `#[ignore]`d test `name` (a loom model of a seeded bug) in a child process and
 /// asserts that loom made it fail; returns the child's output. A child process, because loom
@@ -185,6 +185,7 @@ fn retain_buffer(bug: Option<RetainBug>) {
         lsn: Lsn(l),
         page: 0,
         value: l,
+        epoch: Epoch::FIRST,
     };
     let apply = {
         let buf = buf.clone();
@@ -241,6 +242,7 @@ fn flush_handoff(bug: Option<ImplBug>) {
         lsn: Lsn(1),
         page: 4,
         value: 44,
+        epoch: Epoch::FIRST,
     };
     let mut sm = StorageNode::new(
         NodeId(0),
@@ -366,6 +368,7 @@ fn read_back_handoff(bug: Option<ImplBug>) {
         lsn: Lsn(1),
         page: 4,
         value: 44,
+        epoch: Epoch::FIRST,
     };
     let mut cfg = EngineConfig::new(AckPolicy::Memory, 1).with_bug(bug);
     cfg.cache_records = 0;

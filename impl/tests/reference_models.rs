@@ -305,6 +305,7 @@ fn check_segment(
                             lsn: Lsn(model.last_lsn),
                             page,
                             value,
+                            epoch: Epoch::FIRST,
                         }
                     })
                     .collect();
@@ -494,11 +495,13 @@ fn a_torn_crash_inside_every_byte_of_a_frame_is_named() {
             lsn: Lsn(3),
             page: 5,
             value: 9,
+            epoch: Epoch::FIRST,
         },
         Record {
             lsn: Lsn(5),
             page: u32::MAX,
             value: 12_345,
+            epoch: Epoch::FIRST,
         },
     ])
     .len();
@@ -586,6 +589,7 @@ fn check_retain(ops: &[RetainOp], off_by_one: bool) -> Result<(), TestCaseError>
                     lsn: Lsn(lsn),
                     page: 0,
                     value,
+                    epoch: Epoch::FIRST,
                 };
                 prop_assert_eq!(
                     buffer.keep(record),

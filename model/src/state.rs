@@ -5,7 +5,7 @@
 use crate::invariants::{discard_is_safe, never_decreases};
 use crate::network::Network;
 use crate::quorum::quorum_watermark;
-use crate::types::{Az, Lsn, NodeId, PageId, Record, ReplicaId, STORAGE_NODES};
+use crate::types::{Az, Epoch, Lsn, NodeId, PageId, Record, ReplicaId, STORAGE_NODES};
 use std::fmt;
 
 /// Pages in the model's tiny database. Record `L` writes page `(L - 1) % PAGES`.
@@ -18,6 +18,7 @@ pub fn record_for(lsn: Lsn) -> Record {
         lsn,
         page: ((lsn.0 - 1) % PAGES as u64) as PageId,
         value: 100 + lsn.0,
+        epoch: Epoch::FIRST,
     }
 }
 

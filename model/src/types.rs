@@ -162,12 +162,47 @@ impl fmt::Display for Actor {
 /// A data page number.
 pub type PageId = u32;
 
-/// A redo record: "set `page` to `value`", numbered by the writer.
+/// A volume epoch: which writer incarnation a record or a message belongs to. The first writer
+/// writes in `Epoch::FIRST`; each recovery (writer failover) runs in the next epoch, and a storage
+/// node that has adopted an epoch takes nothing from an older one (`docs/protocol.md`,
+/// "Recovery").
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Epoch(pub u32);
+
+impl Epoch {
+    pub const FIRST: Epoch = Epoch(0);
+
+    /// The epoch after this one.
+    pub fn next(self) -> Epoch {
+        Epoch(self.0 + 1)
+    }
+}
+
+impl fmt::Debug for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "e{}", self.0)
+    }
+}
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// A redo record: "set `page` to `value`", numbered by the writer. LSNs above a recovery point
+/// are reused by the next epoch, so a record's identity is its `(epoch, lsn)`: the epoch of the
+/// writer that created it, which re-replication by a later writer keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Record {
     pub lsn: Lsn,
     pub page: PageId,
     pub value: u64,
+    /// The epoch of the writer that created the record (older counterexample files, which predate
+    /// epochs, read as the first).
+    #[serde(default)]
+    pub epoch: Epoch,
 }
 
 /// The one message type of the protocol (`docs/protocol.md`, "Messages").
@@ -187,10 +222,14 @@ pub enum Msg {
     Flushed { node: NodeId, lsn: Lsn },
 }
 
-/// `LSN 1 (page 0 = 101)`.
+/// `LSN 1 (page 0 = 101)`; a record of a later epoch names it: `LSN 2 of e1 (page 1 = 112)`.
 impl fmt::Display for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "LSN {} (page {} = {})", self.lsn, self.page, self.value)
+        write!(f, "LSN {}", self.lsn)?;
+        if self.epoch != Epoch::FIRST {
+            write!(f, " of {}", self.epoch)?;
+        }
+        write!(f, " (page {} = {})", self.page, self.value)
     }
 }
 
@@ -321,6 +360,7 @@ mod tests {
                 lsn: Lsn(1),
                 page: 0,
                 value: 101,
+                epoch: Epoch::FIRST,
             },
         );
         assert_eq!(append.to_string(), "W -> S1 Append LSN 1 (page 0 = 101)");

@@ -271,7 +271,7 @@ impl Observer for LagClock {
 mod tests {
     use super::*;
     use aurora_redo_impl::observer::NoObserver;
-    use aurora_redo_model::types::{Record, ReplicaId};
+    use aurora_redo_model::types::{Epoch, Record, ReplicaId};
 
     fn applied(replica: u8, lsn: u64) -> Event {
         Event::Applied {
@@ -281,6 +281,7 @@ mod tests {
                 lsn: Lsn(lsn),
                 page: 0,
                 value: lsn,
+                epoch: Epoch::FIRST,
             },
         }
     }
@@ -294,6 +295,7 @@ mod tests {
                     lsn: Lsn(l),
                     page: 0,
                     value: l,
+                    epoch: Epoch::FIRST,
                 }));
             }
         };
