@@ -3,6 +3,8 @@
 //! Shared with the implementation:
 //! - [`types`]: the vocabulary (`Lsn`, identities, `Record`, `Msg`, `Envelope`).
 //! - [`quorum`]: watermark arithmetic (contiguous prefixes, 4-of-6 points).
+//! - [`recovery`]: the recovery rules (the recovery point of a read quorum, what truncation
+//!   annuls).
 //! - [`invariants`]: the six safety invariants as pure predicates over ground truth, each with
 //!   its name.
 //!
@@ -29,6 +31,7 @@ pub mod model;
 pub mod network;
 pub mod properties;
 pub mod quorum;
+pub mod recovery;
 pub mod render;
 pub mod replica;
 pub mod state;
