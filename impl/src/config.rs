@@ -42,7 +42,8 @@ impl ImplBug {
     /// Most safety mutants have one. None have: the liveness mutants `ignore-flushed` and
     /// `writer-stalls` (their counterexample is a run that goes quiet unfinished, which a replay
     /// cannot tell from one that would finish later); `evict-retained` (not seeded in the
-    /// engine); and `shrink-quorum-on-loss` (permanent node loss is not in the engine).
+    /// engine); `shrink-quorum-on-loss` (permanent node loss is not in the engine); and the
+    /// recovery mutants (the engine's writer does not fail over while it runs).
     /// `FlushNotifyBeforeFsync`, `EvictBeforeFlush` and `FreeBeforeFlush` have no model mutant:
     /// they break the flusher's handoff, which the model's atomic flush does not split.
     pub fn counterpart_of(bug: Bug) -> Option<ImplBug> {
@@ -56,7 +57,11 @@ impl ImplBug {
             Bug::IgnoreFlushed
             | Bug::EvictRetained
             | Bug::ShrinkQuorumOnLoss
-            | Bug::WriterStalls => None,
+            | Bug::WriterStalls
+            | Bug::RecoverFromTwo
+            | Bug::RecoverBelowMaxScl
+            | Bug::AcceptStaleEpoch
+            | Bug::SkipTruncation => None,
         }
     }
 }

@@ -60,10 +60,24 @@ pub enum Bug {
     /// writes again. A liveness bug that leaves the workload unfinished, which
     /// EventuallyConverged, and only it, must see.
     WriterStalls,
+    /// Recovery's read phase stops at 2 answers instead of a read quorum of 3: two nodes can miss
+    /// a committed record that 4 nodes hold. CommittedSurvivesRecovery must see it.
+    RecoverFromTwo,
+    /// Recovery takes the lowest SCL of its read quorum as the recovery point instead of the
+    /// highest: a committed record held by only one of the three is truncated.
+    /// CommittedSurvivesRecovery must see it.
+    RecoverBelowMaxScl,
+    /// A node that recovery has read (it adopted the new epoch) still takes the old writer's
+    /// `Append`s until the write phase reaches it: fencing only at the write phase. EpochFencing,
+    /// and only it, must see it.
+    AcceptStaleEpoch,
+    /// The write phase does not annul the old tail above the recovery point: an old record stays
+    /// under an LSN the new writer reuses. LogAgreement, and only it, must see it.
+    SkipTruncation,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 14] = [
         Bug::DiscardOnAvailable,
         Bug::CommitAtThree,
         Bug::DurableFromOneNode,
@@ -74,6 +88,10 @@ impl Bug {
         Bug::EvictRetained,
         Bug::ShrinkQuorumOnLoss,
         Bug::WriterStalls,
+        Bug::RecoverFromTwo,
+        Bug::RecoverBelowMaxScl,
+        Bug::AcceptStaleEpoch,
+        Bug::SkipTruncation,
     ];
 
     /// The name used on the command line and in reports.
@@ -89,14 +107,19 @@ impl Bug {
             Bug::EvictRetained => "evict-retained",
             Bug::ShrinkQuorumOnLoss => "shrink-quorum-on-loss",
             Bug::WriterStalls => "writer-stalls",
+            Bug::RecoverFromTwo => "recover-from-two",
+            Bug::RecoverBelowMaxScl => "recover-below-max-scl",
+            Bug::AcceptStaleEpoch => "accept-stale-epoch",
+            Bug::SkipTruncation => "skip-truncation",
         }
     }
 
     /// The invariant that must catch this bug (`docs/protocol.md`, "Seeded bugs").
     pub fn expected_property(self) -> &'static str {
         use crate::invariants::{
-            COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC, NO_DISCARD_BEFORE_FLUSH,
-            QUIESCENCE_CONVERGES, REPLICA_PREFIX, RETAIN_UNTIL_DURABLE,
+            COMMITTED_SURVIVES_RECOVERY, COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC,
+            EPOCH_FENCING, LOG_AGREEMENT, NO_DISCARD_BEFORE_FLUSH, QUIESCENCE_CONVERGES,
+            REPLICA_PREFIX, RETAIN_UNTIL_DURABLE,
         };
         use crate::properties::EVENTUALLY_CONVERGED;
         match self {
@@ -109,7 +132,21 @@ impl Bug {
             Bug::IgnoreFlushed => QUIESCENCE_CONVERGES,
             Bug::EvictRetained => RETAIN_UNTIL_DURABLE,
             Bug::WriterStalls => EVENTUALLY_CONVERGED,
+            Bug::RecoverFromTwo | Bug::RecoverBelowMaxScl => COMMITTED_SURVIVES_RECOVERY,
+            Bug::AcceptStaleEpoch => EPOCH_FENCING,
+            Bug::SkipTruncation => LOG_AGREEMENT,
         }
+    }
+
+    /// Whether the bug is in the recovery rules, so that it shows only with a writer failover.
+    pub fn needs_failover(self) -> bool {
+        matches!(
+            self,
+            Bug::RecoverFromTwo
+                | Bug::RecoverBelowMaxScl
+                | Bug::AcceptStaleEpoch
+                | Bug::SkipTruncation
+        )
     }
 }
 
@@ -133,15 +170,19 @@ pub enum Preset {
     AzPlusOne,
     /// Two replicas, three LSNs and a replica crash, ack `disk`: for benchmarks (minutes).
     Full,
+    /// A writer failover with a zombie writer and a storage crash, ack `disk`, one LSN: recovery,
+    /// fencing and the reuse of an LSN above the recovery point.
+    Recovery,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 5] = [
+    pub const ALL: [Preset; 6] = [
         Preset::Quick,
         Preset::Default,
         Preset::Faults,
         Preset::AzPlusOne,
         Preset::Full,
+        Preset::Recovery,
     ];
 }
 
@@ -161,6 +202,12 @@ pub struct Config {
     pub az_outages: u8,
     /// Nodes lost for good, disk and all (3 = AZ+1).
     pub lost_nodes: u8,
+    /// Writer failovers: the writer stops and a new one recovers the volume in the next epoch.
+    #[serde(default)]
+    pub writer_crashes: u8,
+    /// Whether a failed-over writer keeps running and sending (cut off from clients, not dead).
+    #[serde(default)]
+    pub zombie_writer: bool,
     pub ack: AckPolicy,
     pub network: NetworkKind,
     pub bug: Option<Bug>,
@@ -180,6 +227,8 @@ impl Config {
             replica_crashes: 1,
             az_outages: 1,
             lost_nodes: 0,
+            writer_crashes: 0,
+            zombie_writer: false,
             ack: AckPolicy::Memory,
             network: NetworkKind::Duplicating,
             bug: None,
@@ -214,6 +263,17 @@ impl Config {
                 network: NetworkKind::Unordered,
                 ..seed
             },
+            Preset::Recovery => Config {
+                lsns: 1,
+                storage_crashes: 1,
+                replica_crashes: 0,
+                az_outages: 0,
+                writer_crashes: 1,
+                zombie_writer: true,
+                ack: AckPolicy::Disk,
+                network: NetworkKind::Unordered,
+                ..seed
+            },
         }
     }
 
@@ -231,6 +291,19 @@ impl Config {
                 self.replicas
             ));
         }
+        if self.writer_crashes >= crate::state::MAX_EPOCHS as u8 {
+            return Err(format!(
+                "--writer-crashes is at most {}, not {}: the model tells apart {} epochs",
+                crate::state::MAX_EPOCHS - 1,
+                self.writer_crashes,
+                crate::state::MAX_EPOCHS
+            ));
+        }
+        if self.zombie_writer && self.writer_crashes == 0 {
+            return Err(
+                "--zombie-writer needs a writer failover (--writer-crashes 1 or more)".into(),
+            );
+        }
         if self.lost_nodes > 3 {
             return Err(format!(
                 "--lost-nodes is at most 3 (AZ+1), not {}: a 4/6 quorum needs 4 nodes",
@@ -242,9 +315,13 @@ impl Config {
 
     /// Liveness is claimed only where the protocol can recover by itself: no message loss, no
     /// storage crash and no permanent loss (the writer never re-sends, so those can leave a
-    /// record short of a quorum forever).
+    /// record short of a quorum forever), and no writer failover (a recovery can stop short of a
+    /// write quorum, and a failed writer's unfinished work is not redone).
     pub fn liveness_applies(&self) -> bool {
-        self.network != NetworkKind::Lossy && self.storage_crashes == 0 && self.lost_nodes == 0
+        self.network != NetworkKind::Lossy
+            && self.storage_crashes == 0
+            && self.lost_nodes == 0
+            && self.writer_crashes == 0
     }
 }
 
@@ -263,7 +340,15 @@ impl fmt::Display for Config {
             self.ack,
             self.network,
             self.bug.map_or("none", Bug::name),
-        )
+        )?;
+        if self.writer_crashes > 0 {
+            write!(
+                f,
+                " writer-crashes={} zombie-writer={}",
+                self.writer_crashes, self.zombie_writer
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -305,6 +390,7 @@ named_enum!(Preset, "preset", {
     Preset::Faults => "faults",
     Preset::AzPlusOne => "az-plus-one",
     Preset::Full => "full",
+    Preset::Recovery => "recovery",
 });
 
 impl FromStr for Bug {

@@ -1,5 +1,5 @@
-//! The six safety invariants of `docs/protocol.md` ("Safety invariants"), as pure predicates over
-//! ground truth.
+//! The safety invariants of `docs/protocol.md` ("Safety invariants"): the six of normal operation
+//! and the three of recovery, as pure predicates over ground truth.
 //!
 //! Each function is the one definition of its invariant. The model's properties
 //! (`crate::properties`) evaluate them on model states; the implementation's runtime monitor
@@ -10,7 +10,7 @@
 //! accepts it and the monitor reports it: code compares names through these constants only.
 
 use crate::quorum::quorum_watermark;
-use crate::types::{Lsn, READ_QUORUM};
+use crate::types::{Epoch, Lsn, READ_QUORUM};
 
 /// The name of invariant 1, judged by [`discard_is_safe`].
 pub const NO_DISCARD_BEFORE_FLUSH: &str = "NoDiscardBeforeFlush";
@@ -110,6 +110,64 @@ pub fn first_unreadable(
     })
 }
 
+/// The name of recovery invariant 7, judged by [`first_lost_commit`].
+pub const COMMITTED_SURVIVES_RECOVERY: &str = "CommittedSurvivesRecovery";
+
+/// **CommittedSurvivesRecovery**, judged when a recovery fixes its recovery point: the first LSN
+/// of `1..=acked` (what clients were told is committed before the failover, whose records are
+/// `acked_record`) that the recovered log (`recovered`, `None` above the recovery point) does not
+/// hold, or holds a different record of. Records are compared by identity (their epoch), since
+/// LSNs above a recovery point are reused. Protects the one promise a commit makes: a write
+/// acknowledged to a client is never taken back, whichever writer comes next.
+pub fn first_lost_commit<T: PartialEq>(
+    acked: Lsn,
+    acked_record: impl Fn(Lsn) -> T,
+    recovered: impl Fn(Lsn) -> Option<T>,
+) -> Option<Lsn> {
+    acked
+        .prefix()
+        .find(|&lsn| recovered(lsn).as_ref() != Some(&acked_record(lsn)))
+}
+
+/// [`first_lost_commit`] as a verdict: every acknowledged commit survived.
+pub fn committed_survives_recovery<T: PartialEq>(
+    acked: Lsn,
+    acked_record: impl Fn(Lsn) -> T,
+    recovered: impl Fn(Lsn) -> Option<T>,
+) -> bool {
+    first_lost_commit(acked, acked_record, recovered).is_none()
+}
+
+/// The name of recovery invariant 8, judged by [`epoch_fencing`].
+pub const EPOCH_FENCING: &str = "EpochFencing";
+
+/// **EpochFencing**, judged when a node takes a record: a node that has adopted `node_epoch` takes
+/// (stores, acknowledges) nothing of an older epoch. An older writer's commit point moves only on
+/// acknowledgements of its epoch, so this also keeps it from moving on that node's. Protects
+/// "changing the locks on the door": once recovery has read a node, a writer that is presumed dead
+/// (a zombie, or its messages still in flight) cannot slip a record past the recovery point.
+pub fn epoch_fencing(node_epoch: Epoch, record_epoch: Epoch) -> bool {
+    record_epoch >= node_epoch
+}
+
+/// The name of recovery invariant 9, judged by [`first_disagreement`].
+pub const LOG_AGREEMENT: &str = "LogAgreement";
+
+/// **LogAgreement**, for one copy of the log (a node that speaks for the writer's epoch, or a
+/// replica that follows it): the first LSN at which the copy holds a record that is not the
+/// writer's log's (`log`, `None` past its end): a different epoch's record under that LSN, or a
+/// record above what the writer has written. Protects a single history: after a recovery every
+/// reader, whichever node or replica it reads, sees the same record under each LSN, and nothing a
+/// truncation annulled comes back.
+pub fn first_disagreement(
+    log: impl Fn(Lsn) -> Option<Epoch>,
+    copy: impl IntoIterator<Item = (Lsn, Epoch)>,
+) -> Option<Lsn> {
+    copy.into_iter()
+        .find(|&(lsn, epoch)| log(lsn) != Some(epoch))
+        .map(|(lsn, _)| lsn)
+}
+
 /// The name of the quiescence invariant: a system with nothing left to do (no fault active, no
 /// step that would change anything) has committed, applied and discarded every record. It needs
 /// the model's enabled steps, so the model judges it (`crate::properties`); the engine's
@@ -154,6 +212,40 @@ mod tests {
         assert!(retained_unless_discarded(true, true, false));
         assert!(!retained_unless_discarded(true, false, false));
         assert!(!retained_unless_discarded(false, false, true));
+    }
+
+    #[test]
+    fn a_commit_survives_only_as_the_same_record() {
+        let acked = |_| Epoch(0);
+        assert!(committed_survives_recovery(Lsn(2), acked, |l| (l
+            <= Lsn(2))
+        .then_some(Epoch(0))));
+        assert_eq!(
+            first_lost_commit(Lsn(2), acked, |l| (l <= Lsn(1)).then_some(Epoch(0))),
+            Some(Lsn(2))
+        );
+        assert_eq!(
+            first_lost_commit(Lsn(1), acked, |_| Some(Epoch(1))),
+            Some(Lsn(1))
+        );
+    }
+
+    #[test]
+    fn fenced_nodes_take_nothing_older() {
+        assert!(epoch_fencing(Epoch(1), Epoch(1)));
+        assert!(epoch_fencing(Epoch(0), Epoch(1)));
+        assert!(!epoch_fencing(Epoch(1), Epoch(0)));
+    }
+
+    #[test]
+    fn copies_agree_with_the_log() {
+        let log = |l: Lsn| (l <= Lsn(2)).then_some(if l == Lsn(2) { Epoch(1) } else { Epoch(0) });
+        assert_eq!(
+            first_disagreement(log, [(Lsn(1), Epoch(0)), (Lsn(2), Epoch(1))]),
+            None
+        );
+        assert_eq!(first_disagreement(log, [(Lsn(2), Epoch(0))]), Some(Lsn(2)));
+        assert_eq!(first_disagreement(log, [(Lsn(3), Epoch(1))]), Some(Lsn(3)));
     }
 
     #[test]

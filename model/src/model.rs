@@ -66,6 +66,19 @@ pub enum Action {
     AzRecover(Az),
     CrashReplica(ReplicaId),
     RestartReplica(ReplicaId),
+    /// The writer fails over: a new writer of the next epoch starts recovery (the old one keeps
+    /// running as a zombie under `--zombie-writer`).
+    FailOver,
+    /// The zombie writer writes its next record in its old epoch and sends `Append` to every node.
+    ZombieWrite,
+    /// The recovering writer reads a node's state (its SCL and records); the node adopts the new
+    /// epoch.
+    Read(NodeId),
+    /// The recovering writer's write phase at a node: re-replicate up to the recovery point,
+    /// persist the truncation and the epoch.
+    Seal(NodeId),
+    /// A replica learns of a newer epoch and starts over in it.
+    Follow(ReplicaId),
 }
 
 impl fmt::Debug for Action {
@@ -86,6 +99,11 @@ impl fmt::Debug for Action {
             Action::AzRecover(az) => write!(f, "AZ {az:?} comes back"),
             Action::CrashReplica(r) => write!(f, "{r:?} crashes (everything lost)"),
             Action::RestartReplica(r) => write!(f, "{r:?} restarts"),
+            Action::FailOver => write!(f, "W fails over: a new writer starts recovery"),
+            Action::ZombieWrite => write!(f, "the zombie writer writes its next record"),
+            Action::Read(n) => write!(f, "W reads {n:?}'s SCL and records (fences it)"),
+            Action::Seal(n) => write!(f, "W re-replicates and truncates on {n:?} (new epoch)"),
+            Action::Follow(r) => write!(f, "{r:?} follows the new epoch and starts over"),
         }
     }
 }
@@ -115,17 +133,28 @@ impl RedoModel {
         };
         let dst_ok = match e.dst {
             Actor::Writer => true,
-            Actor::Storage(n) => s.reachable(n),
+            Actor::Storage(n) => s.reachable(n) && !self.waits(s, e, n),
             Actor::Replica(r) => s.replica(r).up,
         };
         src_ok && dst_ok
+    }
+
+    /// Whether node `n` would hold `e` back: an `Append` of an epoch whose truncation the node has
+    /// not persisted waits for the writer's write phase to reach it.
+    fn waits(&self, s: &State, e: &Envelope, n: NodeId) -> bool {
+        match &e.msg {
+            Msg::Append(record) => {
+                storage::receipt(&self.config, s.node(n), record) == storage::Receipt::Wait
+            }
+            _ => false,
+        }
     }
 
     /// Whether delivering `e` (leaving it in flight) would change nothing.
     fn is_noop_delivery(&self, s: &State, e: &Envelope) -> bool {
         match (&e.msg, e.dst) {
             (Msg::Append(record), Actor::Storage(n)) => {
-                !storage::append_changes_anything(&self.config, s, n, record.lsn)
+                !storage::append_changes_anything(&self.config, s, n, record)
             }
             _ => true,
         }
@@ -134,7 +163,7 @@ impl RedoModel {
     /// Applies a delivery to the receiver, leaving the network's copy in place.
     fn receive(&self, s: &mut State, e: &Envelope) {
         if let (Msg::Append(record), Actor::Storage(n)) = (&e.msg, e.dst) {
-            storage::on_append(&self.config, s, n, record.lsn);
+            storage::on_append(&self.config, s, n, record);
         }
     }
 
@@ -144,6 +173,7 @@ impl RedoModel {
     pub fn is_quiescent(&self, s: &State) -> bool {
         let fault_free = s.faults.storage_crashes == 0
             && s.faults.lost_nodes == 0
+            && s.faults.writer_crashes == 0
             && !s.ghost.flags.contains(crate::state::Flags::DROPPED)
             && s.az_out.is_none()
             && s.nodes.iter().all(|n| n.is_up())
@@ -161,7 +191,11 @@ impl RedoModel {
             | Action::Commit(_)
             | Action::LearnCommit(..)
             | Action::LearnDurable(..)
-            | Action::Pull(..) => false,
+            | Action::Pull(..)
+            | Action::ZombieWrite
+            | Action::Read(_)
+            | Action::Seal(_)
+            | Action::Follow(_) => false,
             // Faults are not progress.
             _ => true,
         })
@@ -180,6 +214,17 @@ impl Model for RedoModel {
         let config = &self.config;
         if writer::may_write(config, s) {
             actions.push(Action::Write);
+        }
+        if writer::zombie_may_write(config, s) {
+            actions.push(Action::ZombieWrite);
+        }
+        for n in NodeId::all() {
+            if writer::may_read(s, n) {
+                actions.push(Action::Read(n));
+            }
+            if writer::may_seal(s, n) {
+                actions.push(Action::Seal(n));
+            }
         }
         // Every step offered changes the state (stateright's simulation relies on it). On a
         // duplicating network a delivered message stays, so skip redeliveries that do nothing.
@@ -213,7 +258,10 @@ impl Model for RedoModel {
             } else {
                 known.0 + 1
             };
-            for to in (lowest..=replica::commit_bound(s).0).map(Lsn) {
+            if replica::newer_epoch(s, r).is_some() {
+                actions.push(Action::Follow(r));
+            }
+            for to in (lowest..=replica::commit_bound(s, r).0).map(Lsn) {
                 actions.push(Action::LearnCommit(r, to));
             }
             for to in replica::durable_choices(config, s, r) {
@@ -266,6 +314,17 @@ impl Model for RedoModel {
                 replica::crash(&mut s, *r);
             }
             Action::RestartReplica(r) => replica::restart(&mut s, *r),
+            Action::FailOver => {
+                s.faults.writer_crashes += 1;
+                writer::fail_over(&mut s, self.config.zombie_writer);
+            }
+            Action::ZombieWrite => writer::zombie_write(&mut s),
+            Action::Read(n) => writer::read(&self.config, &mut s, *n),
+            Action::Seal(n) => writer::seal(&self.config, &mut s, *n),
+            Action::Follow(r) => {
+                let epoch = replica::newer_epoch(&s, *r).expect("a newer epoch to follow");
+                replica::follow(&mut s, *r, epoch);
+            }
         }
         s.judge_step(last);
         (s != *last).then_some(s)
@@ -307,6 +366,9 @@ impl RedoModel {
             if s.node(n).status != NodeStatus::Lost && used.lost_nodes < config.lost_nodes {
                 actions.push(Action::LoseNode(n));
             }
+        }
+        if used.writer_crashes < config.writer_crashes {
+            actions.push(Action::FailOver);
         }
         match s.az_out {
             Some(az) => actions.push(Action::AzRecover(az)),

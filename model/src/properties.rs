@@ -12,15 +12,16 @@
 
 use crate::config::{AckPolicy, Config};
 use crate::invariants::{
-    commit_backed_by_quorum, discard_is_safe, first_unreadable, replica_prefix,
-    retained_unless_discarded, COMMITTED_RECOVERABLE, COMMIT_ONLY_AFTER_QUORUM,
-    DURABLE_LSN_MONOTONIC, NO_DISCARD_BEFORE_FLUSH, QUIESCENCE_CONVERGES, REPLICA_PREFIX,
+    commit_backed_by_quorum, discard_is_safe, first_disagreement, first_lost_commit,
+    first_unreadable, replica_prefix, retained_unless_discarded, COMMITTED_RECOVERABLE,
+    COMMITTED_SURVIVES_RECOVERY, COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC, EPOCH_FENCING,
+    LOG_AGREEMENT, NO_DISCARD_BEFORE_FLUSH, QUIESCENCE_CONVERGES, REPLICA_PREFIX,
     RETAIN_UNTIL_DURABLE,
 };
 use crate::model::RedoModel;
 use crate::quorum::quorum_watermark;
 use crate::state::{Flags, NodeStatus, State};
-use crate::types::{Lsn, NodeId, ReplicaId, READ_QUORUM};
+use crate::types::{Epoch, Lsn, NodeId, ReplicaId, READ_QUORUM};
 use stateright::Property;
 
 // Property names, as printed by the tool and accepted by `--expect-violation`. The invariants'
@@ -36,6 +37,11 @@ pub const REPLICA_DISCARDED: &str = "ReplicaDiscarded";
 pub const RESTARTED_REPLICA_CAUGHT_UP: &str = "RestartedReplicaCaughtUp";
 /// Reachability: the commit point advanced after a storage crash.
 pub const COMMIT_AFTER_STORAGE_CRASH: &str = "CommitAfterStorageCrash";
+/// Reachability: a new writer finished recovery and committed a record of its own epoch.
+pub const COMMIT_AFTER_RECOVERY: &str = "CommitAfterRecovery";
+/// Reachability: once a recovery has fixed its point, a node it has yet to seal holds an old
+/// record above the point, which the truncation will annul.
+pub const RECOVERY_TRUNCATES: &str = "RecoveryTruncates";
 
 /// Liveness: every run eventually has every record written, committed, durable on 4 disks and
 /// applied by every replica. Discarding is left to [`QUIESCENCE_CONVERGES`] (`docs/protocol.md`,
@@ -63,6 +69,11 @@ pub fn properties(config: &Config) -> Vec<Property<RedoModel>> {
         Property::always(COMMITTED_RECOVERABLE, |_, s| {
             committed_recoverable_evidence(s).is_empty()
         }),
+        Property::always(COMMITTED_SURVIVES_RECOVERY, |_, s| {
+            committed_survives_recovery_evidence(s).is_empty()
+        }),
+        Property::always(EPOCH_FENCING, |_, s| epoch_fencing_evidence(s).is_empty()),
+        Property::always(LOG_AGREEMENT, |_, s| log_agreement_evidence(s).is_empty()),
         Property::always(QUIESCENCE_CONVERGES, |m, s| {
             quiescence_converges_evidence(m, s).is_empty()
         }),
@@ -87,6 +98,12 @@ pub fn properties(config: &Config) -> Vec<Property<RedoModel>> {
             COMMIT_AFTER_STORAGE_CRASH,
             commit_after_storage_crash,
         ));
+    }
+    if config.writer_crashes > 0 {
+        properties.extend([
+            Property::sometimes(COMMIT_AFTER_RECOVERY, commit_after_recovery),
+            Property::sometimes(RECOVERY_TRUNCATES, recovery_truncates),
+        ]);
     }
     if config.liveness_applies() {
         properties.push(Property::eventually(EVENTUALLY_CONVERGED, |m, s| {
@@ -129,6 +146,21 @@ pub fn explain(name: &str) -> &'static str {
              contains none of them: crash recovery, which reads a quorum, can lose a committed \
              write. Under ack `memory` this is the cost of committing before the disk write."
         }
+        COMMITTED_SURVIVES_RECOVERY => {
+            "A recovery fixed a recovery point that leaves out a record a client was told is \
+             committed (or keeps a different record under its LSN): the new writer's log takes \
+             back an acknowledged write, and a replica that served it now disagrees with the log."
+        }
+        EPOCH_FENCING => {
+            "A storage node took a record of an older epoch after adopting a newer one: a writer \
+             presumed dead (a zombie, or its messages still in flight) slipped a write past the \
+             recovery that fenced it, and could count that node's acknowledgement."
+        }
+        LOG_AGREEMENT => {
+            "A node that speaks for the writer's epoch, or a replica that follows it, holds a record \
+             the writer's log does not have under that LSN: an annulled record resurfaced, and two \
+             readers can see two different histories."
+        }
         QUIESCENCE_CONVERGES => {
             "The system went quiet (the writer done, nothing to deliver, flush, learn or pull \
              changes anything, no fault active) before every record was committed and every \
@@ -167,14 +199,20 @@ impl Violation {
 /// An invariant's evidence function: empty exactly when the invariant holds.
 type Evidence = fn(&State) -> Vec<String>;
 
-/// The evidence functions of the six safety invariants, which need only the state.
-const STATE_INVARIANTS: [(&str, Evidence); 6] = [
+/// The evidence functions of the nine safety invariants, which need only the state.
+const STATE_INVARIANTS: [(&str, Evidence); 9] = [
     (NO_DISCARD_BEFORE_FLUSH, no_discard_before_flush_evidence),
     (COMMIT_ONLY_AFTER_QUORUM, commit_only_after_quorum_evidence),
     (DURABLE_LSN_MONOTONIC, durable_lsn_monotonic_evidence),
     (REPLICA_PREFIX, replica_prefix_evidence),
     (RETAIN_UNTIL_DURABLE, retain_until_durable_evidence),
     (COMMITTED_RECOVERABLE, committed_recoverable_evidence),
+    (
+        COMMITTED_SURVIVES_RECOVERY,
+        committed_survives_recovery_evidence,
+    ),
+    (EPOCH_FENCING, epoch_fencing_evidence),
+    (LOG_AGREEMENT, log_agreement_evidence),
 ];
 
 /// The safety invariants a state violates, judged from the state alone (all but
@@ -311,7 +349,8 @@ fn replica_prefix_evidence(s: &State) -> Vec<String> {
     for (r, replica) in replicas(s) {
         let expected = State::writer_pages(replica.applied);
         let image_matches = replica.pages == expected;
-        if replica_prefix(replica.applied, image_matches, s.announced.scl) {
+        let acks = s.acks_in(replica.epoch);
+        if replica_prefix(replica.applied, image_matches, acks) {
             continue;
         }
         if !image_matches {
@@ -320,7 +359,7 @@ fn replica_prefix_evidence(s: &State) -> Vec<String> {
                 replica.pages, replica.applied
             ));
         }
-        let sent = quorum_watermark(s.announced.scl);
+        let sent = quorum_watermark(acks);
         if replica.applied > sent {
             evidence.push(format!(
                 "{r} applied up to LSN {}, but 4 nodes have acked only up to {sent} (4th-highest \
@@ -376,6 +415,111 @@ fn committed_recoverable_evidence(s: &State) -> Vec<String> {
         node_list(held.iter().copied()),
         node_list(missing)
     )]
+}
+
+/// **7. CommittedSurvivesRecovery**: every recovery point so far kept every record acknowledged to
+/// a client before its failover (judged when the point was fixed, by `writer::read`, which sets
+/// the ghost flag this reads). The evidence names the first acknowledged LSN the current writer's
+/// log lacks.
+fn committed_survives_recovery_evidence(s: &State) -> Vec<String> {
+    if !s.ghost.flags.contains(Flags::COMMIT_LOST) {
+        return Vec::new();
+    }
+    let (acked, log) = (s.ghost.acked, s.ghost.acked_log);
+    match first_lost_commit(acked, |l| log.get(l), |l| s.writer.record(l)) {
+        Some(lsn) => vec![format!(
+            "LSN {lsn} was acknowledged to a client (commit point {acked} before the failover), \
+             but recovery fixed the recovery point at {} and the new log {}",
+            s.writer.point,
+            if lsn > s.writer.point {
+                "truncates it".to_string()
+            } else {
+                format!("holds a different record under LSN {lsn}")
+            }
+        )],
+        None => vec![
+            "a recovery point left out an acknowledged commit (judged when the point was fixed; \
+             the diagram marks the step)"
+                .to_string(),
+        ],
+    }
+}
+
+/// **8. EpochFencing**: no node has taken a record of an older epoch than its own (judged when
+/// the node took it, by `storage::on_append`).
+fn epoch_fencing_evidence(s: &State) -> Vec<String> {
+    if !s.ghost.flags.contains(Flags::FENCE_BROKEN) {
+        return Vec::new();
+    }
+    let stale: Vec<String> = NodeId::all()
+        .flat_map(|n| {
+            let node = s.node(n);
+            node.held()
+                .iter()
+                .filter(move |&l| node.epochs.get(l) < node.epoch)
+                .map(move |l| {
+                    format!(
+                        "{n} (epoch {}) holds LSN {l} of {}",
+                        node.epoch,
+                        node.epochs.get(l)
+                    )
+                })
+        })
+        .collect();
+    if stale.is_empty() {
+        vec![
+            "a node took a record of an older epoch after adopting a newer one (judged when it \
+              took it; the diagram marks the step)"
+                .to_string(),
+        ]
+    } else {
+        stale
+    }
+}
+
+/// **9. LogAgreement**: every node that speaks for the writer's epoch, and every replica that
+/// follows it, holds only the writer's log's records. (In the first epoch every record is the
+/// first writer's, so only a recovery can break it.)
+fn log_agreement_evidence(s: &State) -> Vec<String> {
+    let writer = &s.writer;
+    if writer.epoch == Epoch::FIRST {
+        return Vec::new();
+    }
+    let log = |l: Lsn| writer.record(l);
+    let describe = |l: Lsn, had: Epoch| match log(l) {
+        Some(e) => format!("LSN {l} of {had}, but the writer's log has LSN {l} of {e}"),
+        None => format!(
+            "LSN {l} of {had}, above the writer's log (written {})",
+            writer.written
+        ),
+    };
+    let mut evidence = Vec::new();
+    for n in NodeId::all() {
+        let node = s.node(n);
+        if node.status == NodeStatus::Lost || !node.speaks() || node.epoch != writer.epoch {
+            continue;
+        }
+        let copy = node.held().iter().map(|l| (l, node.epochs.get(l)));
+        if let Some(l) = first_disagreement(log, copy) {
+            evidence.push(format!("{n} holds {}", describe(l, node.epochs.get(l))));
+        }
+    }
+    for (r, replica) in replicas(s) {
+        if replica.epoch != writer.epoch {
+            continue;
+        }
+        let copy = replica
+            .applied
+            .prefix()
+            .map(|l| (l, replica.applied_epochs.get(l)));
+        if let Some(l) = first_disagreement(log, copy) {
+            evidence.push(format!(
+                "{r} applied {}",
+                describe(l, replica.applied_epochs.get(l))
+            ));
+        }
+    }
+    evidence
 }
 
 /// **Quiescence**: in a fault-free state where the writer has written everything, no flush or pull
@@ -465,4 +609,24 @@ fn restarted_replica_caught_up(_: &RedoModel, s: &State) -> bool {
 /// The writer's commit point advanced after a storage crash.
 fn commit_after_storage_crash(_: &RedoModel, s: &State) -> bool {
     s.ghost.flags.contains(Flags::COMMIT_AFTER_CRASH)
+}
+
+/// A writer that recovered the volume committed a record of its own, above its recovery point.
+fn commit_after_recovery(_: &RedoModel, s: &State) -> bool {
+    s.writer.epoch > Epoch::FIRST && s.writer.commit > s.writer.point
+}
+
+/// Once a recovery has fixed its point, a node it has yet to seal holds an older record above the
+/// point: the truncation has something to annul.
+fn recovery_truncates(_: &RedoModel, s: &State) -> bool {
+    let (writer, point) = (&s.writer, s.writer.point);
+    let point_fixed = !matches!(writer.phase, crate::state::Phase::Reading { .. });
+    writer.epoch > Epoch::FIRST
+        && point_fixed
+        && s.nodes.iter().any(|n| {
+            n.sealed < writer.epoch
+                && n.held()
+                    .iter()
+                    .any(|l| l > point && n.epochs.get(l) < writer.epoch)
+        })
 }

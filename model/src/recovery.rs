@@ -18,8 +18,9 @@
 
 use crate::types::{Epoch, Lsn, READ_QUORUM};
 
-/// One node's answer to a recovery read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One node's answer to a recovery read. Answers order by how advanced they are: sealed epoch
+/// first, then SCL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ReadAnswer {
     /// The epoch of the last truncation the node persisted (`Epoch::FIRST` if none).
     pub sealed: Epoch,
@@ -36,7 +37,7 @@ pub fn recovery_point(answers: &[ReadAnswer]) -> Option<(usize, Lsn)> {
     answers
         .iter()
         .enumerate()
-        .max_by_key(|(i, a)| (a.sealed, a.scl, std::cmp::Reverse(*i)))
+        .max_by_key(|(i, a)| (**a, std::cmp::Reverse(*i)))
         .map(|(i, a)| (i, a.scl))
 }
 

@@ -101,7 +101,9 @@ fn pulled(before: &State, r: ReplicaId, n: NodeId) -> (Lsn, Vec<Lsn>) {
     let from = before.replica(r).applied.next();
     (
         from,
-        crate::storage::records_from(before.node(n), from).collect(),
+        crate::storage::records_from(before.node(n), from)
+            .map(|r| r.lsn)
+            .collect(),
     )
 }
 
@@ -213,6 +215,56 @@ pub fn marks(action: &Action, before: &State, after: &State) -> Vec<Mark> {
             vec![event(Actor::Replica(*r), "crash: everything lost".into())]
         }
         Action::RestartReplica(r) => vec![note(Actor::Replica(*r), "restart".into())],
+        Action::FailOver => vec![event(
+            Actor::Writer,
+            format!("fail over: new writer of {}", after.writer.epoch),
+        )],
+        Action::ZombieWrite => vec![note(
+            Actor::Writer,
+            format!(
+                "zombie writes LSN {}",
+                after.zombie.as_ref().map_or(Lsn::ZERO, |z| z.written)
+            ),
+        )],
+        Action::Read(n) => {
+            let mut marks = vec![arrow(
+                *n,
+                Actor::Writer,
+                format!("read: SCL {}", before.node(*n).scl()),
+            )];
+            if after.writer.point != before.writer.point
+                || after.writer.phase != before.writer.phase
+            {
+                if let crate::state::Phase::Sealing { .. } = after.writer.phase {
+                    marks.push(event(
+                        Actor::Writer,
+                        format!("recovery point {}", after.writer.point),
+                    ));
+                }
+            }
+            marks
+        }
+        Action::Seal(n) => {
+            let mut marks = vec![Mark::Arrow {
+                from: Actor::Writer,
+                to: Actor::Storage(*n),
+                label: format!(
+                    "seal {}: 1..={}, truncate above",
+                    after.writer.epoch, after.writer.point
+                ),
+            }];
+            if after.writer.is_open() && !before.writer.is_open() {
+                marks.push(event(
+                    Actor::Writer,
+                    format!("open: commit point {}", after.writer.commit),
+                ));
+            }
+            marks
+        }
+        Action::Follow(r) => vec![event(
+            Actor::Replica(*r),
+            format!("follows {}: starts over", after.replica(*r).epoch),
+        )],
     };
     for (r, text) in effects(action, before, after) {
         out.push(event(Actor::Replica(r), text));
@@ -247,7 +299,8 @@ pub fn describe(action: &Action, before: &State, after: &State) -> String {
         Action::Pull(r, n) => {
             let from = before.replica(*r).applied.next();
             let records: Vec<_> = crate::storage::records_from(before.node(*n), from).collect();
-            format!("{r} -> {n} Pull from {from}; {n} -> {r} Records {records:?}")
+            let msg = crate::types::Msg::Records { node: *n, records };
+            format!("{r} -> {n} Pull from {from}; {n} -> {r} {msg}")
         }
         Action::Flush(n, upto) => format!("{n} flushes 1..={upto} to disk, sends Flushed"),
         Action::Deliver(e) => e.to_string(),
@@ -516,7 +569,7 @@ mod tests {
     use super::*;
     use crate::config::{Bug, Config, Preset};
     use crate::state::record_for;
-    use crate::types::Envelope;
+    use crate::types::{Envelope, Epoch};
     use stateright::Model;
 
     /// `discard-on-available`'s counterexample: two records reach four nodes, R0 learns commit
@@ -533,7 +586,7 @@ mod tests {
             for lsn in 1..=2 {
                 actions.push(Action::Deliver(Envelope::append(
                     NodeId(n),
-                    record_for(Lsn(lsn)),
+                    record_for(Epoch::FIRST, Lsn(lsn)),
                 )));
             }
         }

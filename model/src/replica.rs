@@ -3,14 +3,15 @@
 
 use crate::config::{Bug, Config};
 use crate::quorum::{kth_highest, quorum_watermark};
-use crate::state::{record_for, LsnSet, State};
+use crate::state::{LsnSet, Replica, State};
 use crate::storage::records_from;
 use crate::types::{Lsn, NodeId, ReplicaId};
 
 /// Step 4, **Notify and pull** (`docs/protocol.md`): the highest commit point the `Available`
-/// announcements sent so far allow a replica to know: the 4th-highest announced SCL.
-pub fn commit_bound(state: &State) -> Lsn {
-    quorum_watermark(state.announced.scl)
+/// announcements sent so far allow a replica to know: the 4th-highest SCL announced in the epoch
+/// it follows.
+pub fn commit_bound(state: &State, r: ReplicaId) -> Lsn {
+    quorum_watermark(state.acks_in(state.replica(r).epoch))
 }
 
 /// Whether receiving one more `Available` that leaves the replica's known commit point where it is
@@ -54,7 +55,7 @@ pub fn learn_commit(config: &Config, state: &mut State, r: ReplicaId, to: Lsn) {
 /// there changes the replica ([`frees_something`]).
 pub fn durable_choices(config: &Config, state: &State, r: ReplicaId) -> Vec<Lsn> {
     let current = state.replica(r).durable;
-    let flushed = state.announced.flushed;
+    let flushed = state.flushes_in(state.replica(r).epoch);
     let candidates: Vec<Lsn> = match config.bug {
         Some(Bug::DurableFromOneNode) => (current.0 + 1..=kth_highest(flushed, 1).0)
             .map(Lsn)
@@ -111,13 +112,19 @@ fn apply_limit(config: &Config, state: &State, r: ReplicaId) -> Lsn {
 /// Steps 4 and 8, **Notify and pull**, **Catch-up** (`docs/protocol.md`), the pull rule: a replica
 /// that is behind what it may apply pulls from a reachable node that holds its next record (a pull
 /// that would bring nothing is not a step).
+///
+/// A replica pulls only from nodes that speak for the epoch it follows: `Records` carry the
+/// sender's epoch, and a replica ignores those of another.
 pub fn may_pull(config: &Config, state: &State, r: ReplicaId, node: NodeId) -> bool {
     let replica = state.replica(r);
     let next = replica.applied.next();
+    let n = state.node(node);
     replica.up
         && next <= apply_limit(config, state, r)
         && state.reachable(node)
-        && state.node(node).held().contains(next)
+        && n.speaks()
+        && n.epoch == replica.epoch
+        && n.held().contains(next)
 }
 
 /// Steps 5 and 8, **Speculative apply**, **Catch-up** (`docs/protocol.md`): the replica sends
@@ -127,15 +134,17 @@ pub fn may_pull(config: &Config, state: &State, r: ReplicaId, node: NodeId) -> b
 pub fn pull(config: &Config, state: &mut State, r: ReplicaId, node: NodeId) {
     let from = state.replica(r).applied.next();
     let limit = apply_limit(config, state, r);
-    let records: Vec<Lsn> = records_from(state.node(node), from).collect();
+    let records: Vec<_> = records_from(state.node(node), from).collect();
     let replica = state.replica_mut(r);
     let mut discarded_at_once = Vec::new();
-    for lsn in records {
+    for record in records {
+        let lsn = record.lsn;
         if lsn != replica.applied.next() || lsn > limit {
             break;
         }
         replica.applied = lsn;
-        replica.pages[record_for(lsn).page as usize] = lsn;
+        replica.applied_epochs.set(lsn, record.epoch);
+        replica.pages[record.page as usize] = lsn;
         if lsn > replica.durable {
             replica.retained.insert(lsn);
         } else {
@@ -167,10 +176,30 @@ fn evict_oldest_beyond_one(state: &mut State, r: ReplicaId) {
 /// watermarks again from the nodes' announcements.
 pub fn crash(state: &mut State, r: ReplicaId) {
     let replica = state.replica_mut(r);
-    *replica = crate::state::Replica {
+    *replica = Replica {
         up: false,
-        ..crate::state::Replica::fresh(replica.incarnation + 1)
+        ..Replica::fresh(replica.incarnation + 1, replica.epoch)
     };
+}
+
+/// The newest epoch some node speaks for, if it is newer than the one replica `r` follows: a
+/// message of it (an `Available`, a `Flushed`, `Records`) can reach the replica.
+pub fn newer_epoch(state: &State, r: ReplicaId) -> Option<crate::types::Epoch> {
+    let newest = state
+        .nodes
+        .iter()
+        .filter(|n| n.speaks())
+        .map(|n| n.epoch)
+        .max()?;
+    (newest > state.replica(r).epoch).then_some(newest)
+}
+
+/// A replica that receives a message of a newer epoch follows it and starts over, as Aurora's
+/// replicas restart when the writer changes: what it applied in the old epoch may be what the
+/// recovery annulled. It is a new incarnation that knows nothing.
+pub fn follow(state: &mut State, r: ReplicaId, epoch: crate::types::Epoch) {
+    let replica = state.replica_mut(r);
+    *replica = Replica::fresh(replica.incarnation + 1, epoch);
 }
 
 pub fn restart(state: &mut State, r: ReplicaId) {

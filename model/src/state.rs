@@ -5,20 +5,94 @@
 use crate::invariants::{discard_is_safe, never_decreases};
 use crate::network::Network;
 use crate::quorum::quorum_watermark;
+use crate::recovery::ReadAnswer;
 use crate::types::{Az, Epoch, Lsn, NodeId, PageId, Record, ReplicaId, STORAGE_NODES};
 use std::fmt;
 
 /// Pages in the model's tiny database. Record `L` writes page `(L - 1) % PAGES`.
 pub const PAGES: usize = 2;
 
-/// The record the writer creates for `lsn`. The model's records are a function of their LSN, so
-/// no state has to carry them; the replica's page image still shows order and gaps.
-pub fn record_for(lsn: Lsn) -> Record {
+/// The record a writer of `epoch` creates for `lsn`. The model's records are a function of their
+/// identity `(epoch, lsn)`, so a state carries only which epoch's record each copy is (an
+/// [`EpochMap`]); the replica's page image still shows order and gaps.
+pub fn record_for(epoch: Epoch, lsn: Lsn) -> Record {
     Record {
         lsn,
         page: ((lsn.0 - 1) % PAGES as u64) as PageId,
-        value: 100 + lsn.0,
-        epoch: Epoch::FIRST,
+        value: 100 * (epoch.0 as u64 + 1) + lsn.0,
+        epoch,
+    }
+}
+
+/// The most epochs a model state can tell apart (see [`EpochMap`]): the first and three failovers.
+pub const MAX_EPOCHS: u32 = 4;
+
+/// For each LSN `1..=16`, the epoch of the record held there (2 bits per LSN). Meaningful only at
+/// the LSNs of the set it goes with; zero (the first epoch) elsewhere, so that equal holdings hash
+/// equally.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EpochMap(u32);
+
+impl EpochMap {
+    pub fn get(self, lsn: Lsn) -> Epoch {
+        Epoch((self.0 >> (2 * (lsn.0 - 1))) & 3)
+    }
+
+    pub fn set(&mut self, lsn: Lsn, epoch: Epoch) {
+        debug_assert!(
+            epoch.0 < MAX_EPOCHS,
+            "epoch {epoch} outside the model's range"
+        );
+        let shift = 2 * (lsn.0 - 1);
+        self.0 = (self.0 & !(3 << shift)) | (epoch.0 << shift);
+    }
+
+    /// Keeps only the LSNs of `set` (the others read as the first epoch).
+    pub fn restrict(self, set: LsnSet) -> EpochMap {
+        let mut out = EpochMap::default();
+        for lsn in set.iter() {
+            out.set(lsn, self.get(lsn));
+        }
+        out
+    }
+}
+
+impl fmt::Debug for EpochMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+/// A set of storage nodes, as a bitmask.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeSet(pub u8);
+
+impl NodeSet {
+    pub fn contains(self, node: NodeId) -> bool {
+        self.0 & (1 << node.0) != 0
+    }
+
+    pub fn insert(&mut self, node: NodeId) {
+        self.0 |= 1 << node.0;
+    }
+
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = NodeId> {
+        NodeId::all().filter(move |&n| self.contains(n))
+    }
+}
+
+impl fmt::Debug for NodeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self.iter().map(|n| n.to_string()).collect();
+        write!(f, "{{{}}}", names.join(", "))
     }
 }
 
@@ -78,6 +152,20 @@ impl LsnSet {
     pub fn iter(self) -> impl Iterator<Item = Lsn> {
         (1..=16u64).map(Lsn).filter(move |&l| self.contains(l))
     }
+
+    /// The LSNs `1..=upto`.
+    pub fn through(upto: Lsn) -> LsnSet {
+        let mut set = LsnSet::EMPTY;
+        for lsn in upto.prefix() {
+            set.insert(lsn);
+        }
+        set
+    }
+
+    /// The members not in `other`.
+    pub fn minus(self, other: LsnSet) -> LsnSet {
+        LsnSet(self.0 & !other.0)
+    }
 }
 
 /// `{1, 2}` on one line, even in `{:#?}`: the Explorer shows states that way.
@@ -88,11 +176,49 @@ impl fmt::Debug for LsnSet {
     }
 }
 
-/// The writer: how far it has written, and its commit point.
+/// The writer: its epoch, how far it has written, its commit point, and where it is in recovery.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Writer {
+    pub epoch: Epoch,
     pub written: Lsn,
     pub commit: Lsn,
+    /// Which epoch's record is at each LSN `1..=written` of its log: its own for what it wrote,
+    /// the source's for what its recovery kept.
+    pub log: EpochMap,
+    /// The recovery point its epoch began from (`Lsn::ZERO` for the first writer).
+    pub point: Lsn,
+    pub phase: Phase,
+}
+
+impl Writer {
+    /// Whether the writer accepts writes (recovery, if any, is over).
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// The record at `lsn` of the writer's log, if it has one.
+    pub fn record(&self, lsn: Lsn) -> Option<Epoch> {
+        (lsn >= Lsn(1) && lsn <= self.written).then(|| self.log.get(lsn))
+    }
+}
+
+/// Where a writer is in its life (`docs/protocol.md`, "Recovery").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Accepting writes.
+    #[default]
+    Open,
+    /// Reading a read quorum: the nodes read so far, the most advanced answer (by sealed epoch,
+    /// then SCL) with the epochs of its records `1..=scl`, and the lowest SCL read.
+    Reading {
+        read: NodeSet,
+        best: Option<ReadAnswer>,
+        best_log: EpochMap,
+        lowest: Lsn,
+    },
+    /// The recovery point is fixed (`Writer::point`); re-replicating `1..=point` and persisting
+    /// the truncation and the epoch on a write quorum. `sealed` are the nodes done so far.
+    Sealing { sealed: NodeSet },
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -105,12 +231,20 @@ pub enum NodeStatus {
     Lost,
 }
 
-/// A storage node: its in-memory log and its disk log.
+/// A storage node: its in-memory log and its disk log, and its epochs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Node {
     pub status: NodeStatus,
     pub mem: LsnSet,
     pub disk: LsnSet,
+    /// Which epoch's record each held LSN is.
+    pub epochs: EpochMap,
+    /// The newest epoch the node has adopted (persisted): it takes nothing from an older one.
+    pub epoch: Epoch,
+    /// The epoch of the last truncation it persisted. A node speaks (acknowledges, announces,
+    /// answers pulls) in its epoch only once `sealed == epoch`: until then it may hold an older
+    /// epoch's annulled tail.
+    pub sealed: Epoch,
 }
 
 impl Node {
@@ -132,12 +266,26 @@ impl Node {
     pub fn is_up(&self) -> bool {
         self.status == NodeStatus::Up
     }
+
+    /// Whether the node speaks for its epoch: it has persisted that epoch's truncation.
+    pub fn speaks(&self) -> bool {
+        self.sealed == self.epoch
+    }
+
+    /// Removes `lsns` from memory and disk.
+    pub fn remove(&mut self, lsns: LsnSet) {
+        self.mem = self.mem.minus(lsns);
+        self.disk = self.disk.minus(lsns);
+        self.epochs = self.epochs.restrict(self.held());
+    }
 }
 
 /// A read replica.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Replica {
     pub up: bool,
+    /// The epoch whose messages it follows; a newer epoch makes it start over.
+    pub epoch: Epoch,
     /// Restarts so far; a restart begins a new incarnation that knows nothing.
     pub incarnation: u8,
     /// The commit point it has learned from `Available` announcements.
@@ -148,6 +296,8 @@ pub struct Replica {
     pub applied: Lsn,
     /// The LSN whose value each page shows (`Lsn::ZERO`: untouched).
     pub pages: [Lsn; PAGES],
+    /// Which epoch's record each applied LSN was.
+    pub applied_epochs: EpochMap,
     /// Applied records kept in memory until they are durable.
     pub retained: LsnSet,
     /// Ghost (no rule reads it): the applied records this incarnation freed through the discard
@@ -157,10 +307,11 @@ pub struct Replica {
 }
 
 impl Replica {
-    pub fn fresh(incarnation: u8) -> Replica {
+    pub fn fresh(incarnation: u8, epoch: Epoch) -> Replica {
         Replica {
             up: true,
             incarnation,
+            epoch,
             ..Replica::default()
         }
     }
@@ -168,12 +319,21 @@ impl Replica {
 
 /// What the nodes have announced: per node, the highest value it has sent in each kind of
 /// watermark message. These messages stay receivable once sent (see `crate::model`).
+///
+/// Every announcement carries the sender's epoch, and a receiver counts only those of the epoch
+/// it follows. Per node the state keeps the announcements of the node's epoch and, frozen when it
+/// adopted a newer one, those of the epoch before (`prev`): a writer or replica of the older epoch
+/// may still receive them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Announced {
     /// The highest SCL sent in an `Ack` (and the `Available` that travels with it).
     pub scl: [Lsn; STORAGE_NODES],
     /// The highest LSN sent in a `Flushed`.
     pub flushed: [Lsn; STORAGE_NODES],
+    /// The epoch of `scl` and `flushed`.
+    pub epoch: [Epoch; STORAGE_NODES],
+    /// The node's announcements in the epoch before: epoch, SCL, flushed.
+    pub prev: [(Epoch, Lsn, Lsn); STORAGE_NODES],
     /// Every LSN sent in a `Flushed`. Kept only under the `durable-last-message` bug, the one rule
     /// that can act on a stale `Flushed` (a correct receiver only ever uses the highest).
     pub flushed_history: [LsnSet; STORAGE_NODES],
@@ -184,9 +344,16 @@ pub struct Announced {
 pub struct Ghost {
     /// Per node, the highest SCL it acked while really holding every record up to it.
     pub truthful_ack: [Lsn; STORAGE_NODES],
-    /// Per node, the highest LSN its disk has ever held (a flushed prefix). A permanent loss
-    /// wipes the disk but not this: what was flushed was flushed.
+    /// Per node, the highest LSN its disk has ever held (a flushed prefix) while it spoke for the
+    /// writer's epoch. A permanent loss wipes the disk but not this: what was flushed was flushed.
     pub disk_high: [Lsn; STORAGE_NODES],
+    /// The same for the epoch before the writer's (judging the discards of replicas that still
+    /// follow it).
+    pub prev_disk_high: [Lsn; STORAGE_NODES],
+    /// What clients were told is committed before the last failover: the failed writer's commit
+    /// point and its log.
+    pub acked: Lsn,
+    pub acked_log: EpochMap,
     pub flags: Flags,
 }
 
@@ -203,6 +370,10 @@ impl Flags {
     pub const COMMIT_AFTER_CRASH: Flags = Flags(4);
     /// The network lost a message.
     pub const DROPPED: Flags = Flags(8);
+    /// A recovery point left out a record acknowledged to a client.
+    pub const COMMIT_LOST: Flags = Flags(16);
+    /// A node took an older epoch's record after adopting a newer epoch.
+    pub const FENCE_BROKEN: Flags = Flags(32);
 
     pub fn contains(self, flag: Flags) -> bool {
         self.0 & flag.0 != 0
@@ -220,6 +391,8 @@ impl fmt::Debug for Flags {
             (Flags::REGRESSED, "REGRESSED"),
             (Flags::COMMIT_AFTER_CRASH, "COMMIT_AFTER_CRASH"),
             (Flags::DROPPED, "DROPPED"),
+            (Flags::COMMIT_LOST, "COMMIT_LOST"),
+            (Flags::FENCE_BROKEN, "FENCE_BROKEN"),
         ];
         let set: Vec<_> = names
             .iter()
@@ -237,6 +410,7 @@ pub struct FaultsUsed {
     pub replica_crashes: u8,
     pub az_outages: u8,
     pub lost_nodes: u8,
+    pub writer_crashes: u8,
 }
 
 /// One state of the whole system. Its `Debug` (readable view, then the raw fields) is in
@@ -246,6 +420,9 @@ pub struct State {
     pub writer: Writer,
     pub nodes: [Node; STORAGE_NODES],
     pub replicas: Vec<Replica>,
+    /// The previous writer, still running and sending after a failover (`--zombie-writer`): cut
+    /// off from clients, so only its `Append`s matter.
+    pub zombie: Option<Writer>,
     /// `Append` messages in flight.
     pub network: Network,
     pub announced: Announced,
@@ -259,8 +436,11 @@ impl State {
     pub fn new(replicas: u8) -> State {
         State {
             writer: Writer::default(),
+            zombie: None,
             nodes: Default::default(),
-            replicas: (0..replicas).map(|_| Replica::fresh(0)).collect(),
+            replicas: (0..replicas)
+                .map(|_| Replica::fresh(0, Epoch::FIRST))
+                .collect(),
             network: Network::default(),
             announced: Announced::default(),
             az_out: None,
@@ -297,9 +477,51 @@ impl State {
 
     /// Ground truth with history: the highest `L` that at least 4 nodes have had on disk. Without
     /// permanent loss it is the volume durable LSN (disks only grow); with it, a destroyed disk
-    /// still counts for what it held, so a loss is never mistaken for a protocol error.
+    /// still counts for what it held, so a loss is never mistaken for a protocol error. Judged in
+    /// the writer's epoch; `durable_so_far_in` judges the epoch before too.
     pub fn durable_so_far(&self) -> Lsn {
         quorum_watermark(self.ghost.disk_high)
+    }
+
+    /// [`State::durable_so_far`] for the records of `epoch`: the writer's, or the one before.
+    pub fn durable_so_far_in(&self, epoch: Epoch) -> Lsn {
+        if epoch == self.writer.epoch {
+            self.durable_so_far()
+        } else {
+            quorum_watermark(self.ghost.prev_disk_high)
+        }
+    }
+
+    /// The highest SCL `node` has acknowledged in `epoch` (`Lsn::ZERO` if none there).
+    pub fn announced_scl(&self, node: NodeId, epoch: Epoch) -> Lsn {
+        self.announced_in(node, epoch).0
+    }
+
+    /// The highest flushed LSN `node` has announced in `epoch` (`Lsn::ZERO` if none there).
+    pub fn announced_flushed(&self, node: NodeId, epoch: Epoch) -> Lsn {
+        self.announced_in(node, epoch).1
+    }
+
+    fn announced_in(&self, node: NodeId, epoch: Epoch) -> (Lsn, Lsn) {
+        let i = node.index();
+        let a = &self.announced;
+        if a.epoch[i] == epoch {
+            (a.scl[i], a.flushed[i])
+        } else if a.prev[i].0 == epoch && epoch != a.epoch[i] {
+            (a.prev[i].1, a.prev[i].2)
+        } else {
+            (Lsn::ZERO, Lsn::ZERO)
+        }
+    }
+
+    /// Every node's acknowledged SCL in `epoch`, in node order.
+    pub fn acks_in(&self, epoch: Epoch) -> [Lsn; STORAGE_NODES] {
+        std::array::from_fn(|i| self.announced_scl(NodeId(i as u8), epoch))
+    }
+
+    /// Every node's announced flushed LSN in `epoch`, in node order.
+    pub fn flushes_in(&self, epoch: Epoch) -> [Lsn; STORAGE_NODES] {
+        std::array::from_fn(|i| self.announced_flushed(NodeId(i as u8), epoch))
     }
 
     /// Ground truth: how many disks hold `lsn`.
@@ -307,11 +529,12 @@ impl State {
         self.nodes.iter().filter(|n| n.disk.contains(lsn)).count()
     }
 
-    /// The writer's page image after applying records `1..=applied`.
+    /// The writer's page image after applying records `1..=applied` (which LSN wrote each page;
+    /// a record's page depends on its LSN only).
     pub fn writer_pages(applied: Lsn) -> [Lsn; PAGES] {
         let mut pages = [Lsn::ZERO; PAGES];
         for lsn in applied.prefix() {
-            pages[record_for(lsn).page as usize] = lsn;
+            pages[record_for(Epoch::FIRST, lsn).page as usize] = lsn;
         }
         pages
     }
@@ -347,15 +570,25 @@ impl State {
     /// **NoDiscardBeforeFlush**, and records it for **RetainUntilDurable**.
     pub(crate) fn judge_discard(&mut self, r: ReplicaId, lsn: Lsn) {
         self.replica_mut(r).discarded.insert(lsn);
-        if !discard_is_safe(lsn, self.durable_so_far()) {
+        let epoch = self.replica(r).epoch;
+        if !discard_is_safe(lsn, self.durable_so_far_in(epoch)) {
             self.ghost.flags.insert(Flags::UNSAFE_DISCARD);
         }
     }
 
-    /// Records what a node's disk holds after a flush, the only step that adds to a disk.
+    /// Records what a node's disk holds after a flush or a recovery's write, the only steps that
+    /// add to a disk: for the writer's epoch if the node speaks for it, else for the epoch before.
     pub(crate) fn judge_flush(&mut self, node: NodeId) {
-        let high = &mut self.ghost.disk_high[node.index()];
-        *high = (*high).max(self.nodes[node.index()].flushed());
+        let n = self.node(node);
+        let current = n.speaks() && n.epoch == self.writer.epoch;
+        let flushed = n.flushed();
+        let highs = if current {
+            &mut self.ghost.disk_high
+        } else {
+            &mut self.ghost.prev_disk_high
+        };
+        let high = &mut highs[node.index()];
+        *high = (*high).max(flushed);
     }
 
     /// Records a commit after a storage crash (a reachability fact).
@@ -368,9 +601,19 @@ impl State {
     /// Judges the transition from `before` to this state for **DurableLsnMonotonic**: the
     /// writer's commit point, the volume durable LSN (unless a node was lost for good, which
     /// destroys disks by definition) and each replica's durable LSN within one incarnation.
+    ///
+    /// Watermarks are judged within an epoch: a failover starts a new writer with nothing
+    /// committed, and a recovery's truncation is judged by the recovery invariants.
     pub(crate) fn judge_step(&mut self, before: &State) {
-        let mut regressed = !never_decreases(before.writer.commit, self.writer.commit);
-        if self.faults.lost_nodes == 0 {
+        let same_epoch = before.writer.epoch == self.writer.epoch;
+        let truncated = before
+            .nodes
+            .iter()
+            .zip(&self.nodes)
+            .any(|(b, a)| b.sealed != a.sealed);
+        let mut regressed =
+            same_epoch && !never_decreases(before.writer.commit, self.writer.commit);
+        if self.faults.lost_nodes == 0 && same_epoch && !truncated {
             regressed |= !never_decreases(before.volume_durable(), self.volume_durable());
         }
         for (b, a) in before.replicas.iter().zip(&self.replicas) {

@@ -1,9 +1,9 @@
 //! A storage node's rules: storing and acknowledging records, flushing to disk, and its faults.
 
 use crate::config::{AckPolicy, Bug, Config};
-use crate::invariants::truthful_ack;
-use crate::state::{Node, NodeStatus, State};
-use crate::types::{Actor, Lsn, NodeId};
+use crate::invariants::{epoch_fencing, truthful_ack};
+use crate::state::{Flags, Node, NodeStatus, State};
+use crate::types::{Actor, Epoch, Lsn, NodeId, Record};
 
 /// The SCL a node reports. Correctly the contiguous prefix it holds; under `scl-with-holes`, the
 /// highest LSN it holds.
@@ -24,36 +24,135 @@ pub fn ackable_scl(config: &Config, node: &Node) -> Lsn {
 }
 
 /// Sends `Ack` to the writer and, with it, `Available` with the same SCL to every replica: a
-/// replica can never learn of a commit the ack policy has not made.
+/// replica can never learn of a commit the ack policy has not made. Both carry the node's epoch;
+/// a node that has not yet persisted its epoch's truncation sends neither.
 fn acknowledge(config: &Config, state: &mut State, id: NodeId) {
     let node = state.node(id);
+    if !node.speaks() {
+        return;
+    }
     let scl = ackable_scl(config, node);
     let truthful = truthful_ack(scl, node.scl());
+    let of_writer = node.epoch == state.writer.epoch;
     let i = id.index();
     state.announced.scl[i] = state.announced.scl[i].max(scl);
-    state.ghost.truthful_ack[i] = state.ghost.truthful_ack[i].max(truthful);
+    if of_writer {
+        state.ghost.truthful_ack[i] = state.ghost.truthful_ack[i].max(truthful);
+    }
+}
+
+/// Announces what a node has after a recovery's write made it speak for its epoch: its `Ack` (and
+/// `Available`) and its `Flushed`.
+pub fn announce(config: &Config, state: &mut State, id: NodeId) {
+    announce_flushed(config, state, id);
+    acknowledge(config, state, id);
+}
+
+fn announce_flushed(config: &Config, state: &mut State, id: NodeId) {
+    let node = state.node(id);
+    if !node.speaks() {
+        return;
+    }
+    let flushed = node.flushed();
+    let announced = &mut state.announced;
+    announced.flushed[id.index()] = announced.flushed[id.index()].max(flushed);
+    if config.bug == Some(Bug::DurableLastMessage) {
+        announced.flushed_history[id.index()].insert(flushed);
+    }
+}
+
+/// A node adopts `epoch` (persisted), if it is newer than its own: from now on it takes nothing
+/// from an older epoch. Its announcements in the old epoch stay as they were (receivers of that
+/// epoch may still get them); in the new one it has announced nothing yet.
+pub fn adopt(state: &mut State, id: NodeId, epoch: Epoch) {
+    let i = id.index();
+    if state.nodes[i].epoch >= epoch {
+        return;
+    }
+    state.nodes[i].epoch = epoch;
+    let a = &mut state.announced;
+    a.prev[i] = (a.epoch[i], a.scl[i], a.flushed[i]);
+    a.epoch[i] = epoch;
+    a.scl[i] = Lsn::ZERO;
+    a.flushed[i] = Lsn::ZERO;
+}
+
+/// What a node does with an `Append` of `record` (created, and sent, in `record.epoch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Receipt {
+    /// Of the node's epoch, and the node speaks for it: stored, or re-acknowledged.
+    Take,
+    /// Of an older epoch than the node's: rejected (taken under `accept-stale-epoch` while the
+    /// node has not yet persisted its new epoch's truncation).
+    Stale,
+    /// Of an epoch the node has not persisted the truncation of: it waits until the writer's
+    /// write phase reaches the node.
+    Wait,
+}
+
+/// How a node receives an `Append` of `record`.
+pub fn receipt(config: &Config, node: &Node, record: &Record) -> Receipt {
+    let accepts_stale = config.bug == Some(Bug::AcceptStaleEpoch) && !node.speaks();
+    match record.epoch.cmp(&node.epoch) {
+        std::cmp::Ordering::Less if accepts_stale => Receipt::Take,
+        std::cmp::Ordering::Less => Receipt::Stale,
+        std::cmp::Ordering::Equal if node.speaks() => Receipt::Take,
+        _ => Receipt::Wait,
+    }
 }
 
 /// Step 2, **Store and acknowledge** (`docs/protocol.md`): the node puts the record in memory.
 /// Under ack `memory` it acknowledges at once; under `disk` the flush acknowledges. A duplicate
-/// re-acknowledges the current SCL: the protocol's own retry.
-pub fn on_append(config: &Config, state: &mut State, id: NodeId, lsn: Lsn) {
+/// re-acknowledges the current SCL: the protocol's own retry. A record of an older epoch than the
+/// node's is rejected (EpochFencing judges any that is taken).
+pub fn on_append(config: &Config, state: &mut State, id: NodeId, record: &Record) {
+    if receipt(config, state.node(id), record) != Receipt::Take {
+        return;
+    }
     let node = state.node_mut(id);
+    let (lsn, node_epoch) = (record.lsn, node.epoch);
     let duplicate = node.held().contains(lsn);
     if !duplicate {
         node.mem.insert(lsn);
+        node.epochs.set(lsn, record.epoch);
     }
-    if duplicate || config.ack == AckPolicy::Memory {
+    if !epoch_fencing(node_epoch, record.epoch) {
+        state.ghost.flags.insert(Flags::FENCE_BROKEN);
+        stale_acknowledge(config, state, id, record.epoch);
+    } else if duplicate || config.ack == AckPolicy::Memory {
         acknowledge(config, state, id);
     }
 }
 
-/// Whether delivering `Append(lsn)` would change anything: a new record always does; a duplicate
-/// only if its re-ack announces more than the node already has.
-pub fn append_changes_anything(config: &Config, state: &State, id: NodeId, lsn: Lsn) -> bool {
+/// Under `accept-stale-epoch`: a node that took an older epoch's record acknowledges it in that
+/// epoch (ack `memory`), which lets the older writer count it.
+fn stale_acknowledge(config: &Config, state: &mut State, id: NodeId, epoch: Epoch) {
     let node = state.node(id);
-    if !node.held().contains(lsn) {
+    let i = id.index();
+    if config.ack == AckPolicy::Memory && state.announced.prev[i].0 == epoch {
+        let scl = reported_scl(config, node);
+        let prev = &mut state.announced.prev[i];
+        prev.1 = prev.1.max(scl);
+    }
+}
+
+/// Whether delivering `Append(record)` would change the node: a new record always does, a
+/// rejected one never; a duplicate only if its re-ack announces more than the node already has.
+pub fn append_changes_anything(
+    config: &Config,
+    state: &State,
+    id: NodeId,
+    record: &Record,
+) -> bool {
+    let node = state.node(id);
+    if receipt(config, node, record) != Receipt::Take {
+        return false;
+    }
+    if !node.held().contains(record.lsn) {
         return true;
+    }
+    if !epoch_fencing(node.epoch, record.epoch) {
+        return !state.ghost.flags.contains(Flags::FENCE_BROKEN);
     }
     let scl = ackable_scl(config, node);
     let i = id.index();
@@ -79,22 +178,20 @@ pub fn flush(config: &Config, state: &mut State, id: NodeId, upto: Lsn) {
     debug_assert!(upto <= node.scl());
     let moved = node.mem.remove_through(upto);
     node.disk = node.disk.union(moved);
-    let flushed = node.flushed();
     state.judge_flush(id);
-    let announced = &mut state.announced;
-    announced.flushed[id.index()] = announced.flushed[id.index()].max(flushed);
-    if config.bug == Some(Bug::DurableLastMessage) {
-        announced.flushed_history[id.index()].insert(flushed);
-    }
+    announce_flushed(config, state, id);
     if config.ack == AckPolicy::Disk {
         acknowledge(config, state, id);
     }
 }
 
 /// Step 8, **Catch-up** (`docs/protocol.md`), the node's side: the records `>= from` the node
-/// holds, in memory or on disk, as it answers a `Pull` with `Records`.
-pub fn records_from(node: &Node, from: Lsn) -> impl Iterator<Item = Lsn> {
-    node.held().iter().filter(move |&l| l >= from)
+/// holds, in memory or on disk, as it answers a `Pull` with `Records` (in its epoch).
+pub fn records_from(node: &Node, from: Lsn) -> impl Iterator<Item = Record> + '_ {
+    node.held()
+        .iter()
+        .filter(move |&l| l >= from)
+        .map(|l| crate::state::record_for(node.epochs.get(l), l))
 }
 
 /// Storage crash: memory is lost, disk survives. Messages in flight survive too.

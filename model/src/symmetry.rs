@@ -9,8 +9,8 @@
 //! equal signatures are indistinguishable, so the sorted state is canonical: every state in a
 //! class maps to the same representative.
 
-use crate::state::{LsnSet, Node, State};
-use crate::types::{Actor, Az, Envelope, Lsn, Msg, NodeId, STORAGE_NODES};
+use crate::state::{LsnSet, Node, NodeSet, Phase, State};
+use crate::types::{Actor, Az, Envelope, Epoch, Lsn, Msg, NodeId, STORAGE_NODES};
 
 /// Stands for "this node" in a signature's messages.
 const SELF: NodeId = NodeId(u8::MAX);
@@ -20,10 +20,32 @@ struct Signature {
     node: Node,
     announced_scl: Lsn,
     announced_flushed: Lsn,
+    announced_epoch: Epoch,
+    announced_prev: (Epoch, Lsn, Lsn),
     flushed_history: LsnSet,
     truthful_ack: Lsn,
     disk_high: Lsn,
+    prev_disk_high: Lsn,
+    /// Whether the recovering writer has read it, and whether it has sealed it.
+    in_writer_phase: (bool, bool),
     messages: Vec<Envelope>,
+}
+
+/// The recovering writer's node sets: read so far, and sealed so far.
+fn phase_sets(phase: &Phase) -> (NodeSet, NodeSet) {
+    match phase {
+        Phase::Open => (NodeSet::default(), NodeSet::default()),
+        Phase::Reading { read, .. } => (*read, NodeSet::default()),
+        Phase::Sealing { sealed } => (NodeSet::default(), *sealed),
+    }
+}
+
+fn rename_set(set: &mut NodeSet, new_of_old: &[usize; STORAGE_NODES]) {
+    let old = *set;
+    *set = NodeSet::default();
+    for n in old.iter() {
+        set.insert(NodeId(new_of_old[n.index()] as u8));
+    }
 }
 
 fn rename_node(id: &mut NodeId, f: &impl Fn(NodeId) -> NodeId) {
@@ -60,13 +82,18 @@ fn signature(s: &State, n: NodeId) -> Signature {
         })
         .collect();
     messages.sort_unstable();
+    let (read, sealed) = phase_sets(&s.writer.phase);
     Signature {
         node: s.nodes[i].clone(),
         announced_scl: s.announced.scl[i],
         announced_flushed: s.announced.flushed[i],
+        announced_epoch: s.announced.epoch[i],
+        announced_prev: s.announced.prev[i],
         flushed_history: s.announced.flushed_history[i],
         truthful_ack: s.ghost.truthful_ack[i],
         disk_high: s.ghost.disk_high[i],
+        prev_disk_high: s.ghost.prev_disk_high[i],
+        in_writer_phase: (read.contains(n), sealed.contains(n)),
         messages,
     }
 }
@@ -125,6 +152,14 @@ fn apply(state: &State, new_of_old: &[usize; STORAGE_NODES]) -> State {
     permute(&mut s.announced.flushed_history, new_of_old);
     permute(&mut s.ghost.truthful_ack, new_of_old);
     permute(&mut s.ghost.disk_high, new_of_old);
+    permute(&mut s.announced.epoch, new_of_old);
+    permute(&mut s.announced.prev, new_of_old);
+    permute(&mut s.ghost.prev_disk_high, new_of_old);
+    match &mut s.writer.phase {
+        Phase::Open => {}
+        Phase::Reading { read, .. } => rename_set(read, new_of_old),
+        Phase::Sealing { sealed } => rename_set(sealed, new_of_old),
+    }
     s.network
         .map(|e| rename(e, |n| NodeId(new_of_old[n.index()] as u8)));
     s.az_out = s

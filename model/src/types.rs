@@ -243,7 +243,13 @@ impl fmt::Display for Msg {
             Msg::Available { scl, .. } => write!(f, "Available SCL {scl}"),
             Msg::Pull { from } => write!(f, "Pull from {from}"),
             Msg::Records { records, .. } => {
-                let lsns: Vec<String> = records.iter().map(|r| r.lsn.to_string()).collect();
+                let lsns: Vec<String> = records
+                    .iter()
+                    .map(|r| match r.epoch {
+                        Epoch::FIRST => r.lsn.to_string(),
+                        epoch => format!("{} of {epoch}", r.lsn),
+                    })
+                    .collect();
                 write!(f, "Records [{}]", lsns.join(", "))
             }
             Msg::Flushed { lsn, .. } => write!(f, "Flushed {lsn}"),

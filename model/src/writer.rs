@@ -1,10 +1,14 @@
-//! The writer's rules in the model: writing a record, and the commit rule. (The engine's home of
-//! the commit rule is `Writer::on_ack` in `impl/src/writer.rs`.)
+//! The writer's rules in the model: writing a record, the commit rule, and a new writer's
+//! recovery after a failover (read phase, recovery point, write phase). (The engine's home of the
+//! commit rule is `Writer::on_ack` in `impl/src/writer.rs`; the recovery point is computed by the
+//! shared rule in [`crate::recovery`].)
 
 use crate::config::{Bug, Config};
+use crate::invariants::committed_survives_recovery;
 use crate::quorum::{kth_highest, quorum_watermark};
-use crate::state::{record_for, NodeStatus, State};
-use crate::types::{Envelope, Lsn, NodeId};
+use crate::recovery::{annuls, ReadAnswer};
+use crate::state::{record_for, EpochMap, LsnSet, NodeSet, NodeStatus, Phase, State, Writer};
+use crate::types::{Envelope, Lsn, NodeId, READ_QUORUM, WRITE_QUORUM};
 
 /// Whether a node has been lost for good. A permanent loss is a membership change of the
 /// volume, which every actor learns: the writer stops sending to the lost node
@@ -18,23 +22,55 @@ fn lost_any(state: &State) -> bool {
 /// wrote, which storage never sends it (`Flushed` goes to replicas): it writes its first record
 /// and no other.
 pub fn may_write(config: &Config, state: &State) -> bool {
-    let remaining = state.writer.written.0 < config.lsns as u64;
+    let remaining = state.writer.is_open() && state.writer.written.0 < config.lsns as u64;
     match config.bug {
         Some(Bug::WriterStalls) => remaining && state.writer.written == Lsn::ZERO,
         _ => remaining,
     }
 }
 
-/// Step 1, **Write** (`docs/protocol.md`): the writer creates record `written + 1` and sends
-/// `Append` to every node.
+/// Step 1, **Write** (`docs/protocol.md`): the writer creates record `written + 1` of its epoch
+/// and sends `Append` to every node.
 pub fn write(state: &mut State) {
-    let lsn = state.writer.written.next();
-    state.writer.written = lsn;
+    let writer = &mut state.writer;
+    let lsn = writer.written.next();
+    writer.written = lsn;
+    writer.log.set(lsn, writer.epoch);
+    send_appends(state, writer_record(&state.writer, lsn));
+}
+
+fn writer_record(writer: &Writer, lsn: Lsn) -> crate::types::Record {
+    record_for(writer.epoch, lsn)
+}
+
+fn send_appends(state: &mut State, record: crate::types::Record) {
     for node in NodeId::all() {
         if state.node(node).status != NodeStatus::Lost {
-            state.network.send(Envelope::append(node, record_for(lsn)));
+            state.network.send(Envelope::append(node, record));
         }
     }
+}
+
+/// Whether the zombie writer (the previous writer, still running after a failover) may write its
+/// next record: it keeps writing the workload in its old epoch.
+pub fn zombie_may_write(config: &Config, state: &State) -> bool {
+    state
+        .zombie
+        .as_ref()
+        .is_some_and(|z| z.written.0 < config.lsns as u64)
+}
+
+/// The zombie writes its next record in its old epoch and sends `Append` to every node. Its
+/// commit point is not modelled: it is cut off from clients, so no one learns it; a node that
+/// acknowledges an older epoch after adopting a newer one, which is what could move it, is
+/// judged by EpochFencing at the moment the node takes the record.
+pub fn zombie_write(state: &mut State) {
+    let zombie = state.zombie.as_mut().expect("a zombie writer");
+    let lsn = zombie.written.next();
+    zombie.written = lsn;
+    zombie.log.set(lsn, zombie.epoch);
+    let record = record_for(zombie.epoch, lsn);
+    send_appends(state, record);
 }
 
 /// Step 3, **Commit** (`docs/protocol.md`), the model's statement of the commit rule (the
@@ -42,14 +78,21 @@ pub fn write(state: &mut State) {
 /// the nodes acknowledged (the writer keeps each node's highest `Ack`), and it never moves
 /// backwards. This is the highest commit point the `Ack`s sent so far allow; having received only
 /// some of them, the writer may be anywhere between its current commit point and this.
+///
+/// A writer counts only the acknowledgements of its own epoch, and commits nothing while it
+/// recovers.
 pub fn commit_bound(config: &Config, state: &State) -> Lsn {
+    if !state.writer.is_open() {
+        return state.writer.commit;
+    }
+    let acks = state.acks_in(state.writer.epoch);
     match config.bug {
-        Some(Bug::CommitAtThree) => kth_highest(state.announced.scl, 3),
+        Some(Bug::CommitAtThree) => kth_highest(acks, 3),
         Some(Bug::ShrinkQuorumOnLoss) if lost_any(state) => {
             let surviving = NodeId::all().filter(|&n| state.node(n).status != NodeStatus::Lost);
-            kth_highest(surviving.map(|n| state.announced.scl[n.index()]), 3)
+            kth_highest(surviving.map(|n| acks[n.index()]), 3)
         }
-        _ => quorum_watermark(state.announced.scl),
+        _ => quorum_watermark(acks),
     }
 }
 
@@ -58,4 +101,161 @@ pub fn commit(state: &mut State, to: Lsn) {
     debug_assert!(to > state.writer.commit);
     state.writer.commit = to;
     state.judge_commit();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recovery (`docs/protocol.md`, "Recovery").
+
+/// **Failover**: the writer stops, its volatile state gone, and a new writer of the next epoch
+/// begins recovery by reading. What the old writer had committed is what clients were told is
+/// committed, which its recovery must keep (CommittedSurvivesRecovery); a writer that failed while
+/// still recovering had told clients nothing new. With `zombie` the old writer, if it was open,
+/// keeps running cut off from clients (replacing any older zombie).
+pub fn fail_over(state: &mut State, zombie: bool) {
+    let old = state.writer.clone();
+    if old.is_open() {
+        state.ghost.acked = old.commit;
+        state.ghost.acked_log = old.log;
+    }
+    state.zombie = (zombie && old.is_open()).then_some(old.clone());
+    state.writer = Writer {
+        epoch: old.epoch.next(),
+        phase: Phase::Reading {
+            read: NodeSet::default(),
+            best: None,
+            best_log: EpochMap::default(),
+            lowest: Lsn(u64::MAX),
+        },
+        ..Writer::default()
+    };
+    // The new epoch starts with no acknowledgement and no disk written in it.
+    state.ghost.truthful_ack = Default::default();
+    state.ghost.prev_disk_high = state.ghost.disk_high;
+    state.ghost.disk_high = Default::default();
+}
+
+/// How many answers the read phase waits for: a read quorum (2 under `recover-from-two`).
+fn reads_needed(config: &Config) -> usize {
+    match config.bug {
+        Some(Bug::RecoverFromTwo) => READ_QUORUM - 1,
+        _ => READ_QUORUM,
+    }
+}
+
+/// Whether the recovering writer may read `node`: it is reading, has not read it, and can reach
+/// it.
+pub fn may_read(state: &State, node: NodeId) -> bool {
+    match state.writer.phase {
+        Phase::Reading { read, .. } => !read.contains(node) && state.reachable(node),
+        _ => false,
+    }
+}
+
+/// **Read phase**: the writer reads `node`'s sealed epoch, SCL and records `1..=SCL`; the node
+/// adopts the writer's epoch on answering (reading fences: from now on it takes no older epoch's
+/// `Append`). Once a read quorum has answered, the recovery point is fixed
+/// ([`crate::recovery::recovery_point`]): the writer's log becomes the source's records up to it,
+/// and the write phase begins. That is the moment CommittedSurvivesRecovery judges.
+pub fn read(config: &Config, state: &mut State, node: NodeId) {
+    crate::storage::adopt(state, node, state.writer.epoch);
+    let n = state.node(node);
+    let answer = ReadAnswer {
+        sealed: n.sealed,
+        scl: n.scl(),
+    };
+    let answer_log = n.epochs.restrict(LsnSet::through(answer.scl));
+    let Phase::Reading {
+        mut read,
+        mut best,
+        mut best_log,
+        mut lowest,
+    } = state.writer.phase
+    else {
+        unreachable!("read only while reading")
+    };
+    read.insert(node);
+    lowest = lowest.min(answer.scl);
+    // The most advanced answer so far, in the order `recovery::recovery_point` picks by.
+    if best.is_none_or(|b| answer > b) {
+        best = Some(answer);
+        best_log = answer_log;
+    }
+    if read.len() < reads_needed(config) {
+        state.writer.phase = Phase::Reading {
+            read,
+            best,
+            best_log,
+            lowest,
+        };
+        return;
+    }
+    let best = best.expect("a read quorum answered");
+    let point = match config.bug {
+        Some(Bug::RecoverBelowMaxScl) => lowest,
+        _ => best.scl,
+    };
+    let writer = &mut state.writer;
+    writer.point = point;
+    writer.written = point;
+    writer.log = best_log.restrict(LsnSet::through(point));
+    writer.phase = Phase::Sealing {
+        sealed: NodeSet::default(),
+    };
+    let (ghost, writer) = (&state.ghost, &state.writer);
+    if !committed_survives_recovery(
+        ghost.acked,
+        |l| ghost.acked_log.get(l),
+        |l| writer.record(l),
+    ) {
+        state.ghost.flags.insert(crate::state::Flags::COMMIT_LOST);
+    }
+}
+
+/// Whether the writer may run its write phase on `node`: the recovery point is fixed, the node has
+/// not persisted this epoch's truncation, and it is up and reachable. An open writer keeps
+/// sealing the nodes its write quorum left behind.
+pub fn may_seal(state: &State, node: NodeId) -> bool {
+    let sealing = matches!(state.writer.phase, Phase::Sealing { .. }) || state.writer.is_open();
+    sealing
+        && state.writer.epoch > state.node(node).sealed
+        && state.writer.epoch.0 > 0
+        && state.reachable(node)
+}
+
+/// **Write phase** at one node: the node adopts the writer's epoch, annuls every record above the
+/// recovery point created in an older epoch (not under `skip-truncation`), and stores `1..=point`
+/// as the recovered log has them, on disk; it persists the truncation and the epoch, and from now
+/// on speaks for the epoch. Once a write quorum has done so, the writer opens: everything up to
+/// the point is durable on 4 nodes, so that is its commit point, and it writes on from there.
+pub fn seal(config: &Config, state: &mut State, node: NodeId) {
+    let writer = state.writer.clone();
+    crate::storage::adopt(state, node, writer.epoch);
+    let n = state.node_mut(node);
+    if config.bug != Some(Bug::SkipTruncation) {
+        let mut annulled = LsnSet::EMPTY;
+        for lsn in n.held().iter() {
+            if annuls(writer.epoch, writer.point, n.epochs.get(lsn), lsn) {
+                annulled.insert(lsn);
+            }
+        }
+        n.remove(annulled);
+    }
+    let recovered = LsnSet::through(writer.point);
+    n.mem = n.mem.minus(recovered);
+    n.disk = n.disk.union(recovered);
+    for lsn in recovered.iter() {
+        n.epochs.set(lsn, writer.log.get(lsn));
+    }
+    n.sealed = writer.epoch;
+    state.judge_flush(node);
+    crate::storage::announce(config, state, node);
+    if let Phase::Sealing { mut sealed } = state.writer.phase {
+        sealed.insert(node);
+        state.writer.phase = if sealed.len() >= WRITE_QUORUM {
+            state.writer.commit = writer.point;
+            Phase::Open
+        } else {
+            Phase::Sealing { sealed }
+        };
+    }
 }

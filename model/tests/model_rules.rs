@@ -15,7 +15,8 @@ use aurora_redo_model::invariants::{
     REPLICA_PREFIX as RP, RETAIN_UNTIL_DURABLE as RUD,
 };
 use aurora_redo_model::properties::EVENTUALLY_CONVERGED as EC;
-use aurora_redo_model::state::{Flags, LsnSet, NodeStatus};
+use aurora_redo_model::state::{record_for, Flags, LsnSet, NodeStatus};
+use aurora_redo_model::Epoch;
 use aurora_redo_model::{
     replica, storage, writer, AckPolicy, Actor, Az, Bug, Config, Lsn, Msg, NetworkKind, NodeId,
     Preset, RedoModel, ReplicaId, State,
@@ -73,7 +74,7 @@ fn announce(state: &mut State, scl: [u64; 6], flushed: [u64; 6]) {
 #[test]
 fn under_memory_acks_a_new_record_is_stored_and_acknowledged_at_once() {
     let mut s = State::new(1);
-    storage::on_append(&memory(), &mut s, S0, Lsn(1));
+    storage::on_append(&memory(), &mut s, S0, &record_for(Epoch::FIRST, Lsn(1)));
     assert_eq!(s.node(S0).mem, set(&[1]));
     assert_eq!(s.node(S0).disk, LsnSet::EMPTY);
     assert_eq!(s.announced.scl[0], Lsn(1), "acked SCL");
@@ -86,7 +87,7 @@ fn under_memory_acks_a_new_record_is_stored_and_acknowledged_at_once() {
 fn under_disk_acks_a_new_record_waits_for_the_flush() {
     let c = disk();
     let mut s = State::new(1);
-    storage::on_append(&c, &mut s, S0, Lsn(1));
+    storage::on_append(&c, &mut s, S0, &record_for(Epoch::FIRST, Lsn(1)));
     assert_eq!(s.node(S0).mem, set(&[1]));
     assert_eq!(s.announced.scl[0], Lsn(0), "no ack before the flush");
     assert_eq!(storage::ackable_scl(&c, s.node(S0)), Lsn(0));
@@ -108,12 +109,12 @@ fn a_duplicate_re_acknowledges_the_current_scl() {
     let mut s = State::new(1);
     s.node_mut(S0).disk = set(&[1]);
     s.node_mut(S0).mem = set(&[2]);
-    storage::on_append(&c, &mut s, S0, Lsn(2));
+    storage::on_append(&c, &mut s, S0, &record_for(Epoch::FIRST, Lsn(2)));
     assert_eq!(s.node(S0).mem, set(&[2]), "stored once");
     assert_eq!(s.announced.scl[0], Lsn(1));
     assert_eq!(s.ghost.truthful_ack[0], Lsn(1));
     // A duplicate of a record held on disk does not go back into memory.
-    storage::on_append(&c, &mut s, S0, Lsn(1));
+    storage::on_append(&c, &mut s, S0, &record_for(Epoch::FIRST, Lsn(1)));
     assert_eq!(s.node(S0).mem, set(&[2]));
     assert_eq!(s.node(S0).disk, set(&[1]));
 }
@@ -133,10 +134,10 @@ fn an_scl_is_the_contiguous_prefix_and_scl_with_holes_reports_the_highest() {
 
     // The seeded bug's ack is a lie, and the ghost keeps only its true part.
     let mut s = State::new(1);
-    storage::on_append(&holes, &mut s, S0, Lsn(2));
+    storage::on_append(&holes, &mut s, S0, &record_for(Epoch::FIRST, Lsn(2)));
     assert_eq!(s.announced.scl[0], Lsn(2));
     assert_eq!(s.ghost.truthful_ack[0], Lsn(0));
-    storage::on_append(&holes, &mut s, S0, Lsn(1));
+    storage::on_append(&holes, &mut s, S0, &record_for(Epoch::FIRST, Lsn(1)));
     assert_eq!(s.ghost.truthful_ack[0], Lsn(2));
 }
 
@@ -144,17 +145,42 @@ fn an_scl_is_the_contiguous_prefix_and_scl_with_holes_reports_the_highest() {
 fn only_a_new_record_or_a_re_ack_that_announces_more_changes_a_node() {
     let c = memory();
     let mut s = State::new(1);
-    assert!(storage::append_changes_anything(&c, &s, S0, Lsn(1)));
-    storage::on_append(&c, &mut s, S0, Lsn(1));
-    assert!(!storage::append_changes_anything(&c, &s, S0, Lsn(1)));
-    assert!(storage::append_changes_anything(&c, &s, S0, Lsn(2)));
+    assert!(storage::append_changes_anything(
+        &c,
+        &s,
+        S0,
+        &record_for(Epoch::FIRST, Lsn(1))
+    ));
+    storage::on_append(&c, &mut s, S0, &record_for(Epoch::FIRST, Lsn(1)));
+    assert!(!storage::append_changes_anything(
+        &c,
+        &s,
+        S0,
+        &record_for(Epoch::FIRST, Lsn(1))
+    ));
+    assert!(storage::append_changes_anything(
+        &c,
+        &s,
+        S0,
+        &record_for(Epoch::FIRST, Lsn(2))
+    ));
     // A held record whose re-ack would announce a higher SCL than the node has sent.
     s.announced.scl[0] = Lsn(0);
-    assert!(storage::append_changes_anything(&c, &s, S0, Lsn(1)));
+    assert!(storage::append_changes_anything(
+        &c,
+        &s,
+        S0,
+        &record_for(Epoch::FIRST, Lsn(1))
+    ));
     // Or a truer one.
     s.announced.scl[0] = Lsn(1);
     s.ghost.truthful_ack[0] = Lsn(0);
-    assert!(storage::append_changes_anything(&c, &s, S0, Lsn(1)));
+    assert!(storage::append_changes_anything(
+        &c,
+        &s,
+        S0,
+        &record_for(Epoch::FIRST, Lsn(1))
+    ));
 }
 
 #[test]
@@ -204,7 +230,11 @@ fn a_pull_gets_every_held_record_from_its_lsn_on() {
     let mut s = State::new(1);
     s.node_mut(S0).disk = set(&[1, 2]);
     s.node_mut(S0).mem = set(&[3, 5]);
-    let from = |l| storage::records_from(s.node(S0), Lsn(l)).collect::<Vec<_>>();
+    let from = |l| {
+        storage::records_from(s.node(S0), Lsn(l))
+            .map(|r| r.lsn)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(from(2), lsns(&[2, 3, 5]));
     assert_eq!(from(1), lsns(&[1, 2, 3, 5]));
     assert_eq!(from(6), Vec::<Lsn>::new());
@@ -293,7 +323,7 @@ fn a_commit_moves_the_commit_point_and_notes_a_crash_before_it() {
 fn a_replica_learns_the_fourth_highest_announced_scl() {
     let mut s = State::new(1);
     announce(&mut s, [3, 3, 3, 2, 1, 0], [0; 6]);
-    assert_eq!(replica::commit_bound(&s), Lsn(2));
+    assert_eq!(replica::commit_bound(&s, R0), Lsn(2));
     replica::learn_commit(&memory(), &mut s, R0, Lsn(2));
     assert_eq!(s.replica(R0).known_commit, Lsn(2));
     // Learning never lowers it.

@@ -104,7 +104,8 @@ impl fmt::Display for CutShort {
 #[serde(rename_all = "kebab-case")]
 pub enum Overall {
     /// Exhaustive; every invariant holds and every reachability fact was reached (with an
-    /// expected violation: exactly that property is violated).
+    /// expected violation: that property is violated; a counterexample is real however the search
+    /// ended, and any other property violated is reported beside it).
     Pass,
     /// A property is violated, or (exhaustive search) a reachability fact is never reached, or
     /// (with an expected violation) the expectation is shown wrong.
@@ -195,10 +196,10 @@ impl Report {
     /// counterexample is real however the search ended) or, after an exhaustive search, on a
     /// reachability fact never reached; `pass` after an exhaustive search otherwise;
     /// `incomplete` when the search was cut short before any violation. With `expected` (a
-    /// property that must be violated, and no other): `fail` when another property is violated,
-    /// or when an exhaustive search does not violate `expected`; `pass` when an exhaustive search
-    /// violates exactly `expected`; `incomplete` otherwise (a violation of `expected` found by a
-    /// cut-short search is real, but that it is the only one is not shown).
+    /// property that must be violated): `pass` when it is violated (its counterexample is real;
+    /// other violations are reported beside it, and `mutants` is where the exact set of catchers
+    /// is established); `fail` when an exhaustive search does not violate it; `incomplete` when
+    /// the search was cut short before it was.
     pub fn overall(&self, expected: Option<&str>) -> Overall {
         let violations = self.violations();
         match expected {
@@ -206,24 +207,20 @@ impl Report {
             None if !self.complete => Overall::Incomplete,
             None if !self.unreached().is_empty() => Overall::Fail,
             None => Overall::Pass,
-            Some(p) if violations.iter().any(|v| *v != p) => Overall::Fail,
-            Some(_) if !self.complete => Overall::Incomplete,
             Some(p) if violations.contains(p) => Overall::Pass,
+            Some(_) if !self.complete => Overall::Incomplete,
             Some(_) => Overall::Fail,
         }
     }
 
     /// The exit status of `check` for this report. `allow_incomplete` turns `incomplete` into 0
-    /// when the search found what was asked of it: no violation, or with `expected`, a violation
-    /// of `expected` (and of nothing else).
+    /// when the search found nothing wrong before it was cut short.
     pub fn exit_status(&self, expected: Option<&str>, allow_incomplete: bool) -> u8 {
         match self.overall(expected) {
             Overall::Pass => EXIT_PASS,
             Overall::Fail => EXIT_FAIL,
             Overall::Incomplete => {
-                let found_what_was_asked =
-                    !matches!(expected, Some(p) if !self.violations().contains(p));
-                if allow_incomplete && found_what_was_asked {
+                if allow_incomplete && expected.is_none() {
                     EXIT_PASS
                 } else {
                     EXIT_INCOMPLETE
@@ -502,17 +499,11 @@ impl Report {
     }
 
     /// The `INCOMPLETE: ...` sentence for a search that was cut short.
-    pub fn incomplete_sentence(&self, expected: Option<&str>) -> String {
+    pub fn incomplete_sentence(&self) -> String {
         let reason = self.cut_short.map_or(String::new(), |c| format!(" ({c})"));
-        let shown = match expected {
-            Some(p) if self.violations().contains(p) => format!(
-                "{p} is violated (its counterexample is real), but that no other property is \
-                 violated is not shown"
-            ),
-            _ => "no property is shown to hold".to_string(),
-        };
         format!(
-            "INCOMPLETE: the search was cut short after {} of ? states{reason}; {shown}",
+            "INCOMPLETE: the search was cut short after {} of ? states{reason}; no property is \
+             shown to hold",
             self.unique_states
         )
     }
@@ -532,7 +523,20 @@ pub fn print_verdict(report: &Report, expected: Option<&str>, allow_incomplete: 
     match report.overall(expected) {
         Overall::Pass => match expected {
             Some(p) => {
-                println!("PASS: as expected, {p} and only it is violated (exhaustive search)")
+                let others: Vec<&str> = violations.iter().copied().filter(|v| *v != p).collect();
+                let search = if report.complete {
+                    "exhaustive search"
+                } else {
+                    "its counterexample is real"
+                };
+                if others.is_empty() {
+                    println!("PASS: as expected, {p} is violated, and nothing else ({search})")
+                } else {
+                    println!(
+                        "PASS: as expected, {p} is violated; also violated: {} ({search})",
+                        others.join(", ")
+                    )
+                }
             }
             None => println!(
                 "PASS: exhaustive search; every invariant holds and every reachability fact was \
@@ -547,7 +551,7 @@ pub fn print_verdict(report: &Report, expected: Option<&str>, allow_incomplete: 
             };
             match expected {
                 Some(p) => {
-                    println!("FAIL: expected {p} and only it to be violated; violated: {violated}")
+                    println!("FAIL: expected {p} to be violated; violated: {violated}")
                 }
                 None if violations.is_empty() => {
                     println!("FAIL: some reachability fact was never reached")
@@ -556,7 +560,7 @@ pub fn print_verdict(report: &Report, expected: Option<&str>, allow_incomplete: 
             }
         }
         Overall::Incomplete => {
-            println!("{}", report.incomplete_sentence(expected));
+            println!("{}", report.incomplete_sentence());
             if report.exit_status(expected, allow_incomplete) == EXIT_PASS {
                 println!("(accepted as a success: --allow-incomplete)");
             }

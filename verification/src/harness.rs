@@ -50,6 +50,7 @@ use aurora_redo_impl::writer::WriterInput;
 use aurora_redo_impl::{EngineConfig, ImplBug};
 use aurora_redo_model::invariants::COMMITTED_RECOVERABLE;
 use aurora_redo_model::state::{record_for, NodeStatus};
+use aurora_redo_model::Epoch;
 use aurora_redo_model::{
     Action, Actor, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, ReplicaId, STORAGE_NODES,
 };
@@ -208,7 +209,7 @@ impl Harness {
         self.history.push(action.clone());
         match action {
             Action::Write => {
-                let record = record_for(self.cluster.writer().last_lsn().next());
+                let record = record_for(Epoch::FIRST, self.cluster.writer().last_lsn().next());
                 self.take(Step::Writer(WriterInput::Append {
                     page: record.page,
                     value: record.value,
@@ -272,6 +273,13 @@ impl Harness {
                     replica: *r,
                     incarnation: self.cluster.incarnation(*r),
                 })?;
+            }
+            Action::FailOver
+            | Action::ZombieWrite
+            | Action::Read(_)
+            | Action::Seal(_)
+            | Action::Follow(_) => {
+                return infeasible(format!("the engine has no step for '{action:?}' yet"));
             }
         }
         Ok(())

@@ -70,7 +70,7 @@ fn outcome(report: &Report, name: &str, verdict: &Verdict, expected: Option<&str
             ),
         },
         Verdict::Unknown => Outcome::Skipped {
-            message: report.incomplete_sentence(expected),
+            message: report.incomplete_sentence(),
         },
     }
 }

@@ -106,7 +106,8 @@ struct CheckArgs {
     /// Write the counterexample as a Mermaid sequenceDiagram to this file.
     #[arg(long, value_name = "FILE")]
     mermaid: Option<PathBuf>,
-    /// Succeed exactly when this property, and only it, is violated.
+    /// Succeed when this property is violated (any other property violated is reported beside
+    /// it); fail when an exhaustive search shows it holds.
     #[arg(long, value_name = "PROPERTY")]
     expect_violation: Option<String>,
     /// Write the counterexample to a file (JSON) for `replay` and `explore --counterexample`.

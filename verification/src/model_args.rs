@@ -48,6 +48,14 @@ pub struct ModelArgs {
     /// Nodes lost for good, disk and all (3 = AZ+1).
     #[arg(long)]
     pub lost_nodes: Option<u8>,
+    /// Writer failovers: the writer stops and a new writer recovers the volume in the next epoch
+    /// (at most 3).
+    #[arg(long)]
+    pub writer_crashes: Option<u8>,
+    /// A failed-over writer keeps running and sending, cut off from clients (a zombie), so that
+    /// fencing matters. `--zombie-writer false` turns off a preset's zombie.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = clap::value_parser!(bool))]
+    pub zombie_writer: Option<bool>,
     /// When nodes acknowledge: on receipt (`memory`, the seed) or once on disk (`disk`).
     #[arg(long, value_parser = parse::<AckPolicy>)]
     pub ack: Option<AckPolicy>,
@@ -75,6 +83,7 @@ impl ModelArgs {
             (&mut config.replica_crashes, self.replica_crashes),
             (&mut config.lost_nodes, self.lost_nodes),
             (&mut config.az_outages, self.az_outages),
+            (&mut config.writer_crashes, self.writer_crashes),
         ];
         for (field, value) in overrides {
             if let Some(value) = value {
@@ -84,6 +93,7 @@ impl ModelArgs {
         if self.az_outage {
             config.az_outages = config.az_outages.max(1);
         }
+        config.zombie_writer = self.zombie_writer.unwrap_or(config.zombie_writer);
         config.ack = self.ack.unwrap_or(config.ack);
         config.network = self.network.unwrap_or(config.network);
         config.bug = self.bug.or(config.bug);

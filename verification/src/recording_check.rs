@@ -52,6 +52,7 @@ use aurora_redo_impl::storage::StorageInput;
 use aurora_redo_impl::writer::WriterInput;
 use aurora_redo_impl::EngineConfig;
 use aurora_redo_model::state::record_for;
+use aurora_redo_model::Epoch;
 use aurora_redo_model::{
     Action, Actor, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, Record, RedoModel, ReplicaId,
     State,
@@ -234,7 +235,7 @@ impl Checker {
     /// The model's delivery of the `Append` of `lsn` to `n`: a step, or a stutter when the
     /// duplicate changes nothing; `None` when the model cannot deliver it.
     fn deliver_append(&self, s: &State, n: NodeId, lsn: Lsn) -> Option<State> {
-        let e = Envelope::append(n, record_for(lsn));
+        let e = Envelope::append(n, record_for(Epoch::FIRST, lsn));
         if !s.network.iter().any(|x| *x == e) {
             return None;
         }

@@ -3,7 +3,6 @@
 //! human description the text report prints.
 
 use aurora_redo_model::render::describe;
-use aurora_redo_model::state::record_for;
 use aurora_redo_model::storage::records_from;
 use aurora_redo_model::{Action, Actor, Az, Envelope, Msg, Record, State};
 use serde::Serialize;
@@ -170,9 +169,7 @@ pub fn step(number: usize, action: &Action, before: &State, after: &State) -> St
         }
         Action::Pull(r, n) => {
             let from = before.replica(*r).applied.next();
-            let records: Vec<Record> = records_from(before.node(*n), from)
-                .map(record_for)
-                .collect();
+            let records: Vec<Record> = records_from(before.node(*n), from).collect();
             s.node = Some(n.to_string());
             s.lsn = Some(from.0);
             s.message = Some(message(&Envelope::records(*n, *r, records)));
@@ -185,6 +182,21 @@ pub fn step(number: usize, action: &Action, before: &State, after: &State) -> St
         Action::AzRecover(az) => (az_name(*az).to_string(), "az-recover"),
         Action::CrashReplica(r) => (r.to_string(), "crash-replica"),
         Action::RestartReplica(r) => (r.to_string(), "restart-replica"),
+        Action::FailOver => (Actor::Writer.to_string(), "fail-over"),
+        Action::ZombieWrite => {
+            s.lsn = before.zombie.as_ref().map(|z| z.written.next().0);
+            ("zombie".to_string(), "zombie-write")
+        }
+        Action::Read(n) => {
+            s.node = Some(n.to_string());
+            (Actor::Writer.to_string(), "read")
+        }
+        Action::Seal(n) => {
+            s.node = Some(n.to_string());
+            s.lsn = Some(after.writer.point.0);
+            (Actor::Writer.to_string(), "seal")
+        }
+        Action::Follow(r) => (r.to_string(), "follow-epoch"),
     };
     s.actor = actor;
     s.action = kind;
