@@ -56,6 +56,7 @@ mod tests {
     use crate::disk::{Disk, SimDisk};
     use crate::segment::decode;
     use crate::sync::Arc;
+    use aurora_redo_model::types::Epoch;
 
     fn recs(from: u64, to: u64) -> Vec<Record> {
         (from..=to)

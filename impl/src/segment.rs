@@ -303,6 +303,7 @@ impl Segment {
 mod tests {
     use super::*;
     use crate::disk::{FileDisk, SimDisk};
+    use aurora_redo_model::types::Epoch;
 
     fn recs(n: u64) -> Vec<Record> {
         (1..=n)

@@ -32,7 +32,7 @@ use aurora_redo_impl::segment::{encode, Damage, Recovered, Segment};
 use aurora_redo_impl::sync::{lock, Arc, Mutex};
 use aurora_redo_impl::tracker::QuorumTracker;
 use aurora_redo_impl::watermark::{QuorumBug, SharedQuorum};
-use aurora_redo_model::types::{Lsn, NodeId, Record, STORAGE_NODES, WRITE_QUORUM};
+use aurora_redo_model::types::{Epoch, Lsn, NodeId, Record, STORAGE_NODES, WRITE_QUORUM};
 use proptest::prelude::*;
 use proptest::test_runner::{
     Config as RunnerConfig, FileFailurePersistence, RngAlgorithm, TestCaseError, TestError,
