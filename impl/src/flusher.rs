@@ -114,7 +114,10 @@ mod tests {
         // The next flush appends after it.
         assert_eq!(run(&segment, &recs(4, 4), false, true).0, Some(Lsn(4)));
         disk.crash();
-        assert_eq!(decode(&disk.read_all().expect("read")).unwrap().records, recs(1, 4));
+        assert_eq!(
+            decode(&disk.read_all().expect("read")).unwrap().records,
+            recs(1, 4)
+        );
     }
 
     #[test]
@@ -123,7 +126,11 @@ mod tests {
         let (upto, steps) = run(&segment, &recs(1, 2), false, false);
         assert_eq!(upto, None);
         assert_eq!(steps, vec![]);
-        assert_eq!(disk.synced_len(), FILE_HEADER as u64, "only the file header");
+        assert_eq!(
+            disk.synced_len(),
+            FILE_HEADER as u64,
+            "only the file header"
+        );
         disk.crash();
         assert_eq!(disk.read_all().expect("read"), file_header().to_vec());
     }

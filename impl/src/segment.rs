@@ -277,9 +277,9 @@ fn old_format(bytes: &[u8]) -> bool {
         _page: u32,
         _value: u64,
     }
-    payload_at(bytes, 0).is_some_and(|p| {
-        matches!(postcard::take_from_bytes::<OldRecord>(p), Ok((_, rest)) if rest.is_empty())
-    })
+    payload_at(bytes, 0).is_some_and(
+        |p| matches!(postcard::take_from_bytes::<OldRecord>(p), Ok((_, rest)) if rest.is_empty()),
+    )
 }
 
 /// Checks the file header: `Ok(None)` for a file too short to hold one whose bytes are a prefix
