@@ -364,7 +364,7 @@ pub fn decode(bytes: &[u8]) -> Result<Recovered, FormatError> {
 /// The records of a node's log among `records` (in file order) under `seals`: those no seal
 /// annuls, one per LSN, the latest epoch's (the first written among equals), in LSN order; and
 /// how many the seals annulled.
-fn live(mut records: Vec<Record>, seals: &[Seal]) -> (Vec<Record>, usize) {
+pub fn live(mut records: Vec<Record>, seals: &[Seal]) -> (Vec<Record>, usize) {
     let before = records.len();
     records.retain(|r| !seals.iter().any(|s| s.annuls(r)));
     let annulled = before - records.len();
