@@ -67,6 +67,9 @@ pub enum VolumeError {
 impl fmt::Display for VolumeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            VolumeError::NotADirectory(p) if !p.exists() => {
+                write!(f, "{} does not exist", p.display())
+            }
             VolumeError::NotADirectory(p) => write!(f, "{} is not a directory", p.display()),
             VolumeError::NoVolume(p) => write!(
                 f,
