@@ -214,7 +214,7 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<Ru
     let mut monitor = monitor_for(opts);
     let mut failures = Vec::new();
     let (epoch, base) = match &recovered {
-        Some((plan, _, judged)) => {
+        Some(Recovery { plan, judged, .. }) => {
             failures.extend(judged.iter().cloned());
             monitor = monitor.resuming(plan.log.clone(), [plan.point; STORAGE_NODES]);
             (plan.epoch, plan.point)
@@ -253,7 +253,7 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<Ru
     let _ = ticker.stop();
 
     let (committed, discards) = shut_down_and_verify(opts, engine, &monitor, &mut failures);
-    let resumed = recovered.map(|(plan, damage, _)| Resumed {
+    let resumed = recovered.map(|Recovery { plan, damage, .. }| Resumed {
         point: plan.point,
         epoch: plan.epoch,
         copied: plan.nodes.iter().map(|n| n.copy.count()).sum(),
@@ -286,10 +286,18 @@ fn monitor_for(opts: &RunOptions) -> Monitor {
     }
 }
 
+/// How [`recover_existing`] recovered a volume.
+struct Recovery {
+    plan: Plan,
+    /// Each node's damage, cut out by the write phase's repair.
+    damage: Vec<String>,
+    /// What judging the files after the write phase found wrong.
+    judged: Vec<String>,
+}
+
 /// Recovers the volume `dir` holds, if it holds one: the read phase and the write phase, which
-/// must reach every node (the engine cannot rebuild a lost node). Returns the plan, each node's
-/// damage (cut out by the write phase's repair) and what judging the files afterwards found.
-fn recover_existing(dir: &Path) -> Result<Option<(Plan, Vec<String>, Vec<String>)>, RunError> {
+/// must reach every node (the engine cannot rebuild a lost node).
+fn recover_existing(dir: &Path) -> Result<Option<Recovery>, RunError> {
     if !dir.is_dir() || !volume::exists(dir) {
         return Ok(None);
     }
@@ -299,7 +307,7 @@ fn recover_existing(dir: &Path) -> Result<Option<(Plan, Vec<String>, Vec<String>
     let plan = volume::plan(&found).map_err(bad)?;
     let missing: Vec<String> = NodeId::all()
         .filter(|n| found.nodes[n.index()].is_none())
-        .map(|n| volume::segment_name(n))
+        .map(volume::segment_name)
         .collect();
     if !missing.is_empty() {
         return Err(RunError::BadInput(format!(
@@ -318,7 +326,11 @@ fn recover_existing(dir: &Path) -> Result<Option<(Plan, Vec<String>, Vec<String>
         RunError::BadInput("the volume is readable but not writable: fewer than 4 nodes".into())
     })?;
     let judged = volume::judge_files(dir, &plan, &written.nodes).map_err(bad)?;
-    Ok(Some((plan, damage, judged)))
+    Ok(Some(Recovery {
+        plan,
+        damage,
+        judged,
+    }))
 }
 
 /// Starts the engine on the data directory's segment files: a new volume, or one that

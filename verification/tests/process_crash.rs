@@ -97,7 +97,7 @@ fn recover(data: &Path, acked: &Path) -> (i32, serde_json::Value, String) {
 #[test]
 fn process_kills_lose_no_acknowledged_commit_under_ack_disk_and_recovery_stays_consistent() {
     let started = Instant::now();
-    let mut rng = Rng(0x5eed_0f_c0ffee);
+    let mut rng = Rng(0x5eed_0fc0_ffee);
     let mut memory_losses = Vec::new();
     let mut iterations = 0;
     let mut reopened = false;
