@@ -29,7 +29,7 @@ use aurora_redo_model::types::{
 
 use crate::disk::{Disk, FileDisk};
 use crate::segment::{self, Damage, FormatError, Recovered, Seal, Segment};
-use crate::sync::Arc;
+use crate::sync::{arc_from_box, Arc};
 
 /// The file name of `node`'s segment in a data directory.
 pub fn segment_name(node: NodeId) -> String {
@@ -531,7 +531,7 @@ pub fn write(dir: &Path, plan: &Plan) -> Result<Option<Written>, VolumeError> {
 const COPY_BATCH: usize = 4096;
 
 fn write_node(dir: &Path, node: NodeId, plan: &Plan) -> io::Result<()> {
-    let disk: Arc<dyn Disk> = Arc::new(FileDisk::open(segment_path(dir, node))?);
+    let disk: Arc<dyn Disk> = arc_from_box(Box::new(FileDisk::open(segment_path(dir, node))?));
     let (segment, rec) = Segment::open(disk)?;
     let (copy, seals) = to_copy(&rec, &plan.log, &plan.source_seals);
     drop(rec);
