@@ -121,11 +121,20 @@ impl Report {
         }
     }
 
-    fn verdict(&self) -> &'static str {
+    fn verdict(&self) -> String {
         match self.exit_status() {
-            0 => "consistent",
-            1 => "INVARIANT BROKEN",
-            _ => "consistent, readable but NOT WRITABLE",
+            0 => "consistent".into(),
+            1 => {
+                let mut broken = Vec::new();
+                if !self.disagreements.is_empty() {
+                    broken.push("LogAgreement");
+                }
+                if !self.lost.is_empty() {
+                    broken.push("CommittedSurvivesRecovery");
+                }
+                format!("INVARIANT BROKEN: {}", broken.join(", "))
+            }
+            _ => "consistent, readable but NOT WRITABLE".into(),
         }
     }
 }
