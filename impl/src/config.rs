@@ -1,6 +1,6 @@
 //! Engine configuration: the ack policy and the seeded implementation bugs.
 
-use aurora_redo_model::types::ReplicaId;
+use aurora_redo_model::types::{Epoch, Lsn, ReplicaId};
 use aurora_redo_model::Bug;
 
 /// When a storage node acknowledges a record: the model's vocabulary, shared as is.
@@ -78,6 +78,13 @@ pub struct EngineConfig {
     /// Most flushed records a storage node keeps cached in memory (the most recent ones); older
     /// flushed records are read back from its segment when a `Pull` needs them.
     pub cache_records: usize,
+    /// The epoch the writer writes in: `Epoch::FIRST` on a new volume, the new epoch of its
+    /// recovery on a recovered one.
+    pub epoch: Epoch,
+    /// Where a recovered volume resumes: its recovery point `R`, which the recovery's write phase
+    /// made durable on a write quorum. The writer's commit point starts there and its first
+    /// record is `R + 1`. `Lsn::ZERO` on a new volume.
+    pub resume_at: Lsn,
 }
 
 impl EngineConfig {
@@ -88,7 +95,18 @@ impl EngineConfig {
             replicas: (0..replicas as u8).map(ReplicaId).collect(),
             max_batch: 2048,
             cache_records: 1024,
+            epoch: Epoch::FIRST,
+            resume_at: Lsn::ZERO,
         }
+    }
+
+    /// The configuration of an engine that carries on a recovered volume: its writer writes in
+    /// `epoch` from `at + 1` on, with `1..=at` committed (the storage nodes recover from their
+    /// segments as always).
+    pub fn resuming(mut self, epoch: Epoch, at: Lsn) -> EngineConfig {
+        self.epoch = epoch;
+        self.resume_at = at;
+        self
     }
 
     pub fn with_bug(mut self, bug: Option<ImplBug>) -> EngineConfig {

@@ -149,6 +149,8 @@ impl Engine {
             io_errors: Mutex::new(Vec::new()),
             cfg,
         });
+        // A recovered volume's commit point starts at its recovery point.
+        shared.committed.raise(shared.cfg.resume_at);
         let mut recovered = Vec::new();
         for node in NodeId::all() {
             recovered.push(start_node(&shared, node, false)?);

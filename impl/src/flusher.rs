@@ -54,8 +54,9 @@ mod tests {
 
     use super::*;
     use crate::disk::{Disk, SimDisk};
-    use crate::segment::decode;
+    use crate::segment::{decode, file_header, FILE_HEADER};
     use crate::sync::Arc;
+    use aurora_redo_model::types::Epoch;
 
     fn recs(from: u64, to: u64) -> Vec<Record> {
         (from..=to)
@@ -109,11 +110,14 @@ mod tests {
         assert_eq!(steps, vec![Step::Synced(Lsn(3)), Step::Done(Lsn(3))]);
         let bytes = disk.read_all().expect("read the disk");
         assert_eq!(disk.synced_len(), bytes.len() as u64);
-        assert_eq!(decode(&bytes).records, recs(1, 3));
+        assert_eq!(decode(&bytes).unwrap().records, recs(1, 3));
         // The next flush appends after it.
         assert_eq!(run(&segment, &recs(4, 4), false, true).0, Some(Lsn(4)));
         disk.crash();
-        assert_eq!(decode(&disk.read_all().expect("read")).records, recs(1, 4));
+        assert_eq!(
+            decode(&disk.read_all().expect("read")).unwrap().records,
+            recs(1, 4)
+        );
     }
 
     #[test]
@@ -122,16 +126,20 @@ mod tests {
         let (upto, steps) = run(&segment, &recs(1, 2), false, false);
         assert_eq!(upto, None);
         assert_eq!(steps, vec![]);
-        assert_eq!(disk.synced_len(), 0);
+        assert_eq!(
+            disk.synced_len(),
+            FILE_HEADER as u64,
+            "only the file header"
+        );
         disk.crash();
-        assert_eq!(disk.read_all().expect("read"), Vec::<u8>::new());
+        assert_eq!(disk.read_all().expect("read"), file_header().to_vec());
     }
 
     #[test]
     fn an_empty_flush_does_nothing() {
         let (disk, segment) = fresh_segment();
         assert_eq!(run(&segment, &[], false, true), (None, vec![]));
-        assert_eq!(disk.read_all().expect("read"), Vec::<u8>::new());
+        assert_eq!(disk.read_all().expect("read"), file_header().to_vec());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!   with [`faults`] injected; [`watermark`] and [`retain`] are the shared concurrent pieces.
 //! - [`recorder`] records every protocol step, when asked, for the recording check.
 //! - [`monitor::Monitor`] checks the six safety invariants at run time via [`observer`] events.
+//! - [`volume`]: crash recovery of a volume on its segment files (read phase, plan, write phase).
 //! - [`sync`] is the one place naming std, loom or shuttle primitives.
 
 pub mod cluster;
@@ -31,6 +32,7 @@ pub mod storage;
 pub mod sync;
 pub mod tracker;
 pub mod transport;
+pub mod volume;
 pub mod watermark;
 pub mod writer;
 

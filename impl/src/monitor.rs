@@ -103,6 +103,26 @@ impl Monitor {
         }
     }
 
+    /// A monitor for an engine that carries on a recovered volume
+    /// ([`crate::config::EngineConfig::resuming`]): `log` is the recovered log `1..=R` (the
+    /// writer's records so far, which replicas will apply again), and `on_disk` each node's
+    /// recovered prefix, which the recovery's write phase made durable (so each node counts as
+    /// having held and announced it; `R` is committed).
+    pub fn resuming(self, log: Vec<Record>, on_disk: [Lsn; STORAGE_NODES]) -> Monitor {
+        {
+            let mut s = lock(&self.state);
+            debug_assert!(log.iter().enumerate().all(|(i, r)| r.lsn.0 == i as u64 + 1));
+            s.commit = log.last().map_or(Lsn::ZERO, |r| r.lsn);
+            s.log = log;
+            s.truthful = on_disk;
+            s.sent = on_disk;
+            s.held = on_disk;
+            s.synced = on_disk;
+            s.max_volume_durable = quorum_watermark(on_disk);
+        }
+        self
+    }
+
     /// Expects `invariant` to be violated in this run (the memory-ack finding): its violations
     /// go to [`Monitor::tolerated`] instead of failing the run.
     pub fn tolerating(mut self, invariant: &'static str) -> Monitor {

@@ -288,6 +288,7 @@ impl Replica {
 mod tests {
     use super::*;
     use crate::config::AckPolicy;
+    use aurora_redo_model::types::Epoch;
 
     const R0: ReplicaId = ReplicaId(0);
 

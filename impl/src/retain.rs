@@ -114,6 +114,7 @@ impl RetainBuffer {
 #[cfg(all(test, not(any(loom, feature = "shuttle"))))]
 mod tests {
     use super::*;
+    use aurora_redo_model::types::Epoch;
 
     fn rec(l: u64) -> Record {
         Record {

@@ -362,6 +362,7 @@ fn extend_prefix(from: Lsn, mut holds: impl FnMut(Lsn) -> bool) -> Lsn {
 mod tests {
     use super::*;
     use aurora_redo_model::quorum::contiguous_prefix;
+    use aurora_redo_model::types::Epoch;
     use aurora_redo_model::types::ReplicaId;
 
     fn rec(l: u64) -> Record {

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use aurora_redo_model::types::{Envelope, Epoch, Lsn, Msg, NodeId, PageId, Record, STORAGE_NODES};
+use aurora_redo_model::types::{Envelope, Lsn, Msg, NodeId, PageId, Record, STORAGE_NODES};
 
 use crate::config::{EngineConfig, ImplBug};
 use crate::observer::Event;
@@ -54,12 +54,14 @@ impl Writer {
         } else {
             QuorumTracker::write_quorum()
         };
+        // A recovered volume resumes at its recovery point: committed, and the last LSN written.
+        let resume = cfg.resume_at;
         Writer {
             cfg,
-            last_lsn: Lsn::ZERO,
+            last_lsn: resume,
             log: BTreeMap::new(),
             acks,
-            commit: Lsn::ZERO,
+            commit: resume,
             latest_ack: [Lsn::ZERO; STORAGE_NODES],
             ack_at_last_tick: [Lsn::ZERO; STORAGE_NODES],
             flushed: [Lsn::ZERO; STORAGE_NODES],
@@ -109,7 +111,7 @@ impl Writer {
             lsn,
             page,
             value,
-            epoch: Epoch::FIRST,
+            epoch: self.cfg.epoch,
         };
         self.log.insert(lsn, record);
         out.push(Output::Observe(Event::Appended(record)));
@@ -181,6 +183,7 @@ mod tests {
     use super::*;
     use crate::config::AckPolicy;
     use aurora_redo_model::types::Actor;
+    use aurora_redo_model::types::Epoch;
 
     fn ack(node: u8, scl: u64) -> WriterInput {
         WriterInput::Deliver(Envelope::ack(NodeId(node), Lsn(scl)))
@@ -193,6 +196,30 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_resumed_writer_continues_after_the_recovery_point_in_its_epoch() {
+        let cfg = EngineConfig::new(AckPolicy::Disk, 1).resuming(Epoch(2), Lsn(40));
+        let mut w = Writer::new(cfg);
+        assert_eq!((w.last_lsn(), w.commit_point()), (Lsn(40), Lsn(40)));
+        let out = w.handle(WriterInput::Append { page: 1, value: 5 });
+        let record = Record {
+            lsn: Lsn(41),
+            page: 1,
+            value: 5,
+            epoch: Epoch(2),
+        };
+        assert!(out.contains(&Output::Observe(Event::Appended(record))));
+        // Acks of the recovered prefix do not move the commit point, nor does a tick re-send it.
+        for n in 0..6 {
+            w.handle(ack(n, 40));
+        }
+        assert_eq!(w.commit_point(), Lsn(40));
+        for n in 0..4 {
+            w.handle(ack(n, 41));
+        }
+        assert_eq!(w.commit_point(), Lsn(41));
     }
 
     #[test]

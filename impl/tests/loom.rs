@@ -291,7 +291,9 @@ fn flush_handoff(bug: Option<ImplBug>) {
                 }) = o
                 {
                     let bytes = disk.read_all().unwrap();
-                    let synced = decode(&bytes[..disk.synced_len() as usize]).prefix();
+                    let synced = decode(&bytes[..disk.synced_len() as usize])
+                        .unwrap()
+                        .prefix();
                     assert!(
                         synced >= lsn,
                         "Flushed {lsn} announced before the sync (synced {synced})"
@@ -302,7 +304,10 @@ fn flush_handoff(bug: Option<ImplBug>) {
     };
     // The observer: memory first, then disk (the disk only grows here).
     let in_memory = lock(&node).in_memory(Lsn(1));
-    let on_disk = decode(&disk.read_all().unwrap()).records.contains(&record);
+    let on_disk = decode(&disk.read_all().unwrap())
+        .unwrap()
+        .records
+        .contains(&record);
     assert!(
         in_memory || on_disk,
         "record 1 is in neither memory nor on disk"

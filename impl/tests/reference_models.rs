@@ -28,11 +28,11 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use aurora_redo_impl::disk::{Disk, FileDisk, SimDisk};
 use aurora_redo_impl::retain::RetainBuffer;
-use aurora_redo_impl::segment::{encode, Damage, Recovered, Segment};
+use aurora_redo_impl::segment::{encode, file_header, Damage, Recovered, Segment, FILE_HEADER};
 use aurora_redo_impl::sync::{lock, Arc, Mutex};
 use aurora_redo_impl::tracker::QuorumTracker;
 use aurora_redo_impl::watermark::{QuorumBug, SharedQuorum};
-use aurora_redo_model::types::{Lsn, NodeId, Record, STORAGE_NODES, WRITE_QUORUM};
+use aurora_redo_model::types::{Epoch, Lsn, NodeId, Record, STORAGE_NODES, WRITE_QUORUM};
 use proptest::prelude::*;
 use proptest::test_runner::{
     Config as RunnerConfig, FileFailurePersistence, RngAlgorithm, TestCaseError, TestError,
@@ -127,9 +127,10 @@ impl Frame {
 }
 
 /// The reference model of a segment file.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct SegmentModel {
-    /// The records on disk, in append order, as consecutive frames from offset 0.
+    /// The records on disk, in append order, as consecutive frames after the file header (which
+    /// opening the new segment wrote and synced).
     frames: Vec<Frame>,
     /// How many bytes are durable: made so by a sync, or by the repair of a recovery.
     synced: usize,
@@ -141,8 +142,18 @@ struct SegmentModel {
 }
 
 impl SegmentModel {
+    fn new() -> SegmentModel {
+        SegmentModel {
+            frames: Vec::new(),
+            synced: FILE_HEADER,
+            flipped: BTreeSet::new(),
+            appended: Vec::new(),
+            last_lsn: 0,
+        }
+    }
+
     fn len(&self) -> usize {
-        self.frames.last().map_or(0, Frame::end)
+        self.frames.last().map_or(FILE_HEADER, Frame::end)
     }
 
     fn lay_out(&mut self, records: &[Record]) {
@@ -180,7 +191,7 @@ impl SegmentModel {
 
     /// Whether the first `cut` bytes end inside a frame.
     fn cut_inside_a_frame(&self, cut: usize) -> bool {
-        cut > 0 && !self.frames.iter().any(|f| f.end() == cut)
+        cut > FILE_HEADER && !self.frames.iter().any(|f| f.end() == cut)
     }
 
     /// What recovery must report from a disk holding the first `cut` bytes of the layout: every
@@ -192,7 +203,7 @@ impl SegmentModel {
         let mut records = Vec::new();
         let mut damage = Vec::new();
         let mut bad_from: Option<usize> = None;
-        let mut whole_end = 0;
+        let mut whole_end = FILE_HEADER;
         for frame in self.frames.iter().take_while(|f| f.end() <= cut) {
             whole_end = frame.end();
             if self.corrupt(frame) {
@@ -214,7 +225,11 @@ impl SegmentModel {
                 len: cut - tail,
             });
         }
-        Recovered { records, damage }
+        Recovered {
+            records,
+            damage,
+            ..Recovered::default()
+        }
     }
 
     /// The repair recovery made after reading `recovered` from the first `cut` bytes: nothing
@@ -292,8 +307,8 @@ fn check_segment(
     flip: impl Fn(usize) -> io::Result<()>,
     ops: &[SegOp],
 ) -> Result<(), TestCaseError> {
-    let mut model = SegmentModel::default();
-    let mut segment = recover(&disk, &mut model, 0)?;
+    let mut model = SegmentModel::new();
+    let mut segment = recover(&disk, &mut model, FILE_HEADER)?;
     for (step, op) in ops.iter().enumerate() {
         match op {
             SegOp::Append(batch) => {
@@ -328,8 +343,9 @@ fn check_segment(
                 segment = recover(&disk, &mut model, cut)?;
             }
             SegOp::Corrupt(at) => {
-                if model.len() > 0 {
-                    let offset = at % model.len();
+                // Bytes of the frames (a flipped header is a format error, tested apart).
+                if model.len() > FILE_HEADER {
+                    let offset = FILE_HEADER + at % (model.len() - FILE_HEADER);
                     io_ok(flip(offset))?;
                     if !model.flipped.remove(&offset) {
                         model.flipped.insert(offset);
@@ -469,10 +485,14 @@ impl Disk for LyingSync {
 #[test]
 fn the_segment_model_catches_a_disk_whose_fsync_lies() {
     let (why, ops) = expect_caught(prop::collection::vec(seg_op(), 1..60), |ops| {
+        // The file header is really synced (as when the segment was created); the lies start
+        // with the records.
         let sim = Arc::new(SimDisk::new());
+        io_ok(sim.append(&file_header()))?;
+        io_ok(sim.sync())?;
         let disk: Arc<dyn Disk> = Arc::new(LyingSync {
             inner: sim.clone(),
-            claimed: Mutex::new(0),
+            claimed: Mutex::new(FILE_HEADER as u64),
         });
         let flip = |offset| {
             sim.flip_byte(offset);

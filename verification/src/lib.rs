@@ -22,6 +22,8 @@ pub mod live;
 pub mod model_args;
 pub mod mutants;
 pub mod recording_check;
+#[cfg(not(feature = "shuttle"))]
+pub mod recover;
 pub mod replay;
 #[cfg(not(feature = "shuttle"))]
 pub mod run;

@@ -17,11 +17,11 @@ use aurora_redo_impl::engine::Engine;
 use aurora_redo_impl::faults::FaultConfig;
 use aurora_redo_impl::monitor::Monitor;
 use aurora_redo_impl::observer::{NoObserver, Observer};
-use aurora_redo_impl::segment::Segment;
+use aurora_redo_impl::volume::{self, Plan};
 use aurora_redo_impl::{AckPolicy, EngineConfig, ImplBug};
 use aurora_redo_model::invariants::COMMITTED_RECOVERABLE;
 use aurora_redo_model::quorum::quorum_watermark;
-use aurora_redo_model::types::{Lsn, NodeId, PageId, ReplicaId, STORAGE_NODES};
+use aurora_redo_model::types::{Epoch, Lsn, NodeId, PageId, ReplicaId, STORAGE_NODES};
 use hdrhistogram::Histogram;
 
 use crate::latency::{self, LagClock};
@@ -72,9 +72,34 @@ impl RunOptions {
     }
 }
 
+/// Where a run is: the commit point (every LSN up to it is acknowledged), the epoch it writes
+/// in, and how many of this run's records are committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub committed: Lsn,
+    pub epoch: Epoch,
+    pub this_run: u64,
+}
+
+/// How a run on a directory that already held a volume recovered it before writing.
+#[derive(Clone, Debug)]
+pub struct Resumed {
+    /// The recovery point: the run's first record is `point + 1`.
+    pub point: Lsn,
+    /// The epoch the run writes in.
+    pub epoch: Epoch,
+    /// Records copied to nodes that lacked them, and records annulled, over all nodes.
+    pub copied: u64,
+    pub truncated: u64,
+    /// Each node's damage, cut out by the repair (`S0: torn tail ...`).
+    pub damage: Vec<String>,
+}
+
 /// What a run measured and verified.
 #[derive(Clone, Debug)]
 pub struct RunReport {
+    /// Set when the directory held a volume, which the run recovered first.
+    pub resumed: Option<Resumed>,
     pub records: u64,
     pub committed: Lsn,
     pub elapsed: Duration,
@@ -112,7 +137,7 @@ impl fmt::Display for RunError {
 }
 
 fn segment_path(dir: &Path, node: NodeId) -> PathBuf {
-    dir.join(format!("node-{}.seg", node.0))
+    volume::segment_path(dir, node)
 }
 
 fn open_disks(dir: &Path) -> Result<Vec<Arc<dyn Disk>>, RunError> {
@@ -179,43 +204,64 @@ pub fn validate(opts: &RunOptions) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Runs the engine live. `progress` is called with the number of committed records.
-pub fn run(opts: &RunOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<RunReport, RunError> {
+/// Runs the engine live. `progress` is called whenever the commit point has moved (polled every
+/// few milliseconds, so several commits coalesce into one call). On a directory that already
+/// holds a volume, the volume is recovered first (the write phase of [`volume::write`]) and the
+/// run carries on from its recovery point in the next epoch.
+pub fn run(opts: &RunOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<RunReport, RunError> {
     validate(opts)?;
-    let monitor = Arc::new(monitor_for(opts));
+    let recovered = recover_existing(&opts.dir)?;
+    let mut monitor = monitor_for(opts);
+    let mut failures = Vec::new();
+    let (epoch, base) = match &recovered {
+        Some(Recovery { plan, judged, .. }) => {
+            failures.extend(judged.iter().cloned());
+            monitor = monitor.resuming(plan.log.clone(), [plan.point; STORAGE_NODES]);
+            (plan.epoch, plan.point)
+        }
+        None => (Epoch::FIRST, Lsn::ZERO),
+    };
+    let monitor = Arc::new(monitor);
     let inner: Arc<dyn Observer> = if opts.monitor {
         monitor.clone()
     } else {
         Arc::new(NoObserver)
     };
     let lag_clock = Arc::new(LagClock::new(opts.replicas, inner));
-    let engine = Arc::new(start_engine(opts, lag_clock.clone())?);
+    let engine = Arc::new(start_engine(opts, lag_clock.clone(), epoch, base)?);
     let appended = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
 
     let ticker = start_ticker(&engine);
     let chaos = start_chaos(&engine, &appended, opts);
     let clients = Clients::start(&engine, &appended, opts);
-    let mut report_progress = ProgressReporter::new(progress);
+    let mut report_progress = ProgressReporter::new(progress, epoch, base);
     while !clients.finished() {
-        thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(5));
         report_progress.update(&engine);
     }
     let latencies = clients.join();
     let elapsed = started.elapsed();
-    progress(engine.commit_point().0);
+    report_progress.update(&engine);
 
     // Stop crashing (the chaos driver restarts every crashed node on its way out), then wait for
     // quiescence; the ticker keeps the retries going until then.
     let (crashes, recoveries) = chaos
         .stop()
         .unwrap_or((0, vec!["chaos thread panicked".into()]));
-    let mut failures = Vec::new();
     failures.extend(wait_quiescent(&engine, Duration::from_secs(120)).err());
     let _ = ticker.stop();
 
     let (committed, discards) = shut_down_and_verify(opts, engine, &monitor, &mut failures);
+    let resumed = recovered.map(|Recovery { plan, damage, .. }| Resumed {
+        point: plan.point,
+        epoch: plan.epoch,
+        copied: plan.nodes.iter().map(|n| n.copy.count()).sum(),
+        truncated: plan.nodes.iter().map(|n| n.truncate.count()).sum(),
+        damage,
+    });
     Ok(RunReport {
+        resumed,
         records: opts.records,
         committed,
         elapsed,
@@ -240,10 +286,65 @@ fn monitor_for(opts: &RunOptions) -> Monitor {
     }
 }
 
-/// Starts the engine on the data directory's segment files, which must hold no log yet.
-fn start_engine(opts: &RunOptions, observer: Arc<dyn Observer>) -> Result<Engine, RunError> {
+/// How [`recover_existing`] recovered a volume.
+struct Recovery {
+    plan: Plan,
+    /// Each node's damage, cut out by the write phase's repair.
+    damage: Vec<String>,
+    /// What judging the files after the write phase found wrong.
+    judged: Vec<String>,
+}
+
+/// Recovers the volume `dir` holds, if it holds one: the read phase and the write phase, which
+/// must reach every node (the engine cannot rebuild a lost node).
+fn recover_existing(dir: &Path) -> Result<Option<Recovery>, RunError> {
+    if !dir.is_dir() || !volume::exists(dir) {
+        return Ok(None);
+    }
+    let bad =
+        |e: volume::VolumeError| RunError::BadInput(format!("cannot recover the volume: {e}"));
+    let found = volume::inspect(dir).map_err(bad)?;
+    let plan = volume::plan(&found).map_err(bad)?;
+    let missing: Vec<String> = NodeId::all()
+        .filter(|n| found.nodes[n.index()].is_none())
+        .map(volume::segment_name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(RunError::BadInput(format!(
+            "the volume in {} has lost node files ({}); `aurora-redo recover` reports what is              left, but the engine cannot rebuild a lost node",
+            dir.display(),
+            missing.join(", ")
+        )));
+    }
+    let damage = found
+        .nodes
+        .iter()
+        .flatten()
+        .filter_map(|v| v.damage_report().map(|d| format!("{}: {d}", v.node)))
+        .collect();
+    let written = volume::write(dir, &plan).map_err(bad)?.ok_or_else(|| {
+        RunError::BadInput("the volume is readable but not writable: fewer than 4 nodes".into())
+    })?;
+    let judged = volume::judge_files(dir, &plan, &written.nodes).map_err(bad)?;
+    Ok(Some(Recovery {
+        plan,
+        damage,
+        judged,
+    }))
+}
+
+/// Starts the engine on the data directory's segment files: a new volume, or one that
+/// [`recover_existing`] recovered into `epoch` at `base`.
+fn start_engine(
+    opts: &RunOptions,
+    observer: Arc<dyn Observer>,
+    epoch: Epoch,
+    base: Lsn,
+) -> Result<Engine, RunError> {
     let disks = open_disks(&opts.dir)?;
-    let mut cfg = EngineConfig::new(opts.ack, opts.replicas).with_bug(opts.bug);
+    let mut cfg = EngineConfig::new(opts.ack, opts.replicas)
+        .with_bug(opts.bug)
+        .resuming(epoch, base);
     cfg.max_batch = 4096;
     let faults = FaultConfig {
         drop: opts.drop_rate,
@@ -253,11 +354,17 @@ fn start_engine(opts: &RunOptions, observer: Arc<dyn Observer>) -> Result<Engine
     };
     let (engine, recovered) = Engine::start(cfg, faults, disks, observer)
         .map_err(|e| RunError::BadInput(format!("cannot start on {}: {e}", opts.dir.display())))?;
-    if recovered.iter().any(|r| !r.records.is_empty()) {
+    if let Some((i, r)) = recovered
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.prefix() != base || r.records.len() as u64 != base.0)
+    {
         engine.shutdown();
         return Err(RunError::BadInput(format!(
-            "data directory {} already holds a log; use an empty directory",
-            opts.dir.display()
+            "S{i} of {} holds 1..={} ({} records) where recovery left 1..={base}",
+            opts.dir.display(),
+            r.prefix(),
+            r.records.len()
         )));
     }
     Ok(engine)
@@ -532,24 +639,37 @@ fn open_loop_client(
 /// Reports the commit point to `progress` when it moves, and the engine's state on stderr when it
 /// has not moved for 10 s.
 struct ProgressReporter<'a> {
-    progress: &'a (dyn Fn(u64) + Sync),
-    last: u64,
+    progress: &'a (dyn Fn(Progress) + Sync),
+    epoch: Epoch,
+    /// Where the run started (a recovered volume's recovery point).
+    base: Lsn,
+    last: Lsn,
     since: Instant,
 }
 
 impl<'a> ProgressReporter<'a> {
-    fn new(progress: &'a (dyn Fn(u64) + Sync)) -> ProgressReporter<'a> {
+    fn new(
+        progress: &'a (dyn Fn(Progress) + Sync),
+        epoch: Epoch,
+        base: Lsn,
+    ) -> ProgressReporter<'a> {
         ProgressReporter {
             progress,
-            last: 0,
+            epoch,
+            base,
+            last: base,
             since: Instant::now(),
         }
     }
 
     fn update(&mut self, engine: &Engine) {
-        let c = engine.commit_point().0;
-        if c != self.last {
-            (self.progress)(c);
+        let c = engine.commit_point();
+        if c > self.last {
+            (self.progress)(Progress {
+                committed: c,
+                epoch: self.epoch,
+                this_run: c.0 - self.base.0,
+            });
             self.last = c;
             self.since = Instant::now();
         } else if self.since.elapsed() > Duration::from_secs(10) {
@@ -629,22 +749,26 @@ pub fn verify_from_disk(
     expected: Option<&BTreeMap<PageId, (u64, Lsn)>>,
 ) -> Vec<String> {
     let mut failures = Vec::new();
+    // Read first, without writing (a damaged segment is reported as it is, not repaired away).
+    let mut prefixes = Vec::new();
+    for node in NodeId::all() {
+        match volume::read_node(&opts.dir, node) {
+            Ok(Some(rec)) => {
+                if let Some(d) = rec.report() {
+                    failures.push(format!(
+                        "{node}: segment damaged after a clean shutdown: {d}"
+                    ));
+                }
+                prefixes.push(rec.prefix());
+            }
+            Ok(None) => failures.push(format!("{node}: segment file missing")),
+            Err(e) => failures.push(format!("{node}: {e}")),
+        }
+    }
     let disks = match open_disks(&opts.dir) {
         Ok(d) => d,
         Err(e) => return vec![e.to_string()],
     };
-    let mut prefixes = Vec::new();
-    for (i, disk) in disks.iter().enumerate() {
-        match Segment::open(disk.clone()) {
-            Ok((_, rec)) => {
-                if let Some(d) = rec.report() {
-                    failures.push(format!("S{i}: segment damaged after a clean shutdown: {d}"));
-                }
-                prefixes.push(rec.prefix());
-            }
-            Err(e) => failures.push(format!("S{i}: cannot read segment: {e}")),
-        }
-    }
     let on_four = quorum_watermark(prefixes.iter().copied());
     if on_four < committed {
         failures.push(format!(

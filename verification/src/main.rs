@@ -4,7 +4,7 @@
 use aurora_redo::checking::{self, Run, Stop, Strategy, EXIT_FAIL, EXIT_PASS, EXIT_USAGE};
 use aurora_redo::counterexample::CounterexampleFile;
 use aurora_redo::model_args::{parse_threads, ModelArgs};
-use aurora_redo::{bench, explore, junit, mutants, replay, run};
+use aurora_redo::{bench, explore, junit, mutants, recover, replay, run};
 use aurora_redo_model::render::mermaid;
 use aurora_redo_model::Bug;
 use clap::{Parser, Subcommand};
@@ -65,6 +65,10 @@ enum Command {
     Run(run::RunArgs),
     /// Benchmark the implementation's commit latency and throughput, ack memory versus disk.
     Bench(bench::BenchArgs),
+    /// Recover a volume from its segment files (read phase, then the write phase unless
+    /// --dry-run) and judge it: recovery point, new epoch, truncation, damage, a verdict.
+    #[command(after_help = recover::RECOVER_EXIT_STATUS)]
+    Recover(recover::RecoverArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -164,6 +168,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(args),
         Command::Run(args) => run::run(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Recover(args) => recover::recover(args),
     }
 }
 

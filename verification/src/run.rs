@@ -1,12 +1,25 @@
 //! `aurora-redo run`: the engine live on a data directory, with figures and a final
 //! verification after a restart from disk.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::live::{self, RunOptions};
 use crate::model_args::parse;
+use aurora_redo_model::types::{Epoch, Lsn};
 use aurora_redo_model::AckPolicy;
+
+/// The line `run` prints when the commit point reaches `lsn` in `epoch`: `committed 17`, or
+/// `committed 17 of e1` past the first epoch. `recover --acked` reads these lines back.
+pub fn committed_line(lsn: Lsn, epoch: Epoch) -> String {
+    if epoch == Epoch::FIRST {
+        format!("committed {lsn}")
+    } else {
+        format!("committed {lsn} of {epoch}")
+    }
+}
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -89,7 +102,22 @@ pub fn run(args: RunArgs) -> ExitCode {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let report = match live::run(&opts, &|n| bar.set_position(n)) {
+    // Every acknowledged commit, as the commit point advances: `committed 17` (or `committed 17
+    // of e1` past the first epoch), a line flushed at once so a reader sees it even if the
+    // process is killed right after. Commits are a prefix, so the latest line covers every LSN
+    // below it; the run polls the commit point every few milliseconds, which coalesces them.
+    let printed = AtomicU64::new(0);
+    let progress = |p: live::Progress| {
+        bar.set_position(p.this_run);
+        if printed.fetch_max(p.committed.0, Ordering::Relaxed) < p.committed.0 {
+            bar.suspend(|| {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", committed_line(p.committed, p.epoch));
+                let _ = out.flush();
+            });
+        }
+    };
+    let report = match live::run(&opts, &progress) {
         Ok(r) => r,
         Err(e) => {
             bar.abandon();
@@ -99,6 +127,20 @@ pub fn run(args: RunArgs) -> ExitCode {
     };
     bar.finish();
     println!("data directory   {}", dir.display());
+    if let Some(r) = &report.resumed {
+        println!(
+            "recovered        the volume at recovery point {} into epoch {}: {} records copied \
+             to nodes that lacked them, {} annulled; writing from {}",
+            r.point,
+            r.epoch,
+            r.copied,
+            r.truncated,
+            r.point.next()
+        );
+        for d in &r.damage {
+            println!("repaired         {d}");
+        }
+    }
     println!(
         "records          {} written, commit point {}, ack {}, {} replicas",
         report.records, report.committed, opts.ack, opts.replicas

@@ -68,8 +68,9 @@ fn damaged_segments_are_reported_and_recovered_without_losing_a_synced_record() 
 
     // S0: a flipped byte in the middle of record 250's frame. S1: a torn half frame at the end.
     let mut bytes = std::fs::read(segment(&data, 0)).unwrap();
-    // Walk the frame headers ([len u32][crc u32][payload]) to record 250's frame.
-    let mut offset = 0;
+    // Walk the frame headers ([len u32][crc u32][payload]) past the file header to record 250's
+    // frame.
+    let mut offset = aurora_redo_impl::segment::FILE_HEADER;
     for _ in 1..250 {
         offset += 8 + u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
     }

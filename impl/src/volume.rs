@@ -1,0 +1,741 @@
+//! Crash recovery of a volume on its segment files: the six node files of a data directory,
+//! read, judged and (on paths meant to write) recovered, as a new writer recovers the volume in
+//! `docs/protocol.md`, "Recovery".
+//!
+//! - [`inspect`] reads every node's segment without writing a byte: its log, sealed epoch, SCL and
+//!   damage. A missing node file is a lost node; a file that cannot be read, or is in another
+//!   format, is bad input and stops everything (it is never repaired or guessed at).
+//! - [`plan`] is the read phase: every readable node answers (at least [`READ_QUORUM`]); the
+//!   recovery point `R` and its source come from [`recovery_point`]; the new epoch is the highest
+//!   epoch seen plus one; and per node, what the write phase will copy (records of `1..=R` the
+//!   node lacks, taken from the source with their epochs) and what the new seal annuls (its
+//!   records above `R`, all of older epochs). The plan writes nothing: a dry run is a plan.
+//! - [`write`] is the write phase: on every present node, repair the segment (torn tail,
+//!   corruption), copy what the node lacks (and the source's older seals it lacks), append
+//!   `Seal { new epoch, R }` and fsync. The volume accepts writes only when at least
+//!   [`WRITE_QUORUM`] nodes were written; with fewer present it writes nothing and stays readable,
+//!   not writable.
+//!
+//! Memory: one node's log at a time, plus the recovered log `1..=R` (the source's).
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use aurora_redo_model::recovery::{recovery_point, ReadAnswer};
+use aurora_redo_model::types::{
+    Epoch, Lsn, NodeId, Record, READ_QUORUM, STORAGE_NODES, WRITE_QUORUM,
+};
+
+use crate::disk::{Disk, FileDisk};
+use crate::segment::{self, Damage, FormatError, Recovered, Seal, Segment};
+use crate::sync::{arc_from_box, Arc};
+
+/// The file name of `node`'s segment in a data directory.
+pub fn segment_name(node: NodeId) -> String {
+    format!("node-{}.seg", node.0)
+}
+
+/// The path of `node`'s segment in `dir`.
+pub fn segment_path(dir: &Path, node: NodeId) -> PathBuf {
+    dir.join(segment_name(node))
+}
+
+/// Whether `dir` holds a volume: at least one node's segment file.
+pub fn exists(dir: &Path) -> bool {
+    NodeId::all().any(|n| segment_path(dir, n).exists())
+}
+
+/// Why a volume cannot be read or recovered. Each is bad input (exit status 2) but
+/// [`VolumeError::WriteFailed`].
+#[derive(Debug)]
+pub enum VolumeError {
+    /// The path is not a directory.
+    NotADirectory(PathBuf),
+    /// The directory holds no node segment file.
+    NoVolume(PathBuf),
+    /// A segment file could not be read.
+    Unreadable { path: PathBuf, error: io::Error },
+    /// A segment file is in another format.
+    Format { path: PathBuf, error: FormatError },
+    /// Fewer than a read quorum of nodes are present: recovery could miss a committed record.
+    TooFewNodes { present: Vec<NodeId> },
+    /// The write phase failed on too many nodes to reach a write quorum.
+    WriteFailed(String),
+}
+
+impl fmt::Display for VolumeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VolumeError::NotADirectory(p) if !p.exists() => {
+                write!(f, "{} does not exist", p.display())
+            }
+            VolumeError::NotADirectory(p) => write!(f, "{} is not a directory", p.display()),
+            VolumeError::NoVolume(p) => write!(
+                f,
+                "{} holds no volume (no node-N.seg segment file)",
+                p.display()
+            ),
+            VolumeError::Unreadable { path, error } => {
+                write!(f, "cannot read {}: {error}", path.display())
+            }
+            VolumeError::Format { path, error } => write!(f, "{}: {error}", path.display()),
+            VolumeError::TooFewNodes { present } => write!(
+                f,
+                "only {} node segment file(s) present ({}); recovery needs a read quorum of {} \
+                 nodes, or it could miss a committed record",
+                present.len(),
+                names(present),
+                READ_QUORUM
+            ),
+            VolumeError::WriteFailed(m) => write!(f, "the write phase failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for VolumeError {}
+
+fn names(nodes: &[NodeId]) -> String {
+    if nodes.is_empty() {
+        return "none".into();
+    }
+    nodes
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads one node's segment file, purely. `Ok(None)`: the file does not exist.
+pub fn read_node(dir: &Path, node: NodeId) -> Result<Option<Recovered>, VolumeError> {
+    let path = segment_path(dir, node);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(VolumeError::Unreadable { path, error }),
+    };
+    segment::decode(&bytes)
+        .map(Some)
+        .map_err(|error| VolumeError::Format { path, error })
+}
+
+/// What reading one node found (its log itself is not kept).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeView {
+    pub node: NodeId,
+    /// Records in the node's log.
+    pub records: usize,
+    /// Its answer to the recovery read: sealed epoch and SCL.
+    pub answer: ReadAnswer,
+    /// The highest epoch of a seal or record on the node.
+    pub max_epoch: Epoch,
+    /// The highest LSN of its log.
+    pub last: Lsn,
+    pub seals: Vec<Seal>,
+    /// Record frames its seals annul.
+    pub annulled: usize,
+    pub damage: Vec<Damage>,
+}
+
+impl NodeView {
+    fn of(node: NodeId, r: &Recovered) -> NodeView {
+        NodeView {
+            node,
+            records: r.records.len(),
+            answer: r.answer(),
+            max_epoch: r.max_epoch(),
+            last: r.records.last().map_or(Lsn::ZERO, |r| r.lsn),
+            seals: r.seals.clone(),
+            annulled: r.annulled,
+            damage: r.damage.clone(),
+        }
+    }
+
+    /// The damage report, if any.
+    pub fn damage_report(&self) -> Option<String> {
+        let parts: Vec<String> = self.damage.iter().map(|d| d.to_string()).collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// A volume as its files are: each node read, or missing.
+#[derive(Clone, Debug)]
+pub struct Volume {
+    pub dir: PathBuf,
+    /// Index = node; `None`: its segment file is missing (a lost node).
+    pub nodes: Vec<Option<NodeView>>,
+}
+
+impl Volume {
+    /// The nodes whose segment is present (and was read).
+    pub fn present(&self) -> Vec<NodeId> {
+        self.nodes.iter().flatten().map(|v| v.node).collect()
+    }
+}
+
+/// Reads every node of the volume in `dir` without writing anything.
+pub fn inspect(dir: &Path) -> Result<Volume, VolumeError> {
+    if !dir.is_dir() {
+        return Err(VolumeError::NotADirectory(dir.to_path_buf()));
+    }
+    if !exists(dir) {
+        return Err(VolumeError::NoVolume(dir.to_path_buf()));
+    }
+    let mut nodes = Vec::with_capacity(STORAGE_NODES);
+    for node in NodeId::all() {
+        nodes.push(read_node(dir, node)?.map(|r| NodeView::of(node, &r)));
+    }
+    Ok(Volume {
+        dir: dir.to_path_buf(),
+        nodes,
+    })
+}
+
+/// LSNs as inclusive ranges, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ranges(pub Vec<(Lsn, Lsn)>);
+
+impl Ranges {
+    fn push(&mut self, lsn: Lsn) {
+        match self.0.last_mut() {
+            Some((_, hi)) if hi.next() == lsn => *hi = lsn,
+            _ => self.0.push((lsn, lsn)),
+        }
+    }
+
+    /// How many LSNs.
+    pub fn count(&self) -> u64 {
+        self.0.iter().map(|(lo, hi)| hi.0 - lo.0 + 1).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// `201..=250, 260` (at most eight ranges, then how many more).
+impl fmt::Display for Ranges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return write!(f, "none");
+        }
+        for (i, (lo, hi)) in self.0.iter().take(8).enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            if lo == hi {
+                write!(f, "{lo}")?;
+            } else {
+                write!(f, "{lo}..={hi}")?;
+            }
+        }
+        if self.0.len() > 8 {
+            write!(f, " and {} more ranges", self.0.len() - 8)?;
+        }
+        Ok(())
+    }
+}
+
+/// What recovery does to one present node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodePlan {
+    pub node: NodeId,
+    /// LSNs of `1..=R` the node lacks (or holds a different record at): copied from the source.
+    pub copy: Ranges,
+    /// The source's seals the node lacks, copied before the new one.
+    pub copy_seals: Vec<Seal>,
+    /// LSNs of the node's log the seals it adopts annul: every one above `R` (all of older
+    /// epochs), and those a copied older seal annuls.
+    pub truncate: Ranges,
+    /// Where LogAgreement would fail on the node after the write phase: the first LSN of
+    /// `1..=R` where it would hold a record other than the recovered log's.
+    pub disagreement: Option<Disagreement>,
+}
+
+/// A node that, after recovery, would hold (or holds) another record than the recovered log's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Disagreement {
+    pub node: NodeId,
+    pub recovered: Record,
+    pub held: Record,
+}
+
+impl fmt::Display for Disagreement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} holds {} where the recovered log has {}",
+            self.node, self.held, self.recovered
+        )
+    }
+}
+
+/// The read phase's result and the write phase's plan.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The nodes read (every present one).
+    pub read_quorum: Vec<NodeId>,
+    /// The node whose log is the recovered log.
+    pub source: NodeId,
+    /// The recovery point `R`.
+    pub point: Lsn,
+    /// The highest epoch seen on any node.
+    pub highest_epoch: Epoch,
+    /// The epoch the volume is recovered into, and writes in next.
+    pub epoch: Epoch,
+    /// Per present node.
+    pub nodes: Vec<NodePlan>,
+    /// The recovered log, `1..=R`, from the source.
+    pub log: Vec<Record>,
+    /// The source's seals (copied to nodes that lack them).
+    pub source_seals: Vec<Seal>,
+}
+
+impl Plan {
+    /// Whether the write phase can reach a write quorum (enough nodes are present).
+    pub fn writable(&self) -> bool {
+        self.nodes.len() >= WRITE_QUORUM
+    }
+
+    /// The new seal the write phase appends to every node.
+    pub fn seal(&self) -> Seal {
+        Seal {
+            epoch: self.epoch,
+            point: self.point,
+        }
+    }
+
+    /// Every predicted LogAgreement failure.
+    pub fn disagreements(&self) -> Vec<Disagreement> {
+        self.nodes.iter().filter_map(|n| n.disagreement).collect()
+    }
+}
+
+/// **LogAgreement** on one node (`docs/protocol.md`, "Recovery"): within the recovered prefix
+/// `1..=R` (`recovered`, one record per LSN from 1), every record the node's log holds is the
+/// recovered log's, same epoch and LSN, same change. Comparing every node with the one
+/// recovered log is the same as comparing every two holders of an LSN. Returns the first
+/// disagreement.
+pub fn log_agreement(
+    node: NodeId,
+    recovered: &[Record],
+    node_log: &[Record],
+) -> Option<Disagreement> {
+    let point = recovered.last().map_or(Lsn::ZERO, |r| r.lsn);
+    node_log
+        .iter()
+        .take_while(|r| r.lsn <= point)
+        .find_map(|held| {
+            let want = recovered[held.lsn.0 as usize - 1];
+            (*held != want).then_some(Disagreement {
+                node,
+                recovered: want,
+                held: *held,
+            })
+        })
+}
+
+/// An acknowledged commit: an LSN and the epoch of the writer that acknowledged it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Acked {
+    pub lsn: Lsn,
+    pub epoch: Epoch,
+}
+
+/// An acknowledged commit that did not survive recovery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lost {
+    pub acked: Acked,
+    /// The recovered log's record at that LSN (`None`: above the recovery point).
+    pub found: Option<Record>,
+}
+
+impl fmt::Display for Lost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Acked { lsn, epoch } = self.acked;
+        match self.found {
+            None => write!(f, "LSN {lsn} of {epoch} is above the recovery point"),
+            Some(r) => write!(
+                f,
+                "LSN {lsn} of {epoch} was recovered as a record of {}",
+                r.epoch
+            ),
+        }
+    }
+}
+
+/// **CommittedSurvivesRecovery** (`docs/protocol.md`, "Recovery"): every LSN acknowledged to a
+/// client is in the recovered log `1..=R` (`recovered`, one record per LSN from 1), as the same
+/// record: the epoch that acknowledged it is the epoch that created it, since a writer creates
+/// one record per LSN of its epoch. Returns every loss.
+pub fn committed_survives_recovery(recovered: &[Record], acked: &[Acked]) -> Vec<Lost> {
+    acked
+        .iter()
+        .filter_map(|a| {
+            let found = (a.lsn.0 as usize)
+                .checked_sub(1)
+                .and_then(|i| recovered.get(i))
+                .copied();
+            match found {
+                Some(r) if r.lsn == a.lsn && r.epoch == a.epoch => None,
+                _ => Some(Lost { acked: *a, found }),
+            }
+        })
+        .collect()
+}
+
+/// The read phase on `volume`: the recovery point and source, the new epoch, and per present
+/// node what the write phase will copy and annul, with the predicted LogAgreement. Reads the
+/// source's log and every node's again, one at a time; writes nothing.
+pub fn plan(volume: &Volume) -> Result<Plan, VolumeError> {
+    let views: Vec<&NodeView> = volume.nodes.iter().flatten().collect();
+    let answers: Vec<ReadAnswer> = views.iter().map(|v| v.answer).collect();
+    let Some((source_index, point)) = recovery_point(&answers) else {
+        return Err(VolumeError::TooFewNodes {
+            present: volume.present(),
+        });
+    };
+    let source = views[source_index].node;
+    let highest_epoch = views
+        .iter()
+        .map(|v| v.max_epoch)
+        .max()
+        .unwrap_or(Epoch::FIRST);
+    let epoch = highest_epoch.next();
+    let read = |node| {
+        read_node(&volume.dir, node)?.ok_or_else(|| VolumeError::Unreadable {
+            path: segment_path(&volume.dir, node),
+            error: io::Error::new(io::ErrorKind::NotFound, "the file went away while reading"),
+        })
+    };
+    let source_rec = read(source)?;
+    let log: Vec<Record> = source_rec
+        .records
+        .iter()
+        .take_while(|r| r.lsn <= point)
+        .copied()
+        .collect();
+    let source_seals = source_rec.seals.clone();
+    drop(source_rec);
+    let seal = Seal { epoch, point };
+    let mut nodes = Vec::new();
+    for view in &views {
+        let rec = read(view.node)?;
+        nodes.push(plan_node(view.node, rec, &log, &source_seals, seal));
+    }
+    Ok(Plan {
+        read_quorum: views.iter().map(|v| v.node).collect(),
+        source,
+        point,
+        highest_epoch,
+        epoch,
+        nodes,
+        log,
+        source_seals,
+    })
+}
+
+/// What the write phase does to `node`, whose segment holds `rec`, and the log it will hold.
+fn plan_node(
+    node: NodeId,
+    rec: Recovered,
+    log: &[Record],
+    source_seals: &[Seal],
+    seal: Seal,
+) -> NodePlan {
+    let (copy_records, copy_seals) = to_copy(&rec, log, source_seals);
+    let mut copy = Ranges::default();
+    for r in &copy_records {
+        copy.push(r.lsn);
+    }
+    let mut truncate = Ranges::default();
+    let annulled = |r: &Record| seal.annuls(r) || copy_seals.iter().any(|s| s.annuls(r));
+    for r in rec.records.iter().filter(|r| annulled(r)) {
+        truncate.push(r.lsn);
+    }
+    // The node's log after the write phase, as a reader of its file will find it.
+    let mut records = rec.records;
+    records.extend(copy_records);
+    let mut seals = rec.seals;
+    seals.extend(copy_seals.iter().copied());
+    seals.push(seal);
+    let (after, _) = segment::live(records, &seals);
+    NodePlan {
+        node,
+        copy,
+        copy_seals,
+        truncate,
+        disagreement: log_agreement(node, log, &after),
+    }
+}
+
+/// The records of `log` a node holding `rec` lacks (or holds another record at), and the
+/// source's seals it lacks.
+fn to_copy(rec: &Recovered, log: &[Record], source_seals: &[Seal]) -> (Vec<Record>, Vec<Seal>) {
+    let mut held = rec.records.iter().peekable();
+    let mut copy = Vec::new();
+    for want in log {
+        while held.next_if(|r| r.lsn < want.lsn).is_some() {}
+        if held.peek().copied() != Some(want) {
+            copy.push(*want);
+        }
+    }
+    let seals = source_seals
+        .iter()
+        .filter(|s| !rec.seals.contains(s))
+        .copied()
+        .collect();
+    (copy, seals)
+}
+
+/// What the write phase did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// The nodes written and fsynced.
+    pub nodes: Vec<NodeId>,
+    /// Nodes the write failed on, and why.
+    pub failed: Vec<(NodeId, String)>,
+}
+
+/// The write phase of `plan` on its volume in `dir`: on every present node, repair the segment,
+/// copy what it lacks, append the new seal and fsync. Writes nothing unless the plan is
+/// [`Plan::writable`] (returns `Ok(None)`); an error when fewer than a write quorum were written.
+pub fn write(dir: &Path, plan: &Plan) -> Result<Option<Written>, VolumeError> {
+    if !plan.writable() {
+        return Ok(None);
+    }
+    let mut written = Written::default();
+    for n in &plan.nodes {
+        match write_node(dir, n.node, plan) {
+            Ok(()) => written.nodes.push(n.node),
+            Err(e) => written.failed.push((n.node, e.to_string())),
+        }
+    }
+    if written.nodes.len() < WRITE_QUORUM {
+        let why: Vec<String> = written
+            .failed
+            .iter()
+            .map(|(n, e)| format!("{n}: {e}"))
+            .collect();
+        return Err(VolumeError::WriteFailed(format!(
+            "only {} of the {} nodes needed were written ({})",
+            written.nodes.len(),
+            WRITE_QUORUM,
+            why.join("; ")
+        )));
+    }
+    Ok(Some(written))
+}
+
+/// Batch of records copied per append.
+const COPY_BATCH: usize = 4096;
+
+fn write_node(dir: &Path, node: NodeId, plan: &Plan) -> io::Result<()> {
+    let disk: Arc<dyn Disk> = arc_from_box(Box::new(FileDisk::open(segment_path(dir, node))?));
+    let (segment, rec) = Segment::open(disk)?;
+    let (copy, seals) = to_copy(&rec, &plan.log, &plan.source_seals);
+    drop(rec);
+    for s in seals {
+        segment.seal(s)?;
+    }
+    for batch in copy.chunks(COPY_BATCH) {
+        segment.append(batch)?;
+    }
+    segment.seal(plan.seal())?;
+    segment.sync()
+}
+
+/// LogAgreement on the files as they are, against `plan`'s recovered log, node by node; and
+/// whether each node written has adopted the plan's epoch. For after the write phase.
+pub fn judge_files(
+    dir: &Path,
+    plan: &Plan,
+    written: &[NodeId],
+) -> Result<Vec<String>, VolumeError> {
+    let mut failures = Vec::new();
+    for node in NodeId::all() {
+        let Some(rec) = read_node(dir, node)? else {
+            continue;
+        };
+        if let Some(d) = log_agreement(node, &plan.log, &rec.records) {
+            failures.push(format!("LogAgreement violated: {d}"));
+        }
+        if written.contains(&node) {
+            if rec.sealed() != plan.epoch {
+                failures.push(format!(
+                    "{node} was written but its sealed epoch is {}, not {}",
+                    rec.sealed(),
+                    plan.epoch
+                ));
+            }
+            if rec.prefix() < plan.point {
+                failures.push(format!(
+                    "{node} was written but holds only 1..={} of 1..={}",
+                    rec.prefix(),
+                    plan.point
+                ));
+            }
+        }
+    }
+    Ok(failures)
+}
+
+#[cfg(all(test, not(any(loom, feature = "shuttle"))))]
+mod tests {
+    use super::*;
+
+    fn rec(lsn: u64, epoch: u32) -> Record {
+        Record {
+            lsn: Lsn(lsn),
+            page: lsn as u32,
+            value: lsn * 100 + u64::from(epoch),
+            epoch: Epoch(epoch),
+        }
+    }
+
+    /// Writes node files holding `1..=scl` of epoch 0, each with a header.
+    fn volume(dir: &Path, scls: &[u64]) {
+        for (i, scl) in scls.iter().enumerate() {
+            let disk: Arc<dyn Disk> =
+                Arc::new(FileDisk::open(segment_path(dir, NodeId(i as u8))).unwrap());
+            let (seg, _) = Segment::open(disk).unwrap();
+            seg.append(&(1..=*scl).map(|l| rec(l, 0)).collect::<Vec<_>>())
+                .unwrap();
+            seg.sync().unwrap();
+        }
+    }
+
+    #[test]
+    fn recovery_point_new_epoch_copies_and_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        volume(dir.path(), &[5, 7, 3, 9, 0, 6]);
+        let v = inspect(dir.path()).unwrap();
+        assert_eq!(v.present().len(), 6);
+        let plan = plan(&v).unwrap();
+        assert_eq!((plan.source, plan.point), (NodeId(3), Lsn(9)));
+        assert_eq!(plan.epoch, Epoch(1));
+        assert!(plan.writable());
+        assert_eq!(plan.nodes[0].copy, Ranges(vec![(Lsn(6), Lsn(9))]));
+        assert!(plan.nodes[3].copy.is_empty() && plan.nodes[3].truncate.is_empty());
+        assert!(plan.disagreements().is_empty());
+        let written = write(dir.path(), &plan).unwrap().unwrap();
+        assert_eq!(written.nodes.len(), 6);
+        assert!(judge_files(dir.path(), &plan, &written.nodes)
+            .unwrap()
+            .is_empty());
+        // A second recovery: epoch 2, nothing to copy, the same point.
+        let again = super::plan(&inspect(dir.path()).unwrap()).unwrap();
+        assert_eq!((again.point, again.epoch), (Lsn(9), Epoch(2)));
+        assert!(again.nodes.iter().all(|n| n.copy.is_empty()));
+    }
+
+    #[test]
+    fn a_node_that_missed_a_recovery_gets_its_seal_and_loses_its_stale_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        volume(dir.path(), &[8, 8, 8, 8, 8, 8]);
+        // Recovery into epoch 1 at 8 happened on S0..S3 only; then epoch 1 wrote 9..=10 there
+        // (and S4, S5 kept a stale epoch-0 tail 9..=12 of a zombie, say).
+        for n in 0..4u8 {
+            let disk: Arc<dyn Disk> =
+                Arc::new(FileDisk::open(segment_path(dir.path(), NodeId(n))).unwrap());
+            let (seg, _) = Segment::open(disk).unwrap();
+            seg.seal(Seal {
+                epoch: Epoch(1),
+                point: Lsn(8),
+            })
+            .unwrap();
+            seg.append(&[rec(9, 1), rec(10, 1)]).unwrap();
+            seg.sync().unwrap();
+        }
+        for n in 4..6u8 {
+            let disk: Arc<dyn Disk> =
+                Arc::new(FileDisk::open(segment_path(dir.path(), NodeId(n))).unwrap());
+            let (seg, _) = Segment::open(disk).unwrap();
+            seg.append(&(9..=12).map(|l| rec(l, 0)).collect::<Vec<_>>())
+                .unwrap();
+            seg.sync().unwrap();
+        }
+        let plan = plan(&inspect(dir.path()).unwrap()).unwrap();
+        assert_eq!((plan.point, plan.epoch), (Lsn(10), Epoch(2)));
+        assert!(
+            plan.read_quorum.contains(&plan.source) && plan.source.0 < 4,
+            "the most advanced sealed epoch is the source"
+        );
+        assert_eq!(plan.nodes[4].copy, Ranges(vec![(Lsn(9), Lsn(10))]));
+        assert_eq!(plan.nodes[4].copy_seals.len(), 1);
+        assert_eq!(plan.nodes[4].truncate, Ranges(vec![(Lsn(9), Lsn(12))]));
+        assert!(
+            plan.disagreements().is_empty(),
+            "{:?}",
+            plan.disagreements()
+        );
+        let written = write(dir.path(), &plan).unwrap().unwrap();
+        assert!(judge_files(dir.path(), &plan, &written.nodes)
+            .unwrap()
+            .is_empty());
+        let s4 = read_node(dir.path(), NodeId(4)).unwrap().unwrap();
+        assert_eq!(s4.records.last(), Some(&rec(10, 1)));
+        assert_eq!(s4.prefix(), Lsn(10));
+    }
+
+    #[test]
+    fn three_nodes_are_readable_not_writable_and_two_are_too_few() {
+        let dir = tempfile::tempdir().unwrap();
+        volume(dir.path(), &[4, 4, 4]);
+        let plan = plan(&inspect(dir.path()).unwrap()).unwrap();
+        assert_eq!(plan.point, Lsn(4));
+        assert!(!plan.writable());
+        let before: Vec<Vec<u8>> = (0..3)
+            .map(|n| std::fs::read(segment_path(dir.path(), NodeId(n))).unwrap())
+            .collect();
+        assert_eq!(write(dir.path(), &plan).unwrap(), None);
+        for (n, bytes) in before.iter().enumerate() {
+            let now = std::fs::read(segment_path(dir.path(), NodeId(n as u8))).unwrap();
+            assert_eq!(&now, bytes, "nothing written");
+        }
+        std::fs::remove_file(segment_path(dir.path(), NodeId(2))).unwrap();
+        let err = super::plan(&inspect(dir.path()).unwrap()).unwrap_err();
+        assert!(matches!(err, VolumeError::TooFewNodes { .. }), "{err}");
+        assert!(err.to_string().contains("read quorum of 3"), "{err}");
+    }
+
+    #[test]
+    fn bad_input_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(inspect(dir.path()), Err(VolumeError::NoVolume(_))));
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(matches!(inspect(&file), Err(VolumeError::NotADirectory(_))));
+        std::fs::write(segment_path(dir.path(), NodeId(0)), b"garbage!garbage!").unwrap();
+        let err = inspect(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("node-0.seg"), "{err}");
+        assert!(err.to_string().contains("not a segment file"), "{err}");
+    }
+
+    #[test]
+    fn committed_survives_recovery_names_each_loss() {
+        let log = vec![rec(1, 0), rec(2, 0), rec(3, 1)];
+        let ok = [Acked {
+            lsn: Lsn(2),
+            epoch: Epoch(0),
+        }];
+        assert!(committed_survives_recovery(&log, &ok).is_empty());
+        let lost = committed_survives_recovery(
+            &log,
+            &[
+                Acked {
+                    lsn: Lsn(3),
+                    epoch: Epoch(0),
+                },
+                Acked {
+                    lsn: Lsn(4),
+                    epoch: Epoch(1),
+                },
+            ],
+        );
+        assert_eq!(lost.len(), 2);
+        assert_eq!(lost[0].found, Some(rec(3, 1)));
+        assert_eq!(lost[1].found, None);
+        assert!(lost[1].to_string().contains("above the recovery point"));
+    }
+}
