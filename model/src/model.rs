@@ -25,7 +25,7 @@
 
 use crate::config::{Config, NetworkKind};
 use crate::properties;
-use crate::state::{NodeStatus, State};
+use crate::state::{NodeSet, NodeStatus, State};
 use crate::symmetry;
 use crate::types::{Actor, Az, Envelope, Lsn, Msg, NodeId, ReplicaId};
 use crate::{replica, storage, writer};
@@ -71,9 +71,9 @@ pub enum Action {
     FailOver,
     /// The zombie writer writes its next record in its old epoch and sends `Append` to every node.
     ZombieWrite,
-    /// The recovering writer reads a node's state (its SCL and records); the node adopts the new
-    /// epoch.
-    Read(NodeId),
+    /// The recovering writer reads a read quorum's state (SCLs and records); those nodes adopt the
+    /// new epoch.
+    Read(NodeSet),
     /// The recovering writer's write phase at a node: re-replicate up to the recovery point,
     /// persist the truncation and the epoch.
     Seal(NodeId),
@@ -101,7 +101,7 @@ impl fmt::Debug for Action {
             Action::RestartReplica(r) => write!(f, "{r:?} restarts"),
             Action::FailOver => write!(f, "W fails over: a new writer starts recovery"),
             Action::ZombieWrite => write!(f, "the zombie writer writes its next record"),
-            Action::Read(n) => write!(f, "W reads {n:?}'s SCL and records (fences it)"),
+            Action::Read(q) => write!(f, "W reads {q:?}: SCLs and records (fences them)"),
             Action::Seal(n) => write!(f, "W re-replicates and truncates on {n:?} (new epoch)"),
             Action::Follow(r) => write!(f, "{r:?} follows the new epoch and starts over"),
         }
@@ -218,10 +218,12 @@ impl Model for RedoModel {
         if writer::zombie_may_write(config, s) {
             actions.push(Action::ZombieWrite);
         }
+        actions.extend(
+            writer::read_quorums(config, s)
+                .into_iter()
+                .map(Action::Read),
+        );
         for n in NodeId::all() {
-            if writer::may_read(s, n) {
-                actions.push(Action::Read(n));
-            }
             if writer::may_seal(s, n) {
                 actions.push(Action::Seal(n));
             }
@@ -319,7 +321,7 @@ impl Model for RedoModel {
                 writer::fail_over(&mut s, self.config.zombie_writer);
             }
             Action::ZombieWrite => writer::zombie_write(&mut s),
-            Action::Read(n) => writer::read(&self.config, &mut s, *n),
+            Action::Read(q) => writer::read(&self.config, &mut s, *q),
             Action::Seal(n) => writer::seal(&self.config, &mut s, *n),
             Action::Follow(r) => {
                 let epoch = replica::newer_epoch(&s, *r).expect("a newer epoch to follow");

@@ -620,7 +620,7 @@ fn commit_after_recovery(_: &RedoModel, s: &State) -> bool {
 /// point: the truncation has something to annul.
 fn recovery_truncates(_: &RedoModel, s: &State) -> bool {
     let (writer, point) = (&s.writer, s.writer.point);
-    let point_fixed = !matches!(writer.phase, crate::state::Phase::Reading { .. });
+    let point_fixed = writer.phase != crate::state::Phase::Reading;
     writer.epoch > Epoch::FIRST
         && point_fixed
         && s.nodes.iter().any(|n| {

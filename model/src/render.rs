@@ -226,22 +226,21 @@ pub fn marks(action: &Action, before: &State, after: &State) -> Vec<Mark> {
                 after.zombie.as_ref().map_or(Lsn::ZERO, |z| z.written)
             ),
         )],
-        Action::Read(n) => {
-            let mut marks = vec![arrow(
-                *n,
-                Actor::Writer,
-                format!("read: SCL {}", before.node(*n).scl()),
-            )];
-            if after.writer.point != before.writer.point
-                || after.writer.phase != before.writer.phase
-            {
-                if let crate::state::Phase::Sealing { .. } = after.writer.phase {
-                    marks.push(event(
+        Action::Read(q) => {
+            let mut marks: Vec<Mark> = q
+                .iter()
+                .map(|n| {
+                    arrow(
+                        n,
                         Actor::Writer,
-                        format!("recovery point {}", after.writer.point),
-                    ));
-                }
-            }
+                        format!("read: SCL {}", before.node(n).scl()),
+                    )
+                })
+                .collect();
+            marks.push(event(
+                Actor::Writer,
+                format!("recovery point {}", after.writer.point),
+            ));
             marks
         }
         Action::Seal(n) => {

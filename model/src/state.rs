@@ -5,7 +5,6 @@
 use crate::invariants::{discard_is_safe, never_decreases};
 use crate::network::Network;
 use crate::quorum::quorum_watermark;
-use crate::recovery::ReadAnswer;
 use crate::types::{Az, Epoch, Lsn, NodeId, PageId, Record, ReplicaId, STORAGE_NODES};
 use std::fmt;
 
@@ -63,9 +62,26 @@ impl fmt::Debug for EpochMap {
     }
 }
 
-/// A set of storage nodes, as a bitmask.
-#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A set of storage nodes, as a bitmask (written out as the list of its nodes).
+#[derive(
+    Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(into = "Vec<NodeId>", from = "Vec<NodeId>")]
 pub struct NodeSet(pub u8);
+
+impl From<NodeSet> for Vec<NodeId> {
+    fn from(set: NodeSet) -> Vec<NodeId> {
+        set.iter().collect()
+    }
+}
+
+impl From<Vec<NodeId>> for NodeSet {
+    fn from(nodes: Vec<NodeId>) -> NodeSet {
+        let mut set = NodeSet::default();
+        nodes.into_iter().for_each(|n| set.insert(n));
+        set
+    }
+}
 
 impl NodeSet {
     pub fn contains(self, node: NodeId) -> bool {
@@ -208,14 +224,8 @@ pub enum Phase {
     /// Accepting writes.
     #[default]
     Open,
-    /// Reading a read quorum: the nodes read so far, the most advanced answer (by sealed epoch,
-    /// then SCL) with the epochs of its records `1..=scl`, and the lowest SCL read.
-    Reading {
-        read: NodeSet,
-        best: Option<ReadAnswer>,
-        best_log: EpochMap,
-        lowest: Lsn,
-    },
+    /// About to read a read quorum.
+    Reading,
     /// The recovery point is fixed (`Writer::point`); re-replicating `1..=point` and persisting
     /// the truncation and the epoch on a write quorum. `sealed` are the nodes done so far.
     Sealing { sealed: NodeSet },

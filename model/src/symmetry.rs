@@ -26,17 +26,16 @@ struct Signature {
     truthful_ack: Lsn,
     disk_high: Lsn,
     prev_disk_high: Lsn,
-    /// Whether the recovering writer has read it, and whether it has sealed it.
-    in_writer_phase: (bool, bool),
+    /// Whether the recovering writer has sealed it.
+    sealed_by_writer: bool,
     messages: Vec<Envelope>,
 }
 
-/// The recovering writer's node sets: read so far, and sealed so far.
-fn phase_sets(phase: &Phase) -> (NodeSet, NodeSet) {
+/// The nodes the recovering writer's write phase has sealed so far.
+fn sealed_set(phase: &Phase) -> NodeSet {
     match phase {
-        Phase::Open => (NodeSet::default(), NodeSet::default()),
-        Phase::Reading { read, .. } => (*read, NodeSet::default()),
-        Phase::Sealing { sealed } => (NodeSet::default(), *sealed),
+        Phase::Open | Phase::Reading => NodeSet::default(),
+        Phase::Sealing { sealed } => *sealed,
     }
 }
 
@@ -82,7 +81,7 @@ fn signature(s: &State, n: NodeId) -> Signature {
         })
         .collect();
     messages.sort_unstable();
-    let (read, sealed) = phase_sets(&s.writer.phase);
+    let sealed = sealed_set(&s.writer.phase);
     Signature {
         node: s.nodes[i].clone(),
         announced_scl: s.announced.scl[i],
@@ -93,7 +92,7 @@ fn signature(s: &State, n: NodeId) -> Signature {
         truthful_ack: s.ghost.truthful_ack[i],
         disk_high: s.ghost.disk_high[i],
         prev_disk_high: s.ghost.prev_disk_high[i],
-        in_writer_phase: (read.contains(n), sealed.contains(n)),
+        sealed_by_writer: sealed.contains(n),
         messages,
     }
 }
@@ -155,10 +154,8 @@ fn apply(state: &State, new_of_old: &[usize; STORAGE_NODES]) -> State {
     permute(&mut s.announced.epoch, new_of_old);
     permute(&mut s.announced.prev, new_of_old);
     permute(&mut s.ghost.prev_disk_high, new_of_old);
-    match &mut s.writer.phase {
-        Phase::Open => {}
-        Phase::Reading { read, .. } => rename_set(read, new_of_old),
-        Phase::Sealing { sealed } => rename_set(sealed, new_of_old),
+    if let Phase::Sealing { sealed } = &mut s.writer.phase {
+        rename_set(sealed, new_of_old);
     }
     s.network
         .map(|e| rename(e, |n| NodeId(new_of_old[n.index()] as u8)));

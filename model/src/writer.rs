@@ -6,8 +6,8 @@
 use crate::config::{Bug, Config};
 use crate::invariants::committed_survives_recovery;
 use crate::quorum::{kth_highest, quorum_watermark};
-use crate::recovery::{annuls, ReadAnswer};
-use crate::state::{record_for, EpochMap, LsnSet, NodeSet, NodeStatus, Phase, State, Writer};
+use crate::recovery::{annuls, recovery_point, ReadAnswer};
+use crate::state::{record_for, LsnSet, NodeSet, NodeStatus, Phase, State, Writer};
 use crate::types::{Envelope, Lsn, NodeId, READ_QUORUM, WRITE_QUORUM};
 
 /// Whether a node has been lost for good. A permanent loss is a membership change of the
@@ -120,12 +120,7 @@ pub fn fail_over(state: &mut State, zombie: bool) {
     state.zombie = (zombie && old.is_open()).then_some(old.clone());
     state.writer = Writer {
         epoch: old.epoch.next(),
-        phase: Phase::Reading {
-            read: NodeSet::default(),
-            best: None,
-            best_log: EpochMap::default(),
-            lowest: Lsn(u64::MAX),
-        },
+        phase: Phase::Reading,
         ..Writer::default()
     };
     // The new epoch starts with no acknowledgement and no disk written in it.
@@ -142,62 +137,60 @@ fn reads_needed(config: &Config) -> usize {
     }
 }
 
-/// Whether the recovering writer may read `node`: it is reading, has not read it, and can reach
-/// it.
-pub fn may_read(state: &State, node: NodeId) -> bool {
-    match state.writer.phase {
-        Phase::Reading { read, .. } => !read.contains(node) && state.reachable(node),
-        _ => false,
+/// The read quorums the recovering writer may read now: every set of [`reads_needed`] nodes it
+/// can reach (none unless it is reading).
+pub fn read_quorums(config: &Config, state: &State) -> Vec<NodeSet> {
+    if state.writer.phase != Phase::Reading {
+        return Vec::new();
     }
+    let needed = reads_needed(config);
+    (0u8..1 << crate::types::STORAGE_NODES)
+        .map(NodeSet)
+        .filter(|set| set.len() == needed && set.iter().all(|n| state.reachable(n)))
+        .collect()
 }
 
-/// **Read phase**: the writer reads `node`'s sealed epoch, SCL and records `1..=SCL`; the node
-/// adopts the writer's epoch on answering (reading fences: from now on it takes no older epoch's
-/// `Append`). Once a read quorum has answered, the recovery point is fixed
-/// ([`crate::recovery::recovery_point`]): the writer's log becomes the source's records up to it,
-/// and the write phase begins. That is the moment CommittedSurvivesRecovery judges.
-pub fn read(config: &Config, state: &mut State, node: NodeId) {
-    crate::storage::adopt(state, node, state.writer.epoch);
-    let n = state.node(node);
-    let answer = ReadAnswer {
-        sealed: n.sealed,
-        scl: n.scl(),
-    };
-    let answer_log = n.epochs.restrict(LsnSet::through(answer.scl));
-    let Phase::Reading {
-        mut read,
-        mut best,
-        mut best_log,
-        mut lowest,
-    } = state.writer.phase
-    else {
-        unreachable!("read only while reading")
-    };
-    read.insert(node);
-    lowest = lowest.min(answer.scl);
-    // The most advanced answer so far, in the order `recovery::recovery_point` picks by.
-    if best.is_none_or(|b| answer > b) {
-        best = Some(answer);
-        best_log = answer_log;
-    }
-    if read.len() < reads_needed(config) {
-        state.writer.phase = Phase::Reading {
-            read,
-            best,
-            best_log,
-            lowest,
+/// **Read phase**: the writer reads the sealed epoch, SCL and records `1..=SCL` of each node of a
+/// read quorum; each node adopts the writer's epoch on answering (reading fences: from then on it
+/// takes no older epoch's `Append`). The model takes the answers as one step: a node that has
+/// answered takes nothing more until its seal, so what could change between two answers is only
+/// what reaches the nodes not yet read, which the choice of moment already covers.
+///
+/// The recovery point is then fixed by the shared rule ([`recovery_point`]): the writer's log
+/// becomes the source's records up to it, and the write phase begins. That is the moment
+/// CommittedSurvivesRecovery judges.
+pub fn read(config: &Config, state: &mut State, quorum: NodeSet) {
+    let mut answers = Vec::new();
+    let mut logs = Vec::new();
+    for node in quorum.iter() {
+        crate::storage::adopt(state, node, state.writer.epoch);
+        let n = state.node(node);
+        let answer = ReadAnswer {
+            sealed: n.sealed,
+            scl: n.scl(),
         };
-        return;
+        answers.push(answer);
+        logs.push(n.epochs.restrict(LsnSet::through(answer.scl)));
     }
-    let best = best.expect("a read quorum answered");
-    let point = match config.bug {
-        Some(Bug::RecoverBelowMaxScl) => lowest,
-        _ => best.scl,
+    let mut chosen = match recovery_point(&answers) {
+        Some(chosen) => chosen,
+        // Fewer answers than a read quorum (`recover-from-two`): the same rule over what there is.
+        None => (0..answers.len())
+            .max_by_key(|&i| (answers[i], std::cmp::Reverse(i)))
+            .map(|i| (i, answers[i].scl))
+            .expect("a read has answers"),
     };
+    if config.bug == Some(Bug::RecoverBelowMaxScl) {
+        let lowest = (0..answers.len())
+            .min_by_key(|&i| answers[i].scl)
+            .expect("a read has answers");
+        chosen = (lowest, answers[lowest].scl);
+    }
+    let (source, point) = chosen;
     let writer = &mut state.writer;
     writer.point = point;
     writer.written = point;
-    writer.log = best_log.restrict(LsnSet::through(point));
+    writer.log = logs[source].restrict(LsnSet::through(point));
     writer.phase = Phase::Sealing {
         sealed: NodeSet::default(),
     };

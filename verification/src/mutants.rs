@@ -84,6 +84,7 @@ pub fn ladder(subject: Subject, network: NetworkKind) -> Vec<(String, Config)> {
                     Config {
                         bug: Some(bug),
                         lost_nodes: faults.lost_nodes,
+                        writer_crashes: faults.writer_crashes,
                         ..quick(lsns)
                     },
                 )
@@ -100,10 +101,20 @@ pub fn ladder(subject: Subject, network: NetworkKind) -> Vec<(String, Config)> {
 }
 
 /// The faults a bug's rule needs before it acts at all, with their words for the table: a
-/// `shrink-quorum-on-loss` writer only shrinks its quorum once a node is lost for good. (Only
-/// `lost_nodes` is taken from the result.)
+/// `shrink-quorum-on-loss` writer only shrinks its quorum once a node is lost for good, and the
+/// recovery bugs act only in a recovery, after a writer failover. (Only `lost_nodes` and
+/// `writer_crashes` are taken from the result.)
 pub fn faults_needed(bug: Bug) -> (Config, &'static str) {
     let none = Config::preset(Preset::Quick);
+    if bug.needs_failover() {
+        return (
+            Config {
+                writer_crashes: 1,
+                ..none
+            },
+            ", 1 writer failover",
+        );
+    }
     match bug {
         Bug::ShrinkQuorumOnLoss => (
             Config {

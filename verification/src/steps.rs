@@ -187,8 +187,9 @@ pub fn step(number: usize, action: &Action, before: &State, after: &State) -> St
             s.lsn = before.zombie.as_ref().map(|z| z.written.next().0);
             ("zombie".to_string(), "zombie-write")
         }
-        Action::Read(n) => {
-            s.node = Some(n.to_string());
+        Action::Read(q) => {
+            s.node = Some(format!("{q:?}"));
+            s.lsn = Some(after.writer.point.0);
             (Actor::Writer.to_string(), "read")
         }
         Action::Seal(n) => {
