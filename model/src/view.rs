@@ -104,6 +104,27 @@ fn actors_section(out: &mut String, model: Option<&RedoModel>, s: &State) {
         w.commit,
         per_node(&s.announced.scl)
     );
+    if w.epoch > crate::types::Epoch::FIRST {
+        let phase = match w.phase {
+            crate::state::Phase::Open => "open (recovery done)".to_string(),
+            crate::state::Phase::Reading => "recovering: about to read a read quorum".to_string(),
+            crate::state::Phase::Sealing { sealed } => {
+                format!("recovering: write phase, sealed {sealed:?} (4 needed)")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  epoch {}, {phase}; recovery point {}\n",
+            w.epoch, w.point
+        );
+    }
+    if let Some(z) = &s.zombie {
+        let _ = writeln!(
+            out,
+            "ZOMBIE WRITER (epoch {}, cut off from clients)\n  written {}\n",
+            z.epoch, z.written
+        );
+    }
 
     let _ = writeln!(
         out,
@@ -118,9 +139,29 @@ fn actors_section(out: &mut String, model: Option<&RedoModel>, s: &State) {
             } else {
                 format!("      {id}")
             };
+            let epochs = if w.epoch > crate::types::Epoch::FIRST {
+                let old: Vec<String> = node
+                    .held()
+                    .iter()
+                    .filter(|&l| node.epochs.get(l) != node.epoch)
+                    .map(|l| format!("{l} of {}", node.epochs.get(l)))
+                    .collect();
+                format!(
+                    "  epoch {}{}{}",
+                    node.epoch,
+                    if node.speaks() { "" } else { " (not sealed)" },
+                    if old.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", older records: {}", old.join(", "))
+                    }
+                )
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "  {label:<10}{:<9}{:<12}{:<12}{:<5}{}",
+                "  {label:<10}{:<9}{:<12}{:<12}{:<5}{}{epochs}",
                 status(s, id, node),
                 set(node.mem),
                 set(node.disk),
@@ -150,9 +191,15 @@ fn actors_section(out: &mut String, model: Option<&RedoModel>, s: &State) {
                 _ => format!("page {p} = LSN {lsn}"),
             })
             .collect();
+        let epoch = if r.epoch > crate::types::Epoch::FIRST {
+            format!(", epoch {}", r.epoch)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "  {id}  {} (incarnation {}): applied {}, known commit {}, durable {}, retained {}, {}",
+            "  {id}  {} (incarnation {}{epoch}): applied {}, known commit {}, durable {}, retained \
+             {}, {}",
             if r.up { "up" } else { "down" },
             r.incarnation,
             r.applied,
@@ -209,6 +256,13 @@ fn actors_section(out: &mut String, model: Option<&RedoModel>, s: &State) {
         budget(f.az_outages, |c| c.az_outages),
         budget(f.lost_nodes, |c| c.lost_nodes)
     );
+    if model.is_some_and(|m| m.config.writer_crashes > 0) || f.writer_crashes > 0 {
+        let _ = writeln!(
+            out,
+            "  writer failovers {}",
+            budget(f.writer_crashes, |c| c.writer_crashes)
+        );
+    }
 }
 
 /// The fields of a state as `#[derive(Debug)]` would print them.
@@ -219,6 +273,7 @@ impl fmt::Debug for Raw<'_> {
         let s = self.0;
         f.debug_struct("State")
             .field("writer", &s.writer)
+            .field("zombie", &s.zombie)
             .field("nodes", &s.nodes)
             .field("replicas", &s.replicas)
             .field("network", &s.network)

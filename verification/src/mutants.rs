@@ -264,11 +264,17 @@ fn run_on(subject: Subject, network: NetworkKind, threads: usize) -> (NetworkRow
 /// One row of the `mutants` table: `subject` on every network kind, with the shortest
 /// counterexample's length on the unordered network.
 pub fn run_mutant(subject: Subject, threads: usize) -> MutantRow {
+    run_mutant_on(subject, &NETWORKS, threads)
+}
+
+/// A row of the `mutants` table on some network kinds only (the unordered one always among
+/// them).
+pub fn run_mutant_on(subject: Subject, kinds: &[NetworkKind], threads: usize) -> MutantRow {
     let started = Instant::now();
     let expected = subject.expected_property();
     let mut networks = Vec::new();
     let mut unordered = None;
-    for network in NETWORKS {
+    for &network in kinds {
         let (row, config) = run_on(subject, network, threads);
         if network == NetworkKind::Unordered {
             unordered = Some((row.smallest.clone(), config, row.caught));
