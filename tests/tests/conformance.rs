@@ -24,6 +24,8 @@ impl Profile for Seed {
             replica_crashes: 1,
             az_outages: 1,
             lost_nodes: 0,
+            writer_crashes: 0,
+            zombie_writer: false,
             ack: AckPolicy::Memory,
             network: NetworkKind::Duplicating,
             bug: None,
@@ -43,6 +45,8 @@ impl Profile for Paper {
             replica_crashes: 1,
             az_outages: 0,
             lost_nodes: 2,
+            writer_crashes: 0,
+            zombie_writer: false,
             ack: AckPolicy::Disk,
             network: NetworkKind::Lossy,
             bug: None,
@@ -125,6 +129,7 @@ fn a_pull_of_a_flushed_record_is_read_back_from_the_segment() {
     use aurora_redo::abstraction::{conforms, Abstraction};
     use aurora_redo::harness::{DiskKind, Harness};
     use aurora_redo_model::state::record_for;
+    use aurora_redo_model::Epoch;
     use aurora_redo_model::{Action, Envelope, Lsn, NodeId, RedoModel, ReplicaId};
     use stateright::Model;
 
@@ -140,7 +145,12 @@ fn a_pull_of_a_flushed_record_is_read_back_from_the_segment() {
     let mut h = Harness::new(&config, None, DiskKind::Simulated).expect("simulated disks");
     let (r0, s0) = (ReplicaId(0), NodeId(0));
     let mut steps = vec![Action::Write];
-    steps.extend((0..4).map(|n| Action::Deliver(Envelope::append(NodeId(n), record_for(Lsn(1))))));
+    steps.extend((0..4).map(|n| {
+        Action::Deliver(Envelope::append(
+            NodeId(n),
+            record_for(Epoch::FIRST, Lsn(1)),
+        ))
+    }));
     steps.extend([
         Action::Flush(s0, Lsn(1)),
         Action::Commit(Lsn(1)),

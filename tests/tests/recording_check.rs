@@ -7,7 +7,9 @@ use aurora_redo_impl::storage::StorageInput;
 use aurora_redo_impl::writer::WriterInput;
 use aurora_redo_impl::EngineConfig;
 use aurora_redo_model::state::record_for;
-use aurora_redo_model::{AckPolicy, Config, Envelope, Lsn, NodeId, Preset, Record, ReplicaId};
+use aurora_redo_model::{
+    AckPolicy, Config, Envelope, Epoch, Lsn, NodeId, Preset, Record, ReplicaId,
+};
 
 fn model_config() -> Config {
     Config {
@@ -28,7 +30,7 @@ fn impl_config() -> EngineConfig {
 }
 
 fn write(lsn: u64) -> Step {
-    let r = record_for(Lsn(lsn));
+    let r = record_for(Epoch::FIRST, Lsn(lsn));
     Step::Writer(WriterInput::Append {
         page: r.page,
         value: r.value,
@@ -54,7 +56,10 @@ fn ack(node: u8, scl: u64) -> Step {
 fn committed_trace() -> Vec<Step> {
     let mut t = vec![write(1)];
     for n in 0..4 {
-        t.push(to_node(n, vec![append(n, record_for(Lsn(1)))]));
+        t.push(to_node(
+            n,
+            vec![append(n, record_for(Epoch::FIRST, Lsn(1)))],
+        ));
     }
     for n in 0..4 {
         t.push(ack(n, 1));
@@ -80,7 +85,10 @@ fn a_correct_trace_is_accepted() {
 fn a_message_never_sent_is_rejected() {
     // S4 receives an Append of LSN 2, which the writer never wrote.
     let mut t = committed_trace();
-    t.push(to_node(4, vec![append(4, record_for(Lsn(2)))]));
+    t.push(to_node(
+        4,
+        vec![append(4, record_for(Epoch::FIRST, Lsn(2)))],
+    ));
     let f = rejected(&t);
     assert_eq!(f.index, 9);
     assert!(f.reason.contains("never sent"), "{f}");
@@ -91,7 +99,7 @@ fn a_record_other_than_the_writers_is_rejected() {
     let mut t = committed_trace();
     let forged = Record {
         value: 999,
-        ..record_for(Lsn(1))
+        ..record_for(Epoch::FIRST, Lsn(1))
     };
     t.insert(5, to_node(4, vec![append(4, forged)]));
     let f = rejected(&t);
@@ -105,7 +113,10 @@ fn a_commit_at_three_acks_is_rejected_at_the_third_ack() {
     // LSN 1 when three nodes have stored it: no model step reaches commit point 1 there.
     let mut t = vec![write(1)];
     for n in 0..3 {
-        t.push(to_node(n, vec![append(n, record_for(Lsn(1)))]));
+        t.push(to_node(
+            n,
+            vec![append(n, record_for(Epoch::FIRST, Lsn(1)))],
+        ));
     }
     for n in 0..3 {
         t.push(ack(n, 1));
@@ -136,7 +147,10 @@ fn a_replica_that_learns_a_commit_nobody_announced_is_rejected() {
     // Available is forged (never sent).
     let mut t = vec![write(1)];
     for n in 0..3 {
-        t.push(to_node(n, vec![append(n, record_for(Lsn(1)))]));
+        t.push(to_node(
+            n,
+            vec![append(n, record_for(Epoch::FIRST, Lsn(1)))],
+        ));
     }
     for n in 0..4 {
         t.push(Step::Replica {

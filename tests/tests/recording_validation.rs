@@ -20,7 +20,7 @@ use aurora_redo_impl::storage::StorageInput;
 use aurora_redo_impl::sync::{thread, Arc, AtomicBool, Ordering};
 use aurora_redo_impl::{EngineConfig, ImplBug};
 use aurora_redo_model::state::record_for;
-use aurora_redo_model::{AckPolicy, Az, Config, Lsn, NodeId, Preset, ReplicaId};
+use aurora_redo_model::{AckPolicy, Az, Config, Epoch, Lsn, NodeId, Preset, ReplicaId};
 
 /// Records the client writes.
 const LSNS: u8 = 4;
@@ -89,7 +89,7 @@ fn scenario(ack: AckPolicy, bug: Option<ImplBug>) -> impl Fn() + Send + Sync + '
         let engine = Arc::new(engine);
 
         let record = |l: u64| {
-            let r = record_for(Lsn(l));
+            let r = record_for(Epoch::FIRST, Lsn(l));
             (r.page, r.value)
         };
         let client_done = Arc::new(AtomicBool::new(false));

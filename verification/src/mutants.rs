@@ -178,10 +178,13 @@ pub struct MutantRow {
 
 impl MutantRow {
     pub fn on(&self, network: NetworkKind) -> &NetworkRow {
-        self.networks
-            .iter()
-            .find(|n| n.network == network)
+        self.checked_on(network)
             .expect("every network kind is checked")
+    }
+
+    /// The row on `network`, if it was checked there.
+    pub fn checked_on(&self, network: NetworkKind) -> Option<&NetworkRow> {
+        self.networks.iter().find(|n| n.network == network)
     }
 
     /// Caught by its expected property wherever that property is claimed.
@@ -297,14 +300,6 @@ pub fn run_mutant_on(subject: Subject, kinds: &[NetworkKind], threads: usize) ->
     }
 }
 
-/// Every row, in table order.
-pub fn run_all(threads: usize) -> Vec<MutantRow> {
-    Subject::all()
-        .into_iter()
-        .map(|subject| run_mutant(subject, threads))
-        .collect()
-}
-
 /// The control on `network`: the largest rung of the bugs' ladder (`quick` with two LSNs) without
 /// any bug, checked exhaustively.
 pub fn run_control(network: NetworkKind, threads: usize) -> Report {
@@ -347,7 +342,10 @@ pub fn coverage(rows: &[MutantRow]) -> Vec<Coverage> {
         for property in properties {
             let sole_catcher_of = rows
                 .iter()
-                .filter(|r| r.on(network).sole_catcher() == Some(property))
+                .filter(|r| {
+                    r.checked_on(network)
+                        .is_some_and(|on| on.sole_catcher() == Some(property))
+                })
                 .map(|r| r.mutant)
                 .collect();
             out.push(Coverage {
