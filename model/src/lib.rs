@@ -5,7 +5,7 @@
 //! - [`quorum`]: watermark arithmetic (contiguous prefixes, 4-of-6 points).
 //! - [`recovery`]: the recovery rules (the recovery point of a read quorum, what truncation
 //!   annuls).
-//! - [`invariants`]: the six safety invariants as pure predicates over ground truth, each with
+//! - [`invariants`]: the nine safety invariants as pure predicates over ground truth, each with
 //!   its name.
 //!
 //! The model (no threads, no I/O):
