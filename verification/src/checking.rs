@@ -527,10 +527,13 @@ pub fn print_verdict(report: &Report, expected: Option<&str>, allow_incomplete: 
                 let search = if report.complete {
                     "exhaustive search"
                 } else {
-                    "its counterexample is real"
+                    "its counterexample is real; the search was cut short, so no other property \
+                     is shown to hold"
                 };
-                if others.is_empty() {
+                if others.is_empty() && report.complete {
                     println!("PASS: as expected, {p} is violated, and nothing else ({search})")
+                } else if others.is_empty() {
+                    println!("PASS: as expected, {p} is violated ({search})")
                 } else {
                     println!(
                         "PASS: as expected, {p} is violated; also violated: {} ({search})",
