@@ -98,11 +98,11 @@ fn actors_section(out: &mut String, model: Option<&RedoModel>, s: &State) {
     let _ = writeln!(
         out,
         "WRITER W\n  written {}, next LSN {}, commit point {}\n  acks (highest SCL each node \
-         has acknowledged): {}\n",
+         has acknowledged in the writer's epoch): {}\n",
         w.written,
         w.written.next(),
         w.commit,
-        per_node(&s.announced.scl)
+        per_node(&s.acks_in(w.epoch))
     );
     if w.epoch > crate::types::Epoch::FIRST {
         let phase = match w.phase {
