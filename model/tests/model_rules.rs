@@ -766,3 +766,147 @@ fn one_storage_crash_breaks_memory_acks() {
     assert_eq!(outcome.violated, BTreeSet::from([CR]));
     assert_eq!(outcome.unique_states, 2_645);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Recovery rules (docs/protocol.md, "Recovery").
+
+fn recovering(ack: AckPolicy, bug: Option<Bug>) -> Config {
+    Config {
+        writer_crashes: 1,
+        ..config(ack, bug)
+    }
+}
+
+fn nodes(ids: &[u8]) -> aurora_redo_model::state::NodeSet {
+    ids.iter().map(|&i| NodeId(i)).collect::<Vec<_>>().into()
+}
+
+/// Writes LSN 1, delivers it to `to`, commits if four got it, and fails over.
+fn failed_over(c: &Config, to: &[u8]) -> State {
+    let mut s = State::new(1);
+    writer::write(&mut s);
+    for &n in to {
+        storage::on_append(c, &mut s, NodeId(n), &record_for(Epoch::FIRST, Lsn(1)));
+    }
+    if to.len() >= 4 && c.ack == AckPolicy::Memory {
+        writer::commit(&mut s, Lsn(1));
+    }
+    writer::fail_over(&mut s, false);
+    s
+}
+
+#[test]
+fn a_failover_starts_a_reading_writer_of_the_next_epoch_and_remembers_what_clients_were_told() {
+    let c = recovering(AckPolicy::Memory, None);
+    let s = failed_over(&c, &[0, 1, 2, 3]);
+    assert_eq!(s.writer.epoch, Epoch(1));
+    assert_eq!(s.writer.phase, aurora_redo_model::state::Phase::Reading);
+    assert_eq!((s.writer.written, s.writer.commit), (Lsn::ZERO, Lsn::ZERO));
+    assert_eq!(s.ghost.acked, Lsn(1));
+    assert!(s.zombie.is_none());
+    assert_eq!(writer::read_quorums(&c, &s).len(), 20, "any 3 of 6 nodes");
+}
+
+#[test]
+fn reading_fences_and_fixes_the_highest_scl_as_the_recovery_point() {
+    let c = recovering(AckPolicy::Memory, None);
+    let mut s = failed_over(&c, &[0, 1, 2, 3]);
+    writer::read(&c, &mut s, nodes(&[0, 4, 5]));
+    assert_eq!(s.writer.point, Lsn(1));
+    assert_eq!(s.writer.record(Lsn(1)), Some(Epoch::FIRST));
+    for n in [0, 4, 5] {
+        assert_eq!(s.node(NodeId(n)).epoch, Epoch(1), "S{n} fenced");
+        assert!(!s.node(NodeId(n)).speaks());
+    }
+    assert_eq!(s.node(S1).epoch, Epoch::FIRST);
+    assert!(!s.ghost.flags.contains(Flags::COMMIT_LOST));
+    // A fenced node rejects the old epoch's Append; one not yet sealed holds back the new one's.
+    let old = record_for(Epoch::FIRST, Lsn(1));
+    let new = record_for(Epoch(1), Lsn(2));
+    assert_eq!(
+        storage::receipt(&c, s.node(NodeId(4)), &old),
+        storage::Receipt::Stale
+    );
+    assert_eq!(
+        storage::receipt(&c, s.node(NodeId(4)), &new),
+        storage::Receipt::Wait
+    );
+    assert_eq!(
+        storage::receipt(&c, s.node(S1), &old),
+        storage::Receipt::Take
+    );
+    let stale = recovering(AckPolicy::Memory, Some(Bug::AcceptStaleEpoch));
+    assert_eq!(
+        storage::receipt(&stale, s.node(NodeId(4)), &old),
+        storage::Receipt::Take
+    );
+}
+
+#[test]
+fn the_weaker_read_rules_lose_the_commit() {
+    for (bug, quorum) in [
+        (Bug::RecoverFromTwo, &[4u8, 5][..]),
+        (Bug::RecoverBelowMaxScl, &[0, 1, 4][..]),
+    ] {
+        let c = recovering(AckPolicy::Memory, Some(bug));
+        let mut s = failed_over(&c, &[0, 1, 2, 3]);
+        assert!(writer::read_quorums(&c, &s).contains(&nodes(quorum)));
+        writer::read(&c, &mut s, nodes(quorum));
+        assert_eq!(s.writer.point, Lsn::ZERO, "{bug}");
+        assert!(s.ghost.flags.contains(Flags::COMMIT_LOST), "{bug}");
+    }
+}
+
+#[test]
+fn sealing_annuls_the_old_tail_and_a_write_quorum_opens_the_writer() {
+    let c = recovering(AckPolicy::Disk, None);
+    // LSN 1 only on S0: uncommitted; the read quorum S1..S3 misses it.
+    let mut s = failed_over(&c, &[0]);
+    writer::read(&c, &mut s, nodes(&[1, 2, 3]));
+    assert_eq!(s.writer.point, Lsn::ZERO);
+    assert!(writer::may_seal(&s, S0));
+    writer::seal(&c, &mut s, S0);
+    assert!(s.node(S0).held().is_empty(), "the old LSN 1 is annulled");
+    assert!(s.node(S0).speaks());
+    assert!(!writer::may_seal(&s, S0));
+    for n in 1..=3 {
+        assert!(!s.writer.is_open());
+        writer::seal(&c, &mut s, NodeId(n));
+    }
+    assert!(s.writer.is_open(), "four seals open the writer");
+    assert_eq!(s.writer.commit, Lsn::ZERO);
+    writer::write(&mut s);
+    assert_eq!(
+        s.writer.record(Lsn(1)),
+        Some(Epoch(1)),
+        "LSN 1 reused by e1"
+    );
+
+    let skip = recovering(AckPolicy::Disk, Some(Bug::SkipTruncation));
+    let mut s = failed_over(&skip, &[0]);
+    writer::read(&skip, &mut s, nodes(&[1, 2, 3]));
+    writer::seal(&skip, &mut s, S0);
+    assert!(
+        s.node(S0).held().contains(Lsn(1)),
+        "skip-truncation keeps it"
+    );
+}
+
+#[test]
+fn a_replica_that_hears_of_a_newer_epoch_starts_over_in_it() {
+    let c = recovering(AckPolicy::Disk, None);
+    let mut s = failed_over(&c, &[0]);
+    s.replica_mut(R0).applied = Lsn(1);
+    assert_eq!(replica::newer_epoch(&s, R0), None, "no node speaks e1 yet");
+    writer::read(&c, &mut s, nodes(&[1, 2, 3]));
+    writer::seal(&c, &mut s, S1);
+    assert_eq!(replica::newer_epoch(&s, R0), Some(Epoch(1)));
+    replica::follow(&mut s, R0, Epoch(1));
+    let r = s.replica(R0);
+    assert_eq!(
+        (r.epoch, r.incarnation, r.applied),
+        (Epoch(1), 1, Lsn::ZERO)
+    );
+    // It pulls only from nodes that speak for its epoch.
+    assert!(!replica::may_pull(&c, &s, R0, S0));
+}
