@@ -319,7 +319,7 @@ fn disk_acks_survive_az_plus_one_and_a_failover() {
     });
     assert!(report.complete);
     assert_eq!(report.violations(), BTreeSet::new());
-    assert_eq!(report.unique_states, 5_067_801);
+    assert_eq!(report.unique_states, 5_021_515);
 }
 
 /// The recovery finding: with ack `memory`, one storage crash and a failover, recovery truncates
