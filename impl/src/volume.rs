@@ -366,8 +366,11 @@ impl fmt::Display for Lost {
 
 /// **CommittedSurvivesRecovery** (`docs/protocol.md`, "Recovery"): every LSN acknowledged to a
 /// client is in the recovered log `1..=R` (`recovered`, one record per LSN from 1), as the same
-/// record: the epoch that acknowledged it is the epoch that created it, since a writer creates
-/// one record per LSN of its epoch. Returns every loss.
+/// record. A writer acknowledges the records it created and the prefix its own recovery kept,
+/// which older epochs created; so a recovered record of a *newer* epoch than the one that
+/// acknowledged the LSN is a different record, a loss. (An older record above the acknowledging
+/// writer's own recovery point would be one too; the acknowledgement lines do not say where that
+/// point was, so this judges the LSN and the epoch order.) Returns every loss.
 pub fn committed_survives_recovery(recovered: &[Record], acked: &[Acked]) -> Vec<Lost> {
     acked
         .iter()
@@ -377,7 +380,7 @@ pub fn committed_survives_recovery(recovered: &[Record], acked: &[Acked]) -> Vec
                 .and_then(|i| recovered.get(i))
                 .copied();
             match found {
-                Some(r) if r.lsn == a.lsn && r.epoch == a.epoch => None,
+                Some(r) if r.lsn == a.lsn && r.epoch <= a.epoch => None,
                 _ => Some(Lost { acked: *a, found }),
             }
         })
