@@ -131,9 +131,9 @@ impl Replica {
         let mut out = Vec::new();
         match input {
             ReplicaInput::Deliver(env) => match env.msg {
-                Msg::Available { node, scl } => self.on_available(node, scl, &mut out),
-                Msg::Flushed { node, lsn } => self.on_flushed(node, lsn, &mut out),
-                Msg::Records { node, records } => self.on_records(node, records, &mut out),
+                Msg::Available { node, scl, .. } => self.on_available(node, scl, &mut out),
+                Msg::Flushed { node, lsn, .. } => self.on_flushed(node, lsn, &mut out),
+                Msg::Records { node, records, .. } => self.on_records(node, records, &mut out),
                 _ => {}
             },
             ReplicaInput::Tick => self.on_tick(&mut out),

@@ -93,8 +93,8 @@ impl Writer {
         match input {
             WriterInput::Append { page, value } => self.on_append(page, value, &mut out),
             WriterInput::Deliver(env) => match env.msg {
-                Msg::Ack { node, scl } => self.on_ack(node, scl, &mut out),
-                Msg::Flushed { node, lsn } => self.on_flushed(node, lsn),
+                Msg::Ack { node, scl, .. } => self.on_ack(node, scl, &mut out),
+                Msg::Flushed { node, lsn, .. } => self.on_flushed(node, lsn),
                 _ => {}
             },
             WriterInput::Tick => self.on_tick(&mut out),

@@ -97,9 +97,9 @@ enum Kind {
 
 fn watermark_of(msg: &Msg) -> Option<(Kind, NodeId, Lsn)> {
     match *msg {
-        Msg::Ack { node, scl } => Some((Kind::Ack, node, scl)),
-        Msg::Available { node, scl } => Some((Kind::Available, node, scl)),
-        Msg::Flushed { node, lsn } => Some((Kind::Flushed, node, lsn)),
+        Msg::Ack { node, scl, .. } => Some((Kind::Ack, node, scl)),
+        Msg::Available { node, scl, .. } => Some((Kind::Available, node, scl)),
+        Msg::Flushed { node, lsn, .. } => Some((Kind::Flushed, node, lsn)),
         _ => None,
     }
 }
