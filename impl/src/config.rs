@@ -34,6 +34,11 @@ pub enum ImplBug {
     ApplyUncommitted,
     /// The node acks the highest LSN it holds, ignoring holes (caught by CommitOnlyAfterQuorum).
     SclWithHoles,
+    /// A node read by a recovery still takes the old writer's `Append`s until its seal (caught
+    /// by EpochFencing).
+    AcceptStaleEpoch,
+    /// The seal does not annul the old tail above the recovery point (caught by LogAgreement).
+    SkipTruncation,
 }
 
 impl ImplBug {
