@@ -19,10 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use aurora_redo_model::invariants::{
-    commit_backed_by_quorum, discard_is_safe, first_unreadable, never_decreases,
-    readable_by_every_read_quorum, replica_prefix, retained_unless_discarded, truthful_ack,
-    epoch_fencing, first_disagreement, first_lost_commit, COMMITTED_RECOVERABLE,
-    COMMITTED_SURVIVES_RECOVERY, EPOCH_FENCING, LOG_AGREEMENT, COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC,
+    commit_backed_by_quorum, discard_is_safe, epoch_fencing, first_disagreement, first_lost_commit,
+    first_unreadable, never_decreases, readable_by_every_read_quorum, replica_prefix,
+    retained_unless_discarded, truthful_ack, COMMITTED_RECOVERABLE, COMMITTED_SURVIVES_RECOVERY,
+    COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC, EPOCH_FENCING, LOG_AGREEMENT,
     NO_DISCARD_BEFORE_FLUSH, REPLICA_PREFIX, RETAIN_UNTIL_DURABLE,
 };
 use aurora_redo_model::quorum::quorum_watermark;
@@ -130,6 +130,13 @@ impl Monitor {
             s.synced = on_disk;
             s.max_volume_durable = quorum_watermark(on_disk);
         }
+        self
+    }
+
+    /// A monitor whose writer writes in `epoch` (a resumed volume's): only that epoch's records
+    /// and acknowledgements are the writer's.
+    pub fn in_epoch(self, epoch: Epoch) -> Monitor {
+        lock(&self.state).epoch = epoch;
         self
     }
 

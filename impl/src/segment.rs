@@ -228,7 +228,12 @@ impl Recovered {
 
     /// The epoch the node has adopted (fenced itself at): its latest adopt's or seal's.
     pub fn adopted(&self) -> Epoch {
-        self.adopts.iter().copied().max().unwrap_or(Epoch::FIRST).max(self.sealed())
+        self.adopts
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(Epoch::FIRST)
+            .max(self.sealed())
     }
 
     /// The highest epoch the node has seen: its sealed epoch or a record's.

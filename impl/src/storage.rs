@@ -411,7 +411,7 @@ impl StorageNode {
             &mut self.cache,
             &mut self.beyond,
         ] {
-            m.retain(|l, r| *l > point && !(annulled(r) && !skip));
+            m.retain(|l, r| *l > point && (skip || !annulled(r)));
         }
         let mut written = Vec::new();
         for r in records.into_iter().filter(|r| r.lsn <= point) {

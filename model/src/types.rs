@@ -359,17 +359,41 @@ impl Envelope {
 
     /// S`node` -> W: the node's SCL.
     pub fn ack(node: NodeId, scl: Lsn) -> Envelope {
-        Envelope::from_node(node, Actor::Writer, Msg::Ack { node, scl, epoch: Epoch::FIRST })
+        Envelope::from_node(
+            node,
+            Actor::Writer,
+            Msg::Ack {
+                node,
+                scl,
+                epoch: Epoch::FIRST,
+            },
+        )
     }
 
     /// S`node` -> `to` (a replica): "new LSN available", carrying the SCL of the `Ack`.
     pub fn available(node: NodeId, to: impl Into<Actor>, scl: Lsn) -> Envelope {
-        Envelope::from_node(node, to.into(), Msg::Available { node, scl, epoch: Epoch::FIRST })
+        Envelope::from_node(
+            node,
+            to.into(),
+            Msg::Available {
+                node,
+                scl,
+                epoch: Epoch::FIRST,
+            },
+        )
     }
 
     /// S`node` -> `to` (a replica, or the writer): the node's flushed LSN.
     pub fn flushed(node: NodeId, to: impl Into<Actor>, lsn: Lsn) -> Envelope {
-        Envelope::from_node(node, to.into(), Msg::Flushed { node, lsn, epoch: Epoch::FIRST })
+        Envelope::from_node(
+            node,
+            to.into(),
+            Msg::Flushed {
+                node,
+                lsn,
+                epoch: Epoch::FIRST,
+            },
+        )
     }
 
     /// R`replica` -> S`node`: send me the records from `from` on.
@@ -383,7 +407,15 @@ impl Envelope {
 
     /// S`node` -> `to` (whoever pulled): the records it holds from the pulled LSN on.
     pub fn records(node: NodeId, to: impl Into<Actor>, records: Vec<Record>) -> Envelope {
-        Envelope::from_node(node, to.into(), Msg::Records { node, records, epoch: Epoch::FIRST })
+        Envelope::from_node(
+            node,
+            to.into(),
+            Msg::Records {
+                node,
+                records,
+                epoch: Epoch::FIRST,
+            },
+        )
     }
 
     /// The same message, sent in `epoch` (a node's message of a later epoch than the first).
