@@ -18,11 +18,11 @@ use std::fmt;
 
 use aurora_redo_model::invariants::first_unreadable;
 use aurora_redo_model::state::NodeStatus;
-use aurora_redo_model::types::{Az, Lsn, NodeId, Record, ReplicaId};
+use aurora_redo_model::types::{Az, Epoch, Lsn, NodeId, Record, ReplicaId};
 
 use crate::config::EngineConfig;
 use crate::observer::Event;
-use crate::output::{Effects, ReadBack};
+use crate::output::{Durable, Effects, ReadBack};
 use crate::replica::{Replica, ReplicaInput};
 use crate::storage::{StorageInput, StorageNode};
 use crate::writer::{Writer, WriterInput};
@@ -63,6 +63,12 @@ pub enum Step {
     },
     /// An AZ outage began (`Some`) or ended (`None`).
     AzOutage(Option<Az>),
+    /// The writer fails over: a new writer of the next epoch starts recovering (it sends `Read`
+    /// to every node). With `zombie`, the old writer, if it was open, keeps running cut off
+    /// from clients.
+    FailOver { zombie: bool },
+    /// The zombie writer consumes this input (an append: it keeps writing in its old epoch).
+    Zombie(WriterInput),
 }
 
 #[derive(Clone, Debug)]
@@ -75,12 +81,17 @@ struct NodeSlot {
     reads: Vec<ReadBack>,
     /// The contiguous prefix the node's disk holds synced (as far as the steps tell).
     synced: Lsn,
+    /// The epoch its segment says it adopted, and the epoch of its last seal.
+    adopted: Epoch,
+    sealed: Epoch,
 }
 
 #[derive(Clone, Debug)]
 struct ReplicaSlot {
     machine: Option<Replica>,
     incarnation: u32,
+    /// The epoch it follows (kept across a crash, as in the model).
+    epoch: Epoch,
 }
 
 /// The engine's role machines, stepped deterministically.
@@ -88,6 +99,8 @@ struct ReplicaSlot {
 pub struct Cluster {
     cfg: EngineConfig,
     writer: Writer,
+    /// The previous writer, still running after a failover (a zombie), if any.
+    zombie: Option<Writer>,
     nodes: Vec<NodeSlot>,
     replicas: Vec<ReplicaSlot>,
     az_out: Option<Az>,
@@ -111,6 +124,8 @@ impl Cluster {
                     lost: false,
                     jobs: VecDeque::new(),
                     reads: Vec::new(),
+                    adopted: Epoch::FIRST,
+                    sealed: Epoch::FIRST,
                 }
             })
             .collect();
@@ -120,10 +135,12 @@ impl Cluster {
             .map(|r| ReplicaSlot {
                 machine: Some(Replica::new(*r, 0, cfg.clone())),
                 incarnation: 0,
+                epoch: Epoch::FIRST,
             })
             .collect();
         Cluster {
             writer: Writer::new(cfg.clone()),
+            zombie: None,
             cfg,
             nodes,
             replicas,
@@ -139,6 +156,11 @@ impl Cluster {
         &self.writer
     }
 
+    /// The zombie writer, if a failover left one running.
+    pub fn zombie(&self) -> Option<&Writer> {
+        self.zombie.as_ref()
+    }
+
     /// A node's machine, or `None` while it is crashed or lost.
     pub fn node(&self, n: NodeId) -> Option<&StorageNode> {
         self.nodes[n.index()].machine.as_ref()
@@ -151,6 +173,12 @@ impl Cluster {
             (Some(_), false) => NodeStatus::Up,
             (None, false) => NodeStatus::Crashed,
         }
+    }
+
+    /// The epoch `n` adopted and the epoch of its last seal, as its segment keeps them.
+    pub fn node_epochs(&self, n: NodeId) -> (Epoch, Epoch) {
+        let slot = &self.nodes[n.index()];
+        (slot.adopted, slot.sealed)
     }
 
     /// The contiguous prefix `n`'s disk holds synced.
@@ -262,14 +290,48 @@ impl Cluster {
                     slot.reads.remove(i);
                 }
                 fx.extend(machine.handle(input.clone()));
+                for d in &fx.durable {
+                    match d {
+                        Durable::Adopt(e) => slot.adopted = slot.adopted.max(*e),
+                        Durable::Seal { seal, .. } => {
+                            slot.adopted = slot.adopted.max(seal.epoch);
+                            slot.sealed = seal.epoch;
+                            // The seal supersedes the flusher's jobs, and the disk now holds
+                            // exactly what the node counts as flushed.
+                            slot.jobs.clear();
+                            slot.synced = machine.flushed();
+                        }
+                    }
+                }
                 slot.jobs.extend(fx.persist.iter().cloned());
                 slot.reads.extend(fx.read_back.iter().copied());
+            }
+            Step::FailOver { zombie } => {
+                let epoch = self.writer.epoch().next();
+                let (writer, out) = Writer::recovering(self.cfg.clone(), epoch);
+                let old = std::mem::replace(&mut self.writer, writer);
+                if *zombie && old.is_open() {
+                    self.zombie = Some(old);
+                } else if *zombie {
+                    self.zombie = None;
+                }
+                fx.extend(out);
+            }
+            Step::Zombie(input) => {
+                let Some(zombie) = self.zombie.as_mut() else {
+                    return Err("there is no zombie writer".into());
+                };
+                fx.extend(zombie.handle(input.clone()));
             }
             Step::Replica { replica, input } => {
                 let Some(machine) = self.replica_slot_mut(*replica)?.machine.as_mut() else {
                     return Err(format!("{replica:?} is down"));
                 };
                 fx.extend(machine.handle(input.clone()));
+                let (incarnation, epoch) = (machine.incarnation(), machine.epoch());
+                let slot = self.replica_slot_mut(*replica)?;
+                slot.incarnation = incarnation;
+                slot.epoch = epoch;
             }
             Step::NodeCrashed { node, on_disk } => {
                 let slot = &mut self.nodes[node.index()];
@@ -298,7 +360,13 @@ impl Cluster {
                 if slot.machine.is_some() || slot.lost {
                     return Err(format!("{node:?} is not crashed"));
                 }
-                let machine = StorageNode::recover(*node, self.cfg.clone(), recovered.clone());
+                let machine = StorageNode::recover_in(
+                    *node,
+                    self.cfg.clone(),
+                    recovered.clone(),
+                    slot.adopted,
+                    slot.sealed,
+                );
                 if machine.flushed() != slot.synced {
                     return Err(format!(
                         "{node:?} recovered 1..={} but its disk had kept 1..={}",
@@ -324,6 +392,8 @@ impl Cluster {
                     jobs: VecDeque::new(),
                     reads: Vec::new(),
                     synced: Lsn::ZERO,
+                    adopted: Epoch::FIRST,
+                    sealed: Epoch::FIRST,
                 };
             }
             Step::ReplicaCrashed(r) => {
@@ -348,7 +418,7 @@ impl Cluster {
                     ));
                 }
                 slot.incarnation = *incarnation;
-                slot.machine = Some(Replica::new(*replica, *incarnation, cfg));
+                slot.machine = Some(Replica::new_in(*replica, *incarnation, cfg, slot.epoch));
                 fx.observed.push(Event::ReplicaRestarted {
                     replica: *replica,
                     incarnation: *incarnation,
@@ -428,6 +498,19 @@ impl fmt::Display for Step {
             ),
             Step::AzOutage(Some(az)) => write!(f, "AZ {az:?} goes out"),
             Step::AzOutage(None) => write!(f, "the AZ outage ends"),
+            Step::FailOver { zombie } => write!(
+                f,
+                "W fails over: a new writer starts recovery{}",
+                if *zombie {
+                    " (the old one runs on)"
+                } else {
+                    ""
+                }
+            ),
+            Step::Zombie(WriterInput::Append { page, value }) => {
+                write!(f, "the zombie appends (page {page}, value {value})")
+            }
+            Step::Zombie(input) => write!(f, "the zombie consumes {input:?}"),
         }
     }
 }

@@ -34,6 +34,16 @@ pub enum ImplBug {
     ApplyUncommitted,
     /// The node acks the highest LSN it holds, ignoring holes (caught by CommitOnlyAfterQuorum).
     SclWithHoles,
+    /// The read phase stops at 2 answers (caught by CommittedSurvivesRecovery).
+    RecoverFromTwo,
+    /// The recovery point is the lowest SCL read, not the highest (caught by
+    /// CommittedSurvivesRecovery).
+    RecoverBelowMaxScl,
+    /// A node read by a recovery still takes the old writer's `Append`s until its seal (caught
+    /// by EpochFencing).
+    AcceptStaleEpoch,
+    /// The seal does not annul the old tail above the recovery point (caught by LogAgreement).
+    SkipTruncation,
 }
 
 impl ImplBug {
@@ -42,8 +52,7 @@ impl ImplBug {
     /// Most safety mutants have one. None have: the liveness mutants `ignore-flushed` and
     /// `writer-stalls` (their counterexample is a run that goes quiet unfinished, which a replay
     /// cannot tell from one that would finish later); `evict-retained` (not seeded in the
-    /// engine); `shrink-quorum-on-loss` (permanent node loss is not in the engine); and the
-    /// recovery mutants (the engine's writer does not fail over while it runs).
+    /// engine); and `shrink-quorum-on-loss` (permanent node loss is not in the engine).
     /// `FlushNotifyBeforeFsync`, `EvictBeforeFlush` and `FreeBeforeFlush` have no model mutant:
     /// they break the flusher's handoff, which the model's atomic flush does not split.
     pub fn counterpart_of(bug: Bug) -> Option<ImplBug> {
@@ -54,14 +63,14 @@ impl ImplBug {
             Bug::DurableLastMessage => Some(ImplBug::DurableLastMessage),
             Bug::ApplyUncommitted => Some(ImplBug::ApplyUncommitted),
             Bug::SclWithHoles => Some(ImplBug::SclWithHoles),
+            Bug::RecoverFromTwo => Some(ImplBug::RecoverFromTwo),
+            Bug::RecoverBelowMaxScl => Some(ImplBug::RecoverBelowMaxScl),
+            Bug::AcceptStaleEpoch => Some(ImplBug::AcceptStaleEpoch),
+            Bug::SkipTruncation => Some(ImplBug::SkipTruncation),
             Bug::IgnoreFlushed
             | Bug::EvictRetained
             | Bug::ShrinkQuorumOnLoss
-            | Bug::WriterStalls
-            | Bug::RecoverFromTwo
-            | Bug::RecoverBelowMaxScl
-            | Bug::AcceptStaleEpoch
-            | Bug::SkipTruncation => None,
+            | Bug::WriterStalls => None,
         }
     }
 }

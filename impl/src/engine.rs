@@ -423,7 +423,13 @@ fn start_node(shared: &Arc<Shared>, node: NodeId, restart: bool) -> io::Result<R
     if st.sm.is_some() {
         return Ok(recovered);
     }
-    let sm = StorageNode::recover(node, shared.cfg.clone(), recovered.records.clone());
+    let sm = StorageNode::recover_in(
+        node,
+        shared.cfg.clone(),
+        recovered.records.clone(),
+        recovered.adopted(),
+        recovered.sealed(),
+    );
     let flushed = sm.flushed();
     shared.synced.report(node, flushed);
     shared.observer.observe(&Event::NodeRecovered {

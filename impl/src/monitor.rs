@@ -19,13 +19,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use aurora_redo_model::invariants::{
-    commit_backed_by_quorum, discard_is_safe, first_unreadable, never_decreases,
-    readable_by_every_read_quorum, replica_prefix, retained_unless_discarded, truthful_ack,
-    COMMITTED_RECOVERABLE, COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC,
+    commit_backed_by_quorum, discard_is_safe, epoch_fencing, first_disagreement, first_lost_commit,
+    first_unreadable, never_decreases, readable_by_every_read_quorum, replica_prefix,
+    retained_unless_discarded, truthful_ack, COMMITTED_RECOVERABLE, COMMITTED_SURVIVES_RECOVERY,
+    COMMIT_ONLY_AFTER_QUORUM, DURABLE_LSN_MONOTONIC, EPOCH_FENCING, LOG_AGREEMENT,
     NO_DISCARD_BEFORE_FLUSH, REPLICA_PREFIX, RETAIN_UNTIL_DURABLE,
 };
 use aurora_redo_model::quorum::quorum_watermark;
-use aurora_redo_model::types::{Lsn, NodeId, PageId, Record, ReplicaId, STORAGE_NODES};
+use aurora_redo_model::types::{Epoch, Lsn, NodeId, PageId, Record, ReplicaId, STORAGE_NODES};
 
 use crate::engine::Engine;
 use crate::observer::{Event, Observer};
@@ -52,6 +53,9 @@ struct ReplicaSeen {
     /// The records this incarnation applied and has not discarded (a `Discarded` event is the
     /// discard rule acting): what its retain buffer must hold (RetainUntilDurable).
     owed: BTreeSet<Lsn>,
+    /// It follows an epoch older than the writer's: its events are not the writer's log's
+    /// business (it starts over when it follows the new epoch).
+    stale: bool,
 }
 
 #[derive(Default)]
@@ -73,6 +77,12 @@ struct Seen {
     discards: u64,
     violations: Vec<Violation>,
     tolerated: Vec<Violation>,
+    /// The writer's epoch.
+    epoch: Epoch,
+    /// What clients were told before the last failover: the failed writer's commit point and log.
+    acked: (Lsn, Vec<Record>),
+    /// A failover happened: volume-durable monotonicity is no longer judged (a seal truncates).
+    failed_over: bool,
 }
 
 /// Counters, for reports and for checking that a run exercised what it claims.
@@ -120,6 +130,13 @@ impl Monitor {
             s.synced = on_disk;
             s.max_volume_durable = quorum_watermark(on_disk);
         }
+        self
+    }
+
+    /// A monitor whose writer writes in `epoch` (a resumed volume's): only that epoch's records
+    /// and acknowledgements are the writer's.
+    pub fn in_epoch(self, epoch: Epoch) -> Monitor {
+        lock(&self.state).epoch = epoch;
         self
     }
 
@@ -259,10 +276,21 @@ impl Observer for Monitor {
         let s = &mut *guard;
         match *event {
             Event::Appended(record) => {
+                if record.epoch != s.epoch {
+                    return; // a zombie's record: not the writer's log
+                }
                 debug_assert_eq!(record.lsn.0, s.log.len() as u64 + 1);
                 s.log.push(record);
             }
-            Event::Acked { node, sent, held } => {
+            Event::Acked {
+                node,
+                sent,
+                held,
+                epoch,
+            } => {
+                if epoch != s.epoch {
+                    return;
+                }
                 let i = node.index();
                 s.truthful[i] = s.truthful[i].max(truthful_ack(sent, held));
                 s.sent[i] = s.sent[i].max(sent);
@@ -285,7 +313,7 @@ impl Observer for Monitor {
                 s.synced[i] = s.synced[i].max(lsn);
                 s.held[i] = s.held[i].max(lsn);
                 let volume = quorum_watermark(s.synced);
-                if !never_decreases(s.max_volume_durable, volume) {
+                if !s.failed_over && !never_decreases(s.max_volume_durable, volume) {
                     let d = format!("volume durable {} -> {volume}", s.max_volume_durable);
                     self.violate(s, DURABLE_LSN_MONOTONIC, d);
                 }
@@ -312,8 +340,12 @@ impl Observer for Monitor {
                 if view.incarnation != incarnation {
                     *view = ReplicaSeen {
                         incarnation,
+                        stale: view.stale,
                         ..ReplicaSeen::default()
                     };
+                }
+                if view.stale {
+                    return;
                 }
                 let expected = s.log.get(record.lsn.0 as usize - 1).copied();
                 let in_order = record.lsn == view.applied.next();
@@ -330,6 +362,9 @@ impl Observer for Monitor {
                 }
             }
             Event::Discarded { replica, lsn } => {
+                if s.replicas.get(&replica).is_some_and(|v| v.stale) {
+                    return;
+                }
                 s.discards += 1;
                 if let Some(view) = s.replicas.get_mut(&replica) {
                     view.owed.remove(&lsn);
@@ -352,8 +387,12 @@ impl Observer for Monitor {
                 if view.incarnation != incarnation {
                     *view = ReplicaSeen {
                         incarnation,
+                        stale: view.stale,
                         ..ReplicaSeen::default()
                     };
+                }
+                if view.stale {
+                    return;
                 }
                 let before = view.durable;
                 view.durable = view.durable.max(lsn);
@@ -366,13 +405,98 @@ impl Observer for Monitor {
                 replica,
                 incarnation,
             } => {
+                let stale = s.replicas.get(&replica).is_some_and(|v| v.stale);
                 s.replicas.insert(
                     replica,
                     ReplicaSeen {
                         incarnation,
+                        stale,
                         ..ReplicaSeen::default()
                     },
                 );
+            }
+            Event::ReplicaFollows {
+                replica,
+                incarnation,
+                epoch,
+            } => {
+                s.replicas.insert(
+                    replica,
+                    ReplicaSeen {
+                        incarnation,
+                        stale: epoch != s.epoch,
+                        ..ReplicaSeen::default()
+                    },
+                );
+            }
+            Event::FailedOver { epoch } => {
+                // The failed writer's commit point is what clients were told; the new writer
+                // has committed nothing, and no node has acknowledged anything in its epoch.
+                s.acked = (s.commit, std::mem::take(&mut s.log));
+                s.epoch = epoch;
+                s.failed_over = true;
+                s.commit = Lsn::ZERO;
+                s.truthful = [Lsn::ZERO; STORAGE_NODES];
+                s.sent = [Lsn::ZERO; STORAGE_NODES];
+                for view in s.replicas.values_mut() {
+                    view.stale = true;
+                }
+            }
+            Event::Recovered {
+                epoch,
+                point,
+                ref log,
+            } => {
+                // CommittedSurvivesRecovery: every acknowledged LSN, as the same record.
+                let (acked, ref acked_log) = s.acked;
+                let at = |l: Lsn| log.get(l.0 as usize - 1).copied().filter(|_| l <= point);
+                let lost = first_lost_commit(
+                    acked,
+                    |l: Lsn| acked_log.get(l.0 as usize - 1).copied(),
+                    |l| at(l).map(Some),
+                );
+                if let Some(lsn) = lost {
+                    let d = format!(
+                        "the recovery of {epoch} at {point} lost committed LSN {lsn} (acked                          {acked}: {:?}, recovered {:?})",
+                        acked_log.get(lsn.0 as usize - 1),
+                        at(lsn)
+                    );
+                    self.violate(s, COMMITTED_SURVIVES_RECOVERY, d);
+                }
+                s.log = log.clone();
+            }
+            Event::Sealed {
+                node,
+                epoch,
+                point,
+                ref tail,
+            } => {
+                let i = node.index();
+                s.synced[i] = point;
+                s.held[i] = point;
+                if epoch == s.epoch {
+                    s.truthful[i] = s.truthful[i].max(point);
+                    s.sent[i] = s.sent[i].max(point);
+                    let log = &s.log;
+                    let copy = tail.iter().map(|r| (r.lsn, r.epoch));
+                    let of_log = |l: Lsn| log.get(l.0 as usize - 1).map(|r| r.epoch);
+                    if let Some(lsn) = first_disagreement(of_log, copy) {
+                        let d = format!(
+                            "{node} sealed {epoch} at {point} but still holds a record at {lsn}                              that is not the writer's"
+                        );
+                        self.violate(s, LOG_AGREEMENT, d);
+                    }
+                }
+            }
+            Event::Took {
+                node,
+                adopted,
+                record,
+            } => {
+                if !epoch_fencing(adopted, record.epoch) {
+                    let d = format!("{node}, having adopted {adopted}, took {record}");
+                    self.violate(s, EPOCH_FENCING, d);
+                }
             }
         }
     }

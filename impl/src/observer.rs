@@ -4,7 +4,7 @@
 //! protocol. The engine forwards them to an [`Observer`] synchronously, in the emitting thread,
 //! before the step's messages leave, so the monitor judges each event at the moment it happens.
 
-use aurora_redo_model::types::{Lsn, NodeId, Record, ReplicaId};
+use aurora_redo_model::types::{Epoch, Lsn, NodeId, Record, ReplicaId};
 
 /// One ghost event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,7 +13,12 @@ pub enum Event {
     Appended(Record),
     /// `node` sent an `Ack` (and `Available`) carrying `sent`, while really holding the contiguous
     /// prefix `1..=held` (memory or disk).
-    Acked { node: NodeId, sent: Lsn, held: Lsn },
+    Acked {
+        node: NodeId,
+        sent: Lsn,
+        held: Lsn,
+        epoch: Epoch,
+    },
     /// The writer's commit point is now `lsn`.
     Committed(Lsn),
     /// `node`'s segment file holds `1..=lsn` and the fsync covering it has returned.
@@ -41,6 +46,35 @@ pub enum Event {
         replica: ReplicaId,
         incarnation: u32,
         lsn: Lsn,
+    },
+    /// A failover: a new writer of `epoch` began recovering (the old writer's commit point and
+    /// log are what clients were told).
+    FailedOver { epoch: Epoch },
+    /// The recovering writer of `epoch` fixed its recovery point: its log is `log` (`1..=point`).
+    Recovered {
+        epoch: Epoch,
+        point: Lsn,
+        log: Vec<Record>,
+    },
+    /// `node` persisted the seal of `epoch` at `point`: it holds `1..=point` on disk, and
+    /// `tail` above it (records no seal annulled).
+    Sealed {
+        node: NodeId,
+        epoch: Epoch,
+        point: Lsn,
+        tail: Vec<Record>,
+    },
+    /// `node`, having adopted `adopted`, took `record` into its log (EpochFencing).
+    Took {
+        node: NodeId,
+        adopted: Epoch,
+        record: Record,
+    },
+    /// `replica` now follows `epoch`, starting over empty as `incarnation`.
+    ReplicaFollows {
+        replica: ReplicaId,
+        incarnation: u32,
+        epoch: Epoch,
     },
     /// `replica` crashed and restarted empty as `incarnation`.
     ReplicaRestarted {

@@ -6,7 +6,9 @@
 //! jobs and read-backs to hand to the node's disk (its flusher), and ghost events for the runtime
 //! monitor.
 
-use aurora_redo_model::types::{Actor, Envelope, Lsn, Record};
+use aurora_redo_model::types::{Actor, Envelope, Epoch, Lsn, Record};
+
+use crate::segment::Seal;
 
 use crate::observer::Event;
 
@@ -24,6 +26,19 @@ pub enum Output {
     ReadBack(ReadBack),
     /// A ghost event for the runtime monitor; it changes nothing in the protocol.
     Observe(Event),
+    /// (Storage nodes only, recovery.) Write this to the segment and sync it *before* sending
+    /// anything else of this step: the node's answer or announcement that follows relies on it.
+    Durable(Durable),
+}
+
+/// A recovery fact a storage node persists synchronously ([`Output::Durable`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Durable {
+    /// The node adopted `epoch` on a recovery's read (an adopt frame): it takes no older epoch.
+    Adopt(Epoch),
+    /// The recovery's write phase at the node: `records` (of `1..=seal.point`, those above what
+    /// the node had flushed), then the seal frame.
+    Seal { seal: Seal, records: Vec<Record> },
 }
 
 /// A read of flushed records that a `Pull` needs: `from..=upto`, at most `max_batch` records,
@@ -48,6 +63,8 @@ pub struct Effects {
     pub read_back: Vec<ReadBack>,
     /// Ghost events, in the order they happened.
     pub observed: Vec<Event>,
+    /// Recovery facts persisted (synchronously, before the sends), in order.
+    pub durable: Vec<Durable>,
 }
 
 impl Effects {
@@ -57,6 +74,7 @@ impl Effects {
             && self.persist.is_empty()
             && self.read_back.is_empty()
             && self.observed.is_empty()
+            && self.durable.is_empty()
     }
 }
 
@@ -68,6 +86,7 @@ impl Extend<Output> for Effects {
                 Output::Persist(records) => self.persist.push(records),
                 Output::ReadBack(read) => self.read_back.push(read),
                 Output::Observe(ev) => self.observed.push(ev),
+                Output::Durable(d) => self.durable.push(d),
             }
         }
     }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use aurora_redo_model::types::{
-    Envelope, Lsn, Msg, NodeId, PageId, Record, ReplicaId, STORAGE_NODES,
+    Envelope, Epoch, Lsn, Msg, NodeId, PageId, Record, ReplicaId, STORAGE_NODES,
 };
 
 use crate::config::{EngineConfig, ImplBug};
@@ -33,6 +33,8 @@ pub enum ReplicaInput {
 pub struct Replica {
     id: ReplicaId,
     incarnation: u32,
+    /// The epoch whose messages it follows; a newer one makes it start over.
+    epoch: Epoch,
     cfg: EngineConfig,
     /// Highest `Available` per node; its 4th-highest is the known commit point.
     available: QuorumTracker,
@@ -62,6 +64,7 @@ impl Replica {
         Replica {
             id,
             incarnation,
+            epoch: cfg.epoch,
             cfg,
             available: QuorumTracker::write_quorum(),
             flushed,
@@ -73,6 +76,19 @@ impl Replica {
             pulls: [None; STORAGE_NODES],
             next_pull_node: id.index() % STORAGE_NODES,
         }
+    }
+
+    /// [`Replica::new`] following `epoch`.
+    pub fn new_in(id: ReplicaId, incarnation: u32, cfg: EngineConfig, epoch: Epoch) -> Replica {
+        Replica {
+            epoch,
+            ..Replica::new(id, incarnation, cfg)
+        }
+    }
+
+    /// The epoch it follows.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
     }
 
     pub fn id(&self) -> ReplicaId {
@@ -130,10 +146,28 @@ impl Replica {
     pub fn handle(&mut self, input: ReplicaInput) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
+            ReplicaInput::Deliver(env) if env.msg.epoch().is_some_and(|e| e > self.epoch) => {
+                // A newer epoch: start over in it, as a new incarnation that knows nothing (what
+                // it applied may be what the recovery annulled). The message itself is not
+                // taken: the node repeats its announcements.
+                let epoch = env.msg.epoch().unwrap_or(self.epoch);
+                *self = Replica::new_in(self.id, self.incarnation + 1, self.cfg.clone(), epoch);
+                out.push(Output::Observe(Event::ReplicaFollows {
+                    replica: self.id,
+                    incarnation: self.incarnation,
+                    epoch,
+                }));
+            }
+            ReplicaInput::Deliver(env) if env.msg.epoch().is_some_and(|e| e < self.epoch) => {
+                // An older epoch's message: ignored (an answer still ends the pull it answers).
+                if let Msg::Records { node, .. } = env.msg {
+                    self.pulls[node.index()] = None;
+                }
+            }
             ReplicaInput::Deliver(env) => match env.msg {
-                Msg::Available { node, scl } => self.on_available(node, scl, &mut out),
-                Msg::Flushed { node, lsn } => self.on_flushed(node, lsn, &mut out),
-                Msg::Records { node, records } => self.on_records(node, records, &mut out),
+                Msg::Available { node, scl, .. } => self.on_available(node, scl, &mut out),
+                Msg::Flushed { node, lsn, .. } => self.on_flushed(node, lsn, &mut out),
+                Msg::Records { node, records, .. } => self.on_records(node, records, &mut out),
                 _ => {}
             },
             ReplicaInput::Tick => self.on_tick(&mut out),

@@ -95,6 +95,9 @@ impl fmt::Display for Seal {
 pub enum Entry {
     Record(Record),
     Seal(Seal),
+    /// The node adopted this epoch when a recovery read it (fencing): from here on it takes no
+    /// older epoch's record. It annuls nothing; it speaks for the epoch only once sealed in it.
+    Adopt(Epoch),
 }
 
 fn frame(entry: &Entry, out: &mut Vec<u8>) {
@@ -196,6 +199,8 @@ pub struct Recovered {
     pub seals: Vec<Seal>,
     /// How many valid record frames the seals annul.
     pub annulled: usize,
+    /// The epochs the node adopted when read by a recovery, in file order.
+    pub adopts: Vec<Epoch>,
 }
 
 impl Recovered {
@@ -219,6 +224,16 @@ impl Recovered {
             .map(|s| s.epoch)
             .max()
             .unwrap_or(Epoch::FIRST)
+    }
+
+    /// The epoch the node has adopted (fenced itself at): its latest adopt's or seal's.
+    pub fn adopted(&self) -> Epoch {
+        self.adopts
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(Epoch::FIRST)
+            .max(self.sealed())
     }
 
     /// The highest epoch the node has seen: its sealed epoch or a record's.
@@ -324,12 +339,14 @@ pub fn decode(bytes: &[u8]) -> Result<Recovered, FormatError> {
     }
     let mut records = Vec::new();
     let mut seals = Vec::new();
+    let mut adopts = Vec::new();
     let mut offset = FILE_HEADER;
     while offset < bytes.len() {
         if let Some((entry, size)) = frame_at(bytes, offset) {
             match entry {
                 Entry::Record(r) => records.push(r),
                 Entry::Seal(s) => seals.push(s),
+                Entry::Adopt(e) => adopts.push(e),
             }
             offset += size;
             continue;
@@ -358,6 +375,7 @@ pub fn decode(bytes: &[u8]) -> Result<Recovered, FormatError> {
         damage,
         seals,
         annulled,
+        adopts,
     })
 }
 
@@ -415,6 +433,7 @@ impl Index {
                 c.max = c.max.max(record.lsn);
             }
             Entry::Seal(seal) => self.seals.push(*seal),
+            Entry::Adopt(_) => {}
         }
         self.end += size as u64;
     }
@@ -492,6 +511,9 @@ impl Segment {
                 for seal in &recovered.seals {
                     clean.extend_from_slice(&encode_seal(*seal));
                 }
+                if recovered.adopted() > recovered.sealed() {
+                    frame(&Entry::Adopt(recovered.adopted()), &mut clean);
+                }
                 clean.extend_from_slice(&encode(&recovered.records));
                 disk.replace(&clean)?;
                 Index::of(&clean)
@@ -512,6 +534,13 @@ impl Segment {
     /// Appends a seal frame (not yet durable: [`Segment::sync`] makes it so).
     pub fn seal(&self, seal: Seal) -> io::Result<()> {
         self.append_bytes(&encode_seal(seal))
+    }
+
+    /// Appends an adopt frame (not yet durable: [`Segment::sync`] makes it so).
+    pub fn adopt(&self, epoch: Epoch) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        frame(&Entry::Adopt(epoch), &mut bytes);
+        self.append_bytes(&bytes)
     }
 
     fn append_bytes(&self, bytes: &[u8]) -> io::Result<()> {

@@ -18,11 +18,13 @@
 use std::collections::BTreeMap;
 use std::iter::Peekable;
 
-use aurora_redo_model::types::{Actor, Envelope, Lsn, Msg, NodeId, Record};
+use aurora_redo_model::recovery::annuls;
+use aurora_redo_model::types::{Actor, Envelope, Epoch, Lsn, Msg, NodeId, Record};
 
 use crate::config::{AckPolicy, EngineConfig, ImplBug};
 use crate::observer::Event;
-use crate::output::{Output, ReadBack};
+use crate::output::{Durable, Output, ReadBack};
+use crate::segment::Seal;
 
 /// What a storage node consumes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +64,18 @@ pub struct StorageNode {
     flushing: Option<Lsn>,
     /// The SCL of the last `Ack`/`Available` sent (re-announced after a `Pull`).
     announced: Lsn,
+    /// The newest epoch the node adopted (persisted): it takes no older epoch's record.
+    epoch: Epoch,
+    /// The epoch of the last seal it persisted; it speaks for `epoch` only once `sealed == epoch`.
+    sealed: Epoch,
+}
+
+/// What a node does with an `Append` (the model's `storage::Receipt`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Receipt {
+    Take,
+    Stale,
+    Wait,
 }
 
 impl StorageNode {
@@ -72,7 +86,19 @@ impl StorageNode {
 
     /// A node restarting from the records its segment file holds: memory is empty, so its SCL is
     /// its flushed LSN. Only the records above the flushed prefix are kept in memory.
-    pub fn recover(id: NodeId, cfg: EngineConfig, mut on_disk: Vec<Record>) -> StorageNode {
+    pub fn recover(id: NodeId, cfg: EngineConfig, on_disk: Vec<Record>) -> StorageNode {
+        StorageNode::recover_in(id, cfg, on_disk, Epoch::FIRST, Epoch::FIRST)
+    }
+
+    /// [`StorageNode::recover`] for a node whose segment holds an adopted epoch `adopted` and the
+    /// seal of epoch `sealed` (`sealed <= adopted`).
+    pub fn recover_in(
+        id: NodeId,
+        cfg: EngineConfig,
+        mut on_disk: Vec<Record>,
+        adopted: Epoch,
+        sealed: Epoch,
+    ) -> StorageNode {
         on_disk.sort();
         on_disk.dedup_by_key(|r| r.lsn);
         let mut flushed = Lsn::ZERO;
@@ -99,6 +125,41 @@ impl StorageNode {
             flushed,
             flushing: None,
             announced: flushed,
+            epoch: adopted.max(sealed),
+            sealed,
+        }
+    }
+
+    /// The newest epoch the node adopted.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// The epoch of the last seal the node persisted.
+    pub fn sealed(&self) -> Epoch {
+        self.sealed
+    }
+
+    /// Whether the node speaks (acknowledges, announces, answers pulls) for its epoch: it has
+    /// persisted that epoch's seal.
+    pub fn speaks(&self) -> bool {
+        self.sealed == self.epoch
+    }
+
+    /// The record the node holds at `lsn`, if any.
+    pub fn record(&self, lsn: Lsn) -> Option<Record> {
+        [&self.mem, &self.in_flight, &self.cache, &self.beyond]
+            .iter()
+            .find_map(|m| m.get(&lsn).copied())
+    }
+
+    fn receipt(&self, record: &Record) -> Receipt {
+        let accepts_stale = self.cfg.has_bug(ImplBug::AcceptStaleEpoch) && !self.speaks();
+        match record.epoch.cmp(&self.epoch) {
+            std::cmp::Ordering::Less if accepts_stale => Receipt::Take,
+            std::cmp::Ordering::Less => Receipt::Stale,
+            std::cmp::Ordering::Equal if self.speaks() => Receipt::Take,
+            _ => Receipt::Wait,
         }
     }
 
@@ -170,13 +231,31 @@ impl StorageNode {
         let mut appended = false;
         for env in batch {
             match env.msg {
-                Msg::Append(record) => {
-                    appended = true;
-                    if !self.holds(record.lsn) {
-                        self.mem.insert(record.lsn, record);
+                // An Append of an older epoch is rejected; one of an epoch the node has not
+                // sealed is not taken now (the writer re-sends it after the seal).
+                Msg::Append(record) => match self.receipt(&record) {
+                    Receipt::Take => {
+                        appended = true;
+                        if self.epoch != Epoch::FIRST {
+                            out.push(Output::Observe(Event::Took {
+                                node: self.id,
+                                adopted: self.epoch,
+                                record,
+                            }));
+                        }
+                        if !self.holds(record.lsn) {
+                            self.mem.insert(record.lsn, record);
+                        }
                     }
-                }
-                Msg::Pull { from } => self.on_pull(env.src, from, out),
+                    Receipt::Stale | Receipt::Wait => {}
+                },
+                Msg::Pull { from } if self.speaks() => self.on_pull(env.src, from, out),
+                Msg::Read { epoch } => self.on_read(env.src, epoch, out),
+                Msg::Seal {
+                    epoch,
+                    point,
+                    records,
+                } => self.on_seal(epoch, point, records, out),
                 _ => {}
             }
         }
@@ -201,15 +280,22 @@ impl StorageNode {
 
     /// `Ack` to the writer and `Available` to every replica, both carrying `scl`.
     fn ack(&mut self, scl: Lsn, out: &mut Vec<Output>) {
+        if !self.speaks() {
+            return;
+        }
+        let epoch = self.epoch;
         out.push(Output::Observe(Event::Acked {
             node: self.id,
             sent: scl,
             held: self.scl,
+            epoch,
         }));
         self.announced = self.announced.max(scl);
-        out.push(Output::Send(Envelope::ack(self.id, scl)));
+        out.push(Output::Send(Envelope::ack(self.id, scl).in_epoch(epoch)));
         for r in self.cfg.replicas.clone() {
-            out.push(Output::Send(Envelope::available(self.id, r, scl)));
+            out.push(Output::Send(
+                Envelope::available(self.id, r, scl).in_epoch(epoch),
+            ));
         }
     }
 
@@ -239,17 +325,143 @@ impl StorageNode {
             out.push(Output::ReadBack(ReadBack { to, from, upto }));
         } else {
             let records = self.held_from(from).take(max).collect();
-            out.push(Output::Send(Envelope::records(self.id, to, records)));
+            out.push(Output::Send(
+                Envelope::records(self.id, to, records).in_epoch(self.epoch),
+            ));
         }
         // Re-announce, so a restarted replica re-learns the commit and durable points.
-        let (scl, lsn) = (self.announced, self.flushed);
-        out.push(Output::Send(Envelope::available(self.id, to, scl)));
-        out.push(Output::Send(Envelope::flushed(self.id, to, lsn)));
+        let (scl, lsn, epoch) = (self.announced, self.flushed, self.epoch);
+        out.push(Output::Send(
+            Envelope::available(self.id, to, scl).in_epoch(epoch),
+        ));
+        out.push(Output::Send(
+            Envelope::flushed(self.id, to, lsn).in_epoch(epoch),
+        ));
+    }
+
+    /// Recovery, read phase: a writer of `epoch` reads the node. A newer epoch is adopted first,
+    /// persisted ([`Durable::Adopt`]); from then on the node takes no older record. The answer
+    /// carries the sealed epoch, the SCL and the records `1..=SCL`; flushed ones no longer in
+    /// memory are read back from the segment first. A read of an older epoch is ignored.
+    fn on_read(&mut self, to: Actor, epoch: Epoch, out: &mut Vec<Output>) {
+        if epoch < self.epoch {
+            return;
+        }
+        if epoch > self.epoch {
+            self.epoch = epoch;
+            out.push(Output::Durable(Durable::Adopt(epoch)));
+        }
+        let on_disk_in_memory = (1..=self.flushed.0).all(|l| self.record(Lsn(l)).is_some());
+        if on_disk_in_memory {
+            self.answer_read(to, Vec::new(), out);
+        } else {
+            out.push(Output::ReadBack(ReadBack {
+                to,
+                from: Lsn(1),
+                upto: self.flushed,
+            }));
+        }
+    }
+
+    /// The answer to a recovery read: `read` (records read back) and what memory holds, up to
+    /// the SCL.
+    fn answer_read(&mut self, to: Actor, read: Vec<Record>, out: &mut Vec<Output>) {
+        let mut records: BTreeMap<Lsn, Record> = read
+            .into_iter()
+            .filter(|r| r.lsn <= self.scl)
+            .map(|r| (r.lsn, r))
+            .collect();
+        for r in self.held_from(Lsn(1)).take_while(|r| r.lsn <= self.scl) {
+            records.entry(r.lsn).or_insert(r);
+        }
+        out.push(Output::Send(Envelope {
+            src: Actor::Storage(self.id),
+            dst: to,
+            msg: Msg::ReadAnswer {
+                node: self.id,
+                epoch: self.epoch,
+                sealed: self.sealed,
+                scl: self.scl,
+                records: records.into_values().collect(),
+            },
+        }));
+    }
+
+    /// Recovery, write phase at this node: adopt `epoch`, annul every record above `point` of an
+    /// older epoch (`aurora_redo_model::recovery::annuls`), store `records` (`1..=point`) as on
+    /// disk, persist it with the seal ([`Durable::Seal`]), and only then speak for the epoch:
+    /// `Sealed` to the writer, `Flushed` and `Ack`/`Available` of what it now holds. A seal of an
+    /// older epoch is ignored; one already persisted is confirmed again.
+    fn on_seal(&mut self, epoch: Epoch, point: Lsn, records: Vec<Record>, out: &mut Vec<Output>) {
+        if epoch < self.epoch || epoch < self.sealed {
+            return;
+        }
+        if epoch == self.sealed {
+            if epoch > Epoch::FIRST {
+                out.push(Output::Send(sealed_msg(self.id, epoch)));
+            }
+            return;
+        }
+        self.epoch = epoch;
+        let annulled = |r: &Record| annuls(epoch, point, r.epoch, r.lsn);
+        let skip = self.cfg.has_bug(ImplBug::SkipTruncation);
+        for m in [
+            &mut self.mem,
+            &mut self.in_flight,
+            &mut self.cache,
+            &mut self.beyond,
+        ] {
+            m.retain(|l, r| *l > point && (skip || !annulled(r)));
+        }
+        let mut written = Vec::new();
+        for r in records.into_iter().filter(|r| r.lsn <= point) {
+            if r.lsn > self.flushed {
+                written.push(r);
+            }
+        }
+        // Whatever the flusher still has in hand is superseded: its records are annulled or
+        // rewritten by the seal.
+        self.flushing = None;
+        let kept = if skip { self.flushed.max(point) } else { point };
+        self.flushed = extend_prefix(kept, |l| self.beyond.contains_key(&l));
+        self.beyond = self.beyond.split_off(&self.flushed.next());
+        self.scl = extend_prefix(self.flushed, |l| self.holds(l));
+        self.sealed = epoch;
+        out.push(Output::Durable(Durable::Seal {
+            seal: Seal { epoch, point },
+            records: written,
+        }));
+        let tail = self.held_from(point.next()).collect();
+        out.push(Output::Observe(Event::Sealed {
+            node: self.id,
+            epoch,
+            point,
+            tail,
+        }));
+        out.push(Output::Send(sealed_msg(self.id, epoch)));
+        self.announced = Lsn::ZERO;
+        let lsn = self.flushed;
+        out.push(Output::Send(
+            Envelope::flushed(self.id, Actor::Writer, lsn).in_epoch(epoch),
+        ));
+        for r in self.cfg.replicas.clone() {
+            out.push(Output::Send(
+                Envelope::flushed(self.id, r, lsn).in_epoch(epoch),
+            ));
+        }
+        let scl = match self.cfg.ack {
+            AckPolicy::Memory => self.scl,
+            AckPolicy::Disk => self.flushed,
+        };
+        self.ack(scl, out);
     }
 
     /// The rest of Step 8 for a pull whose records were read back: those records, then what
     /// memory holds after them, at most `max_batch` in all.
     fn on_read_done(&mut self, to: Actor, from: Lsn, mut read: Vec<Record>, out: &mut Vec<Output>) {
+        if to == Actor::Writer {
+            return self.answer_read(to, read, out);
+        }
         let max = self.cfg.max_batch.max(1);
         read.sort();
         read.dedup_by_key(|r| r.lsn);
@@ -258,7 +470,9 @@ impl StorageNode {
         let next = read.last().map_or(from, |r| r.lsn.next());
         let room = max - read.len();
         read.extend(self.held_from(next).take(room));
-        out.push(Output::Send(Envelope::records(self.id, to, read)));
+        out.push(Output::Send(
+            Envelope::records(self.id, to, read).in_epoch(self.epoch),
+        ));
     }
 
     /// Step 6, **Flush** (`docs/protocol.md`), the flush handoff: the records `..=upto` are synced;
@@ -282,9 +496,16 @@ impl StorageNode {
         self.flushed = self.flushed.max(upto);
         self.beyond = self.beyond.split_off(&self.flushed.next());
         let lsn = self.flushed;
-        out.push(Output::Send(Envelope::flushed(self.id, Actor::Writer, lsn)));
-        for r in self.cfg.replicas.clone() {
-            out.push(Output::Send(Envelope::flushed(self.id, r, lsn)));
+        if self.speaks() {
+            let epoch = self.epoch;
+            out.push(Output::Send(
+                Envelope::flushed(self.id, Actor::Writer, lsn).in_epoch(epoch),
+            ));
+            for r in self.cfg.replicas.clone() {
+                out.push(Output::Send(
+                    Envelope::flushed(self.id, r, lsn).in_epoch(epoch),
+                ));
+            }
         }
         if self.cfg.ack == AckPolicy::Disk {
             self.ack(lsn, out);
@@ -315,6 +536,14 @@ impl StorageNode {
         }
         self.flushing = Some(upto);
         out.push(Output::Persist(records));
+    }
+}
+
+fn sealed_msg(node: NodeId, epoch: Epoch) -> Envelope {
+    Envelope {
+        src: Actor::Storage(node),
+        dst: Actor::Writer,
+        msg: Msg::Sealed { node, epoch },
     }
 }
 

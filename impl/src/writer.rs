@@ -8,7 +8,11 @@
 
 use std::collections::BTreeMap;
 
-use aurora_redo_model::types::{Envelope, Lsn, Msg, NodeId, PageId, Record, STORAGE_NODES};
+use aurora_redo_model::recovery::{recovery_point, ReadAnswer};
+use aurora_redo_model::types::{
+    Actor, Envelope, Epoch, Lsn, Msg, NodeId, PageId, Record, READ_QUORUM, STORAGE_NODES,
+    WRITE_QUORUM,
+};
 
 use crate::config::{EngineConfig, ImplBug};
 use crate::observer::Event;
@@ -28,10 +32,31 @@ pub enum WriterInput {
     Tick,
 }
 
+/// Where a writer is in its life (the model's `state::Phase`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepting writes.
+    Open,
+    /// Recovering: waiting for a read quorum's answers (in arrival order).
+    Reading {
+        answers: Vec<(NodeId, ReadAnswer, Vec<Record>)>,
+    },
+    /// The recovery point is fixed; sealing nodes until a write quorum has persisted the seal.
+    Sealing { sealed: Vec<NodeId> },
+}
+
 /// The writer (`W`).
 #[derive(Clone, Debug)]
 pub struct Writer {
     cfg: EngineConfig,
+    epoch: Epoch,
+    phase: Phase,
+    /// The recovery point this writer's epoch began from.
+    point: Lsn,
+    /// The recovered records `1..=point`, sent with each seal (kept until every node sealed).
+    recovered: Vec<Record>,
+    /// The nodes that confirmed the seal of this epoch.
+    sealed: Vec<NodeId>,
     last_lsn: Lsn,
     /// Records some node may still need: everything above the commit point or above the lowest
     /// flushed LSN of all six.
@@ -57,6 +82,11 @@ impl Writer {
         // A recovered volume resumes at its recovery point: committed, and the last LSN written.
         let resume = cfg.resume_at;
         Writer {
+            epoch: cfg.epoch,
+            phase: Phase::Open,
+            point: resume,
+            recovered: Vec::new(),
+            sealed: Vec::new(),
             cfg,
             last_lsn: resume,
             log: BTreeMap::new(),
@@ -66,6 +96,57 @@ impl Writer {
             ack_at_last_tick: [Lsn::ZERO; STORAGE_NODES],
             flushed: [Lsn::ZERO; STORAGE_NODES],
         }
+    }
+
+    /// A new writer after a failover: epoch `epoch`, nothing volatile, recovering. It sends
+    /// `Read` to every node (the returned outputs).
+    pub fn recovering(cfg: EngineConfig, epoch: Epoch) -> (Writer, Vec<Output>) {
+        let mut w = Writer::new(cfg.resuming(epoch, Lsn::ZERO));
+        w.phase = Phase::Reading {
+            answers: Vec::new(),
+        };
+        let mut out = vec![Output::Observe(Event::FailedOver { epoch })];
+        out.extend(NodeId::all().map(|n| {
+            Output::Send(Envelope {
+                src: Actor::Writer,
+                dst: Actor::Storage(n),
+                msg: Msg::Read { epoch },
+            })
+        }));
+        (w, out)
+    }
+
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// Whether the writer accepts writes.
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// The recovery point its epoch began from.
+    pub fn point(&self) -> Lsn {
+        self.point
+    }
+
+    /// The nodes that confirmed this epoch's seal.
+    pub fn sealed_nodes(&self) -> &[NodeId] {
+        &self.sealed
+    }
+
+    /// The record of the writer's log at `lsn` (its own, or the recovered one), if it still
+    /// has it.
+    pub fn log_record(&self, lsn: Lsn) -> Option<Record> {
+        self.log.get(&lsn).copied().or_else(|| {
+            (lsn >= Lsn(1) && lsn <= self.point)
+                .then(|| self.recovered.get(lsn.0 as usize - 1).copied())
+                .flatten()
+        })
     }
 
     /// The commit point: the highest LSN acknowledged by 4 of the 6 nodes.
@@ -91,10 +172,28 @@ impl Writer {
     pub fn handle(&mut self, input: WriterInput) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
+            WriterInput::Append { .. } if !self.is_open() => {}
             WriterInput::Append { page, value } => self.on_append(page, value, &mut out),
             WriterInput::Deliver(env) => match env.msg {
-                Msg::Ack { node, scl } => self.on_ack(node, scl, &mut out),
-                Msg::Flushed { node, lsn } => self.on_flushed(node, lsn),
+                // Only this writer's epoch counts.
+                Msg::Ack { node, scl, epoch } if epoch == self.epoch => {
+                    self.on_ack(node, scl, &mut out)
+                }
+                Msg::Flushed { node, lsn, epoch } if epoch == self.epoch => {
+                    self.on_flushed(node, lsn)
+                }
+                Msg::ReadAnswer {
+                    node,
+                    epoch,
+                    sealed,
+                    scl,
+                    records,
+                } if epoch == self.epoch => {
+                    self.on_read_answer(node, ReadAnswer { sealed, scl }, records, &mut out)
+                }
+                Msg::Sealed { node, epoch } if epoch == self.epoch => {
+                    self.on_sealed(node, &mut out)
+                }
                 _ => {}
             },
             WriterInput::Tick => self.on_tick(&mut out),
@@ -120,12 +219,109 @@ impl Writer {
         }
     }
 
+    /// Recovery, read phase: one node's answer. Once a read quorum has answered, the recovery
+    /// point is fixed by the shared rule (`aurora_redo_model::recovery::recovery_point`): the
+    /// writer's log becomes the source's records `1..=R`, and it sends `Seal` to every node.
+    fn on_read_answer(
+        &mut self,
+        node: NodeId,
+        answer: ReadAnswer,
+        records: Vec<Record>,
+        out: &mut Vec<Output>,
+    ) {
+        let needed = if self.cfg.has_bug(ImplBug::RecoverFromTwo) {
+            READ_QUORUM - 1
+        } else {
+            READ_QUORUM
+        };
+        let Phase::Reading { answers } = &mut self.phase else {
+            return;
+        };
+        if answers.iter().any(|(n, _, _)| *n == node) {
+            return;
+        }
+        answers.push((node, answer, records));
+        if answers.len() < needed {
+            return;
+        }
+        let reads: Vec<ReadAnswer> = answers.iter().map(|(_, a, _)| *a).collect();
+        let mut chosen = recovery_point(&reads).unwrap_or_else(|| {
+            // Fewer than a read quorum (`RecoverFromTwo`): the same order over what there is.
+            (0..reads.len())
+                .max_by_key(|&i| (reads[i], std::cmp::Reverse(i)))
+                .map_or((0, Lsn::ZERO), |i| (i, reads[i].scl))
+        });
+        if self.cfg.has_bug(ImplBug::RecoverBelowMaxScl) {
+            if let Some(i) = (0..reads.len()).min_by_key(|&i| reads[i].scl) {
+                chosen = (i, reads[i].scl);
+            }
+        }
+        let (source, point) = chosen;
+        let log: Vec<Record> = answers[source]
+            .2
+            .iter()
+            .filter(|r| r.lsn <= point)
+            .copied()
+            .collect();
+        if log.len() as u64 != point.0 {
+            // A malformed answer (not the records 1..=SCL): wait for more answers.
+            answers.pop();
+            return;
+        }
+        self.point = point;
+        self.last_lsn = point;
+        self.commit = Lsn::ZERO;
+        self.recovered = log.clone();
+        self.phase = Phase::Sealing { sealed: Vec::new() };
+        out.push(Output::Observe(Event::Recovered {
+            epoch: self.epoch,
+            point,
+            log,
+        }));
+        for n in NodeId::all() {
+            out.push(Output::Send(self.seal_to(n)));
+        }
+    }
+
+    fn seal_to(&self, node: NodeId) -> Envelope {
+        Envelope {
+            src: Actor::Writer,
+            dst: Actor::Storage(node),
+            msg: Msg::Seal {
+                epoch: self.epoch,
+                point: self.point,
+                records: self.recovered.clone(),
+            },
+        }
+    }
+
+    /// Recovery, write phase: `node` persisted the seal. Once a write quorum has, the writer
+    /// opens: `1..=R` is durable on 4 nodes, so that is its commit point, and it writes on from
+    /// `R + 1`.
+    fn on_sealed(&mut self, node: NodeId, out: &mut Vec<Output>) {
+        if self.sealed.contains(&node) || matches!(self.phase, Phase::Reading { .. }) {
+            return;
+        }
+        self.sealed.push(node);
+        if let Phase::Sealing { sealed } = &mut self.phase {
+            sealed.push(node);
+            if sealed.len() >= WRITE_QUORUM {
+                self.phase = Phase::Open;
+                self.commit = self.point;
+                out.push(Output::Observe(Event::Committed(self.point)));
+            }
+        }
+        if self.sealed.len() == STORAGE_NODES {
+            self.recovered = Vec::new();
+        }
+    }
+
     /// Step 3, **Commit** (`docs/protocol.md`): the commit rule.
     fn on_ack(&mut self, node: NodeId, scl: Lsn, out: &mut Vec<Output>) {
         self.latest_ack[node.index()] = scl;
         self.acks.observe(node, scl);
         let point = self.acks.point();
-        if point > self.commit {
+        if self.is_open() && point > self.commit {
             self.commit = point;
             out.push(Output::Observe(Event::Committed(point)));
         }
@@ -147,6 +343,25 @@ impl Writer {
     }
 
     fn on_tick(&mut self, out: &mut Vec<Output>) {
+        match &self.phase {
+            Phase::Reading { answers } => {
+                for n in NodeId::all().filter(|n| !answers.iter().any(|(a, _, _)| a == n)) {
+                    out.push(Output::Send(Envelope {
+                        src: Actor::Writer,
+                        dst: Actor::Storage(n),
+                        msg: Msg::Read { epoch: self.epoch },
+                    }));
+                }
+                return;
+            }
+            _ if self.epoch > Epoch::FIRST && self.sealed.len() < STORAGE_NODES => {
+                // Keep sealing the nodes the write quorum left behind.
+                for n in NodeId::all().filter(|n| !self.sealed.contains(n)) {
+                    out.push(Output::Send(self.seal_to(n)));
+                }
+            }
+            _ => {}
+        }
         for node in NodeId::all() {
             let i = node.index();
             let acked = self.latest_ack[i];
@@ -212,12 +427,20 @@ mod tests {
         };
         assert!(out.contains(&Output::Observe(Event::Appended(record))));
         // Acks of the recovered prefix do not move the commit point, nor does a tick re-send it.
+        let ack2 = |n: u8, l: u64| {
+            WriterInput::Deliver(Envelope::ack(NodeId(n), Lsn(l)).in_epoch(Epoch(2)))
+        };
         for n in 0..6 {
-            w.handle(ack(n, 40));
+            w.handle(ack2(n, 40));
+        }
+        assert_eq!(w.commit_point(), Lsn(40));
+        // Acks of an older epoch do not count.
+        for n in 0..6 {
+            w.handle(ack(n, 41));
         }
         assert_eq!(w.commit_point(), Lsn(40));
         for n in 0..4 {
-            w.handle(ack(n, 41));
+            w.handle(ack2(n, 41));
         }
         assert_eq!(w.commit_point(), Lsn(41));
     }

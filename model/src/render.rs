@@ -298,7 +298,11 @@ pub fn describe(action: &Action, before: &State, after: &State) -> String {
         Action::Pull(r, n) => {
             let from = before.replica(*r).applied.next();
             let records: Vec<_> = crate::storage::records_from(before.node(*n), from).collect();
-            let msg = crate::types::Msg::Records { node: *n, records };
+            let msg = crate::types::Msg::Records {
+                node: *n,
+                records,
+                epoch: Default::default(),
+            };
             format!("{r} -> {n} Pull from {from}; {n} -> {r} {msg}")
         }
         Action::Flush(n, upto) => format!("{n} flushes 1..={upto} to disk, sends Flushed"),

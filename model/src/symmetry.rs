@@ -62,8 +62,10 @@ fn rename(e: &mut Envelope, f: impl Fn(NodeId) -> NodeId) {
         Msg::Ack { node, .. }
         | Msg::Available { node, .. }
         | Msg::Records { node, .. }
-        | Msg::Flushed { node, .. } => rename_node(node, &f),
-        Msg::Append(_) | Msg::Pull { .. } => {}
+        | Msg::Flushed { node, .. }
+        | Msg::ReadAnswer { node, .. }
+        | Msg::Sealed { node, .. } => rename_node(node, &f),
+        Msg::Append(_) | Msg::Pull { .. } | Msg::Read { .. } | Msg::Seal { .. } => {}
     }
 }
 

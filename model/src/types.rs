@@ -205,21 +205,64 @@ pub struct Record {
     pub epoch: Epoch,
 }
 
-/// The one message type of the protocol (`docs/protocol.md`, "Messages").
+/// The one message type of the protocol (`docs/protocol.md`, "Messages"). The watermark messages
+/// and `Records` carry the epoch the sending node speaks for (older files, which predate epochs,
+/// read as the first); the recovery messages (`Read`, `ReadAnswer`, `Seal`, `Sealed`) are the
+/// engine's exchange for the model's atomic `Read` and `Seal` steps.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Msg {
     /// W -> every S: a new redo record. Batches travel as several `Append`s in one delivery.
     Append(Record),
     /// S -> W: the node's SCL after receipt (ack policy `memory`) or after persisting (`disk`).
-    Ack { node: NodeId, scl: Lsn },
+    Ack {
+        node: NodeId,
+        scl: Lsn,
+        #[serde(default)]
+        epoch: Epoch,
+    },
     /// S -> every R: "new LSN available"; sent with every `Ack`, carrying the same SCL.
-    Available { node: NodeId, scl: Lsn },
+    Available {
+        node: NodeId,
+        scl: Lsn,
+        #[serde(default)]
+        epoch: Epoch,
+    },
     /// R -> one S: send me the records from `from` on.
     Pull { from: Lsn },
     /// S -> R: the records `>= from` that the node holds, in memory or on disk (may be empty).
-    Records { node: NodeId, records: Vec<Record> },
+    Records {
+        node: NodeId,
+        records: Vec<Record>,
+        #[serde(default)]
+        epoch: Epoch,
+    },
     /// S -> every R (and W): the node's flushed LSN after a flush completed.
-    Flushed { node: NodeId, lsn: Lsn },
+    Flushed {
+        node: NodeId,
+        lsn: Lsn,
+        #[serde(default)]
+        epoch: Epoch,
+    },
+    /// W -> S (recovery, read phase): adopt `epoch` (persisted) and tell me your state.
+    Read { epoch: Epoch },
+    /// S -> W: the answer to a `Read`: the node's adopted `epoch`, its sealed epoch, its SCL and
+    /// its records `1..=scl`.
+    ReadAnswer {
+        node: NodeId,
+        epoch: Epoch,
+        sealed: Epoch,
+        scl: Lsn,
+        records: Vec<Record>,
+    },
+    /// W -> S (recovery, write phase): store `records` (`1..=point`), annul every record above
+    /// `point` of an older epoch, persist the truncation in `epoch`, then speak for it.
+    Seal {
+        epoch: Epoch,
+        point: Lsn,
+        records: Vec<Record>,
+    },
+    /// S -> W: the node has persisted the seal of `epoch`.
+    Sealed { node: NodeId, epoch: Epoch },
 }
 
 /// `LSN 1 (page 0 = 101)`; a record of a later epoch names it: `LSN 2 of e1 (page 1 = 112)`.
@@ -240,6 +283,12 @@ impl fmt::Display for Msg {
         match self {
             Msg::Append(r) => write!(f, "Append {r}"),
             Msg::Ack { scl, .. } => write!(f, "Ack SCL {scl}"),
+            Msg::Read { epoch } => write!(f, "Read in {epoch}"),
+            Msg::ReadAnswer {
+                sealed, scl, epoch, ..
+            } => write!(f, "ReadAnswer in {epoch}: sealed {sealed}, SCL {scl}"),
+            Msg::Seal { epoch, point, .. } => write!(f, "Seal {epoch} at {point}"),
+            Msg::Sealed { epoch, .. } => write!(f, "Sealed {epoch}"),
             Msg::Available { scl, .. } => write!(f, "Available SCL {scl}"),
             Msg::Pull { from } => write!(f, "Pull from {from}"),
             Msg::Records { records, .. } => {
@@ -264,8 +313,26 @@ impl Msg {
             Msg::Ack { node, .. }
             | Msg::Available { node, .. }
             | Msg::Records { node, .. }
-            | Msg::Flushed { node, .. } => Some(*node),
-            Msg::Append(_) | Msg::Pull { .. } => None,
+            | Msg::Flushed { node, .. }
+            | Msg::ReadAnswer { node, .. }
+            | Msg::Sealed { node, .. } => Some(*node),
+            Msg::Append(_) | Msg::Pull { .. } | Msg::Read { .. } | Msg::Seal { .. } => None,
+        }
+    }
+
+    /// The epoch a node's message speaks for (`None` for messages that carry none).
+    pub fn epoch(&self) -> Option<Epoch> {
+        match self {
+            Msg::Ack { epoch, .. }
+            | Msg::Available { epoch, .. }
+            | Msg::Records { epoch, .. }
+            | Msg::Flushed { epoch, .. }
+            | Msg::Read { epoch }
+            | Msg::ReadAnswer { epoch, .. }
+            | Msg::Seal { epoch, .. }
+            | Msg::Sealed { epoch, .. } => Some(*epoch),
+            Msg::Append(r) => Some(r.epoch),
+            Msg::Pull { .. } => None,
         }
     }
 }
@@ -292,17 +359,41 @@ impl Envelope {
 
     /// S`node` -> W: the node's SCL.
     pub fn ack(node: NodeId, scl: Lsn) -> Envelope {
-        Envelope::from_node(node, Actor::Writer, Msg::Ack { node, scl })
+        Envelope::from_node(
+            node,
+            Actor::Writer,
+            Msg::Ack {
+                node,
+                scl,
+                epoch: Epoch::FIRST,
+            },
+        )
     }
 
     /// S`node` -> `to` (a replica): "new LSN available", carrying the SCL of the `Ack`.
     pub fn available(node: NodeId, to: impl Into<Actor>, scl: Lsn) -> Envelope {
-        Envelope::from_node(node, to.into(), Msg::Available { node, scl })
+        Envelope::from_node(
+            node,
+            to.into(),
+            Msg::Available {
+                node,
+                scl,
+                epoch: Epoch::FIRST,
+            },
+        )
     }
 
     /// S`node` -> `to` (a replica, or the writer): the node's flushed LSN.
     pub fn flushed(node: NodeId, to: impl Into<Actor>, lsn: Lsn) -> Envelope {
-        Envelope::from_node(node, to.into(), Msg::Flushed { node, lsn })
+        Envelope::from_node(
+            node,
+            to.into(),
+            Msg::Flushed {
+                node,
+                lsn,
+                epoch: Epoch::FIRST,
+            },
+        )
     }
 
     /// R`replica` -> S`node`: send me the records from `from` on.
@@ -316,7 +407,27 @@ impl Envelope {
 
     /// S`node` -> `to` (whoever pulled): the records it holds from the pulled LSN on.
     pub fn records(node: NodeId, to: impl Into<Actor>, records: Vec<Record>) -> Envelope {
-        Envelope::from_node(node, to.into(), Msg::Records { node, records })
+        Envelope::from_node(
+            node,
+            to.into(),
+            Msg::Records {
+                node,
+                records,
+                epoch: Epoch::FIRST,
+            },
+        )
+    }
+
+    /// The same message, sent in `epoch` (a node's message of a later epoch than the first).
+    pub fn in_epoch(mut self, to: Epoch) -> Envelope {
+        match &mut self.msg {
+            Msg::Ack { epoch, .. }
+            | Msg::Available { epoch, .. }
+            | Msg::Records { epoch, .. }
+            | Msg::Flushed { epoch, .. } => *epoch = to,
+            _ => {}
+        }
+        self
     }
 
     fn from_node(node: NodeId, dst: Actor, msg: Msg) -> Envelope {

@@ -54,6 +54,39 @@ impl Profile for Paper {
     }
 }
 
+/// Writer failover with a zombie writer: ack `disk`, 2 LSNs, one replica, an unordered network.
+struct Failover;
+
+impl Profile for Failover {
+    fn config() -> Config {
+        Config {
+            lsns: 2,
+            replicas: 1,
+            storage_crashes: 0,
+            replica_crashes: 0,
+            az_outages: 0,
+            lost_nodes: 0,
+            writer_crashes: 1,
+            zombie_writer: true,
+            ack: AckPolicy::Disk,
+            network: NetworkKind::Unordered,
+            bug: None,
+        }
+    }
+}
+
+prop_state_machine! {
+    #![proptest_config(RunnerConfig {
+        cases: 1024,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..RunnerConfig::default()
+    })]
+
+    #[test]
+    #[ignore = "not yet conforming: the harness cannot reproduce a replica's LearnCommit after a failover"]
+    fn the_engine_conforms_through_a_failover_with_a_zombie_writer(sequential 1..80 => Conformance<Failover>);
+}
+
 prop_state_machine! {
     #![proptest_config(RunnerConfig {
         cases: 4096,

@@ -5,7 +5,7 @@
 use aurora_redo_impl::cluster::Cluster;
 use aurora_redo_impl::replica::Replica;
 use aurora_redo_model::state::NodeStatus;
-use aurora_redo_model::{Lsn, NodeId, State};
+use aurora_redo_model::{Epoch, Lsn, NodeId, State};
 use std::fmt;
 
 /// A storage node as the protocol sees it.
@@ -16,12 +16,17 @@ pub struct NodeView {
     pub scl: Lsn,
     /// The contiguous prefix on its disk.
     pub flushed: Lsn,
+    /// The epoch it adopted and the epoch of its last seal.
+    pub epoch: Epoch,
+    pub sealed: Epoch,
 }
 
 /// A read replica as the protocol sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicaView {
     pub up: bool,
+    /// The epoch it follows (kept across a crash).
+    pub epoch: Epoch,
     pub applied: Lsn,
     pub known_commit: Lsn,
     pub durable: Lsn,
@@ -34,6 +39,7 @@ impl ReplicaView {
     pub fn down() -> ReplicaView {
         ReplicaView {
             up: false,
+            epoch: Epoch::FIRST,
             applied: Lsn::ZERO,
             known_commit: Lsn::ZERO,
             durable: Lsn::ZERO,
@@ -45,6 +51,7 @@ impl ReplicaView {
     pub fn of_engine(replica: &Replica) -> ReplicaView {
         ReplicaView {
             up: true,
+            epoch: replica.epoch(),
             applied: replica.applied(),
             known_commit: replica.known_commit(),
             durable: replica.durable(),
@@ -58,6 +65,12 @@ impl ReplicaView {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Abstraction {
     pub commit: Lsn,
+    /// The writer's epoch, whether it is open, and the recovery point its epoch began from.
+    pub epoch: Epoch,
+    pub open: bool,
+    pub point: Lsn,
+    /// The writer's last LSN (what it has written, or recovered).
+    pub written: Lsn,
     pub nodes: Vec<NodeView>,
     pub replicas: Vec<ReplicaView>,
 }
@@ -67,6 +80,10 @@ impl Abstraction {
     pub fn of_model(s: &State) -> Abstraction {
         Abstraction {
             commit: s.writer.commit,
+            epoch: s.writer.epoch,
+            open: s.writer.is_open(),
+            point: s.writer.point,
+            written: s.writer.written,
             nodes: s
                 .nodes
                 .iter()
@@ -74,6 +91,8 @@ impl Abstraction {
                     status: n.status,
                     scl: n.scl(),
                     flushed: n.flushed(),
+                    epoch: n.epoch,
+                    sealed: n.sealed,
                 })
                 .collect(),
             replicas: s
@@ -85,6 +104,7 @@ impl Abstraction {
                     }
                     ReplicaView {
                         up: true,
+                        epoch: r.epoch,
                         applied: r.applied,
                         known_commit: r.known_commit,
                         durable: r.durable,
@@ -98,8 +118,13 @@ impl Abstraction {
     /// The abstraction of the engine's role machines. A crashed node shows what its disk kept; a
     /// lost one, nothing.
     pub fn of_cluster(c: &Cluster) -> Abstraction {
+        let w = c.writer();
         Abstraction {
-            commit: c.writer().commit_point(),
+            commit: w.commit_point(),
+            epoch: w.epoch(),
+            open: w.is_open(),
+            point: w.point(),
+            written: w.last_lsn(),
             nodes: NodeId::all()
                 .map(|n| {
                     let status = c.node_status(n);
@@ -108,10 +133,16 @@ impl Abstraction {
                         (NodeStatus::Lost, _) => (Lsn::ZERO, Lsn::ZERO),
                         _ => (c.synced(n), c.synced(n)),
                     };
+                    let (epoch, sealed) = match status {
+                        NodeStatus::Lost => (Epoch::FIRST, Epoch::FIRST),
+                        _ => c.node_epochs(n),
+                    };
                     NodeView {
                         status,
                         scl,
                         flushed,
+                        epoch,
+                        sealed,
                     }
                 })
                 .collect(),
@@ -128,6 +159,13 @@ impl Abstraction {
     /// The fields where `self` and `other` differ, one line each (empty when they agree).
     pub fn differences(&self, other: &Abstraction) -> Vec<String> {
         let mut out = Vec::new();
+        let writer = (self.epoch, self.open, self.point, self.written);
+        let theirs = (other.epoch, other.open, other.point, other.written);
+        if writer != theirs {
+            out.push(format!(
+                "W (epoch, open, point, written) {writer:?} vs {theirs:?}"
+            ));
+        }
         if self.commit != other.commit {
             out.push(format!(
                 "W commit point {} vs {}",
@@ -166,6 +204,7 @@ pub fn replica_conforms(model: &ReplicaView, engine: &ReplicaView) -> bool {
         && engine.up
         && model.known_commit == engine.known_commit
         && model.durable == engine.durable
+        && model.epoch == engine.epoch
         && model.applied < engine.applied
         && engine.applied <= engine.known_commit
         && engine.retained == retained
@@ -175,6 +214,8 @@ pub fn replica_conforms(model: &ReplicaView, engine: &ReplicaView) -> bool {
 /// point and node watermarks, and every replica conforming by [`replica_conforms`].
 pub fn conforms(model: &Abstraction, engine: &Abstraction) -> bool {
     model.commit == engine.commit
+        && (model.epoch, model.open, model.point, model.written)
+            == (engine.epoch, engine.open, engine.point, engine.written)
         && model.nodes == engine.nodes
         && model.replicas.len() == engine.replicas.len()
         && model

@@ -41,7 +41,7 @@ use aurora_redo_impl::cluster::{Cluster, Step};
 use aurora_redo_impl::disk::{Disk, FileDisk, SimDisk};
 use aurora_redo_impl::monitor::{Monitor, Violation};
 use aurora_redo_impl::observer::{Event, Observer};
-use aurora_redo_impl::output::Effects;
+use aurora_redo_impl::output::{Durable, Effects};
 use aurora_redo_impl::replica::ReplicaInput;
 use aurora_redo_impl::segment::Segment;
 use aurora_redo_impl::storage::StorageInput;
@@ -50,7 +50,6 @@ use aurora_redo_impl::writer::WriterInput;
 use aurora_redo_impl::{EngineConfig, ImplBug};
 use aurora_redo_model::invariants::COMMITTED_RECOVERABLE;
 use aurora_redo_model::state::{record_for, NodeStatus};
-use aurora_redo_model::Epoch;
 use aurora_redo_model::{
     Action, Actor, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, ReplicaId, STORAGE_NODES,
 };
@@ -97,9 +96,9 @@ enum Kind {
 
 fn watermark_of(msg: &Msg) -> Option<(Kind, NodeId, Lsn)> {
     match *msg {
-        Msg::Ack { node, scl } => Some((Kind::Ack, node, scl)),
-        Msg::Available { node, scl } => Some((Kind::Available, node, scl)),
-        Msg::Flushed { node, lsn } => Some((Kind::Flushed, node, lsn)),
+        Msg::Ack { node, scl, .. } => Some((Kind::Ack, node, scl)),
+        Msg::Available { node, scl, .. } => Some((Kind::Available, node, scl)),
+        Msg::Flushed { node, lsn, .. } => Some((Kind::Flushed, node, lsn)),
         _ => None,
     }
 }
@@ -209,7 +208,8 @@ impl Harness {
         self.history.push(action.clone());
         match action {
             Action::Write => {
-                let record = record_for(Epoch::FIRST, self.cluster.writer().last_lsn().next());
+                let writer = self.cluster.writer();
+                let record = record_for(writer.epoch(), writer.last_lsn().next());
                 self.take(Step::Writer(WriterInput::Append {
                     page: record.page,
                     value: record.value,
@@ -274,12 +274,46 @@ impl Harness {
                     incarnation: self.cluster.incarnation(*r),
                 })?;
             }
-            Action::FailOver
-            | Action::ZombieWrite
-            | Action::Read(_)
-            | Action::Seal(_)
-            | Action::Follow(_) => {
-                return infeasible(format!("the engine has no step for '{action:?}' yet"));
+            Action::FailOver => {
+                self.take(Step::FailOver {
+                    zombie: self.config.zombie_writer,
+                })?;
+                self.last.retain(|(to, _, _), _| *to != Actor::Writer);
+            }
+            Action::ZombieWrite => {
+                let Some(zombie) = self.cluster.zombie() else {
+                    return infeasible("there is no zombie writer");
+                };
+                let record = record_for(zombie.epoch(), zombie.last_lsn().next());
+                self.take(Step::Zombie(WriterInput::Append {
+                    page: record.page,
+                    value: record.value,
+                }))?;
+            }
+            Action::Read(set) => {
+                for n in set.iter() {
+                    self.recovery_exchange(n, |m| matches!(m, Msg::Read { .. }))?;
+                }
+            }
+            Action::Seal(n) => self.recovery_exchange(*n, |m| matches!(m, Msg::Seal { .. }))?,
+            Action::Follow(r) => {
+                let Some(replica) = self.cluster.replica(*r) else {
+                    return infeasible(format!("{r:?} is down"));
+                };
+                let epoch = replica.epoch();
+                let newer = self.pool.iter().find(|e| {
+                    e.dst == Actor::Replica(*r)
+                        && watermark_of(&e.msg).is_some()
+                        && e.msg.epoch().is_some_and(|x| x > epoch)
+                });
+                let Some(e) = newer.cloned() else {
+                    return infeasible(format!(
+                        "no message of a newer epoch is on its way to {r:?}"
+                    ));
+                };
+                self.take(delivery(e.dst, e))?;
+                let me = Actor::Replica(*r);
+                self.last.retain(|(to, _, _), _| *to != me);
             }
         }
         Ok(())
@@ -288,8 +322,91 @@ impl Harness {
     /// Takes `step` on the cluster and routes what it did.
     fn take(&mut self, step: Step) -> Result<(), Infeasible> {
         let fx = self.cluster.step(&step).map_err(Infeasible)?;
+        if let Step::Node { node, .. } = &step {
+            self.persist_durable(*node, &fx)?;
+        }
         self.route(fx);
         Ok(())
+    }
+
+    /// Writes what a node persists synchronously (an adopt, a seal with its records) to its
+    /// segment and syncs it, as the engine does before the step's sends.
+    fn persist_durable(&mut self, n: NodeId, fx: &Effects) -> Result<(), Infeasible> {
+        let segment = &self.disks[n.index()].segment;
+        for d in &fx.durable {
+            let written = match d {
+                Durable::Adopt(e) => segment.adopt(*e),
+                Durable::Seal { seal, records } => {
+                    segment.append(records).and_then(|_| segment.seal(*seal))
+                }
+            };
+            written
+                .and_then(|_| segment.sync())
+                .map_err(|e| Infeasible(format!("{n:?}: segment I/O failed: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// A recovery exchange with node `n`: the writer's pending request (`Read` or `Seal`, chosen
+    /// by `is_request`) is delivered to `n`, a read-back it asks for is served from its
+    /// segment, and its answer (`ReadAnswer`, `Sealed`) is delivered to the writer at once: the
+    /// model takes the exchange as part of one step.
+    fn recovery_exchange(
+        &mut self,
+        n: NodeId,
+        is_request: impl Fn(&Msg) -> bool,
+    ) -> Result<(), Infeasible> {
+        if !self.cluster.reachable(n) {
+            return infeasible(format!("{n:?} is not reachable"));
+        }
+        let epoch = self.cluster.writer().epoch();
+        let request = self.pool.iter().find(|e| {
+            e.dst == Actor::Storage(n) && is_request(&e.msg) && e.msg.epoch() == Some(epoch)
+        });
+        let Some(request) = request.cloned() else {
+            return infeasible(format!(
+                "the writer has no request of {epoch} on its way to {n:?}"
+            ));
+        };
+        self.pool.remove(&request);
+        let step = delivery(request.dst, request);
+        let mut fx = self.cluster.step(&step).map_err(Infeasible)?;
+        self.persist_durable(n, &fx)?;
+        let to_writer = |fx: &mut Effects| {
+            fx.sent
+                .iter()
+                .position(|e| {
+                    e.dst == Actor::Writer
+                        && matches!(e.msg, Msg::ReadAnswer { .. } | Msg::Sealed { .. })
+                })
+                .map(|i| fx.sent.remove(i))
+        };
+        let mut answer = to_writer(&mut fx);
+        let read = fx.read_back.pop();
+        self.route(fx);
+        if let (None, Some(read)) = (&answer, read) {
+            let records = self.disks[n.index()]
+                .segment
+                .read(read.from, read.upto)
+                .map_err(|e| Infeasible(format!("{n:?}: segment read-back failed: {e}")))?;
+            let step = Step::Node {
+                node: n,
+                input: StorageInput::ReadDone {
+                    to: read.to,
+                    from: read.from,
+                    records,
+                },
+            };
+            let mut fx = self.cluster.step(&step).map_err(Infeasible)?;
+            answer = to_writer(&mut fx);
+            self.route(fx);
+        }
+        let Some(answer) = answer else {
+            return infeasible(format!(
+                "{n:?} did not answer the writer's recovery request"
+            ));
+        };
+        self.take(delivery(Actor::Writer, answer))
     }
 
     /// Ghost events to the monitor; messages into the pool. (A node's flush jobs stay with the

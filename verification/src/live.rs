@@ -216,7 +216,9 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<Ru
     let (epoch, base) = match &recovered {
         Some(Recovery { plan, judged, .. }) => {
             failures.extend(judged.iter().cloned());
-            monitor = monitor.resuming(plan.log.clone(), [plan.point; STORAGE_NODES]);
+            monitor = monitor
+                .resuming(plan.log.clone(), [plan.point; STORAGE_NODES])
+                .in_epoch(plan.epoch);
             (plan.epoch, plan.point)
         }
         None => (Epoch::FIRST, Lsn::ZERO),

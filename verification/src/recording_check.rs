@@ -356,6 +356,12 @@ impl Checker {
                 Some(az) => self.step(s, &Action::AzRecover(az)).into_iter().collect(),
                 None => stutter(),
             },
+            // A failover is the model's (the zombie's presence is the configuration's).
+            Step::FailOver { .. } => self.step(s, &Action::FailOver).into_iter().collect(),
+            Step::Zombie(WriterInput::Append { .. }) => {
+                self.step(s, &Action::ZombieWrite).into_iter().collect()
+            }
+            Step::Zombie(_) => stutter(),
         }
     }
 }

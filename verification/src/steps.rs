@@ -68,6 +68,22 @@ pub enum MessageBody {
         node: String,
         lsn: u64,
     },
+    Read {
+        epoch: u32,
+    },
+    ReadAnswer {
+        node: String,
+        sealed: u32,
+        scl: u64,
+    },
+    Seal {
+        epoch: u32,
+        point: u64,
+    },
+    Sealed {
+        node: String,
+        epoch: u32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -102,22 +118,38 @@ fn message(e: &Envelope) -> Message {
             page: r.page,
             value: r.value,
         },
-        Msg::Ack { node, scl } => MessageBody::Ack {
+        Msg::Ack { node, scl, .. } => MessageBody::Ack {
             node: node.to_string(),
             scl: scl.0,
         },
-        Msg::Available { node, scl } => MessageBody::Available {
+        Msg::Available { node, scl, .. } => MessageBody::Available {
             node: node.to_string(),
             scl: scl.0,
         },
         Msg::Pull { from } => MessageBody::Pull { from: from.0 },
-        Msg::Records { node, records } => MessageBody::Records {
+        Msg::Records { node, records, .. } => MessageBody::Records {
             node: node.to_string(),
             records: records.iter().map(RecordFields::from).collect(),
         },
-        Msg::Flushed { node, lsn } => MessageBody::Flushed {
+        Msg::Flushed { node, lsn, .. } => MessageBody::Flushed {
             node: node.to_string(),
             lsn: lsn.0,
+        },
+        Msg::Read { epoch } => MessageBody::Read { epoch: epoch.0 },
+        Msg::ReadAnswer {
+            node, sealed, scl, ..
+        } => MessageBody::ReadAnswer {
+            node: node.to_string(),
+            sealed: sealed.0,
+            scl: scl.0,
+        },
+        Msg::Seal { epoch, point, .. } => MessageBody::Seal {
+            epoch: epoch.0,
+            point: point.0,
+        },
+        Msg::Sealed { node, epoch } => MessageBody::Sealed {
+            node: node.to_string(),
+            epoch: epoch.0,
         },
     };
     Message {
