@@ -469,7 +469,10 @@ mod tests {
     #[test]
     fn envelopes_print_as_steps() {
         let env = Envelope::flushed(NodeId(3), ReplicaId(0), Lsn(2));
-        assert_eq!(format!("{env:?}"), "S3 -> R0 Flushed { node: S3, lsn: 2 }");
+        assert_eq!(
+            format!("{env:?}"),
+            "S3 -> R0 Flushed { node: S3, lsn: 2, epoch: e0 }"
+        );
         assert_eq!(env.to_string(), "S3 -> R0 Flushed 2");
         let append = Envelope::append(
             NodeId(1),
