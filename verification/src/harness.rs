@@ -38,7 +38,7 @@
 //! sixth, CommittedRecoverable, is judged on the cluster's current state
 //! ([`Cluster::unrecoverable_commit`]) with the same predicate.
 
-use crate::abstraction::Abstraction;
+use crate::abstraction::{Abstraction, Records};
 use aurora_redo_impl::cluster::{Cluster, Step};
 use aurora_redo_impl::disk::{Disk, FileDisk, SimDisk};
 use aurora_redo_impl::monitor::{Monitor, Violation};
@@ -196,8 +196,42 @@ impl Harness {
     }
 
     /// The implementation's state, mapped to the abstraction.
+    /// With the records the nodes and replicas hold: a node's record is taken from its memory,
+    /// else read back from its segment file (a crashed node's, from the synced file).
     pub fn abstraction(&self) -> Abstraction {
-        Abstraction::of_cluster(&self.cluster)
+        let mut a = Abstraction::of_cluster(&self.cluster);
+        let nodes = NodeId::all()
+            .zip(&a.nodes)
+            .map(|(n, view)| {
+                if view.scl == Lsn::ZERO {
+                    return Vec::new();
+                }
+                let on_disk = self.disks[n.index()]
+                    .segment
+                    .read(Lsn(1), view.scl)
+                    .unwrap_or_default();
+                view.scl
+                    .prefix()
+                    .map(|l| {
+                        let in_memory = self.cluster.node(n).and_then(|m| m.record(l));
+                        let read = || on_disk.iter().find(|r| r.lsn == l).copied();
+                        // A record neither holds is no epoch's: it shows as a mismatch.
+                        in_memory.or_else(read).map_or(Epoch(u32::MAX), |r| r.epoch)
+                    })
+                    .collect()
+            })
+            .collect();
+        let pages = self
+            .cluster
+            .replica_ids()
+            .map(|r| {
+                self.cluster
+                    .replica(r)
+                    .map_or_else(Vec::new, Records::pages_of)
+            })
+            .collect();
+        a.records = Some(Records { nodes, pages });
+        a
     }
 
     /// The steps taken so far, in order.
