@@ -480,7 +480,7 @@ impl Observer for Monitor {
                 );
                 if let Some(lsn) = lost {
                     let d = format!(
-                        "the recovery of {epoch} at {point} lost committed LSN {lsn} (acked                          {acked}: {:?}, recovered {:?})",
+                        "the recovery of {epoch} at {point} lost committed LSN {lsn} (acked {acked}: {:?}, recovered {:?})",
                         acked_log.get(lsn.0 as usize - 1),
                         at(lsn)
                     );
@@ -505,7 +505,7 @@ impl Observer for Monitor {
                     let of_log = |l: Lsn| log.get(l.0 as usize - 1).map(|r| r.epoch);
                     if let Some(lsn) = first_disagreement(of_log, copy) {
                         let d = format!(
-                            "{node} sealed {epoch} at {point} but still holds a record at {lsn}                              that is not the writer's"
+                            "{node} sealed {epoch} at {point} but still holds a record at {lsn} that is not the writer's"
                         );
                         self.violate(s, LOG_AGREEMENT, d);
                     }
