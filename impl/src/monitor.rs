@@ -53,9 +53,9 @@ struct ReplicaSeen {
     /// The records this incarnation applied and has not discarded (a `Discarded` event is the
     /// discard rule acting): what its retain buffer must hold (RetainUntilDurable).
     owed: BTreeSet<Lsn>,
-    /// It follows an epoch older than the writer's: its events are not the writer's log's
-    /// business (it starts over when it follows the new epoch).
-    stale: bool,
+    /// The epoch it follows. One older than the writer's makes it stale: its events are not the
+    /// writer's log's business (it starts over when it follows the new epoch).
+    epoch: Epoch,
 }
 
 #[derive(Default)]
@@ -79,6 +79,9 @@ struct Seen {
     tolerated: Vec<Violation>,
     /// The writer's epoch.
     epoch: Epoch,
+    /// The epoch the engine started in, which every replica follows until it follows a newer
+    /// one (a replica the monitor has not heard of yet follows this one).
+    start: Epoch,
     /// What clients were told before the last failover: the failed writer's commit point and log.
     acked: (Lsn, Vec<Record>),
     /// A failover happened: volume-durable monotonicity is no longer judged (a seal truncates).
@@ -136,7 +139,10 @@ impl Monitor {
     /// A monitor whose writer writes in `epoch` (a resumed volume's): only that epoch's records
     /// and acknowledgements are the writer's.
     pub fn in_epoch(self, epoch: Epoch) -> Monitor {
-        lock(&self.state).epoch = epoch;
+        let mut s = lock(&self.state);
+        s.epoch = epoch;
+        s.start = epoch;
+        drop(s);
         self
     }
 
@@ -230,6 +236,9 @@ impl Monitor {
             });
             let matches = pages == self.expected_pages(applied);
             let mut s = lock(&self.state);
+            if s.stale(r) {
+                continue; // it follows an older epoch: not the writer's log's business
+            }
             self.judge_retained(&mut s, r, &retained);
             if !replica_prefix(applied, matches, s.sent) {
                 self.violate(
@@ -267,6 +276,35 @@ impl Monitor {
             );
             self.violate(s, RETAIN_UNTIL_DURABLE, d);
         }
+    }
+}
+
+impl Seen {
+    /// What the monitor knows of `replica`'s current incarnation `incarnation`: a new incarnation
+    /// starts from nothing in the epoch the replica follows; a replica not heard of yet follows
+    /// the epoch the engine started in (it may have learned a commit point, which shows no event,
+    /// before a failover, and apply in that old epoch after it).
+    fn replica_view(&mut self, replica: ReplicaId, incarnation: u32) -> &mut ReplicaSeen {
+        let start = self.start;
+        let view = self.replicas.entry(replica).or_insert_with(|| ReplicaSeen {
+            incarnation,
+            epoch: start,
+            ..ReplicaSeen::default()
+        });
+        if view.incarnation != incarnation {
+            *view = ReplicaSeen {
+                incarnation,
+                epoch: view.epoch,
+                ..ReplicaSeen::default()
+            };
+        }
+        view
+    }
+
+    /// Whether `replica` follows an epoch older than the writer's.
+    fn stale(&self, replica: ReplicaId) -> bool {
+        let epoch = self.replicas.get(&replica).map_or(self.start, |v| v.epoch);
+        epoch != self.epoch
     }
 }
 
@@ -336,18 +374,12 @@ impl Observer for Monitor {
                 incarnation,
                 record,
             } => {
-                let view = s.replicas.entry(replica).or_default();
-                if view.incarnation != incarnation {
-                    *view = ReplicaSeen {
-                        incarnation,
-                        stale: view.stale,
-                        ..ReplicaSeen::default()
-                    };
-                }
-                if view.stale {
+                let writer_epoch = s.epoch;
+                let expected = s.log.get(record.lsn.0 as usize - 1).copied();
+                let view = s.replica_view(replica, incarnation);
+                if view.epoch != writer_epoch {
                     return;
                 }
-                let expected = s.log.get(record.lsn.0 as usize - 1).copied();
                 let in_order = record.lsn == view.applied.next();
                 view.applied = record.lsn;
                 view.owed.insert(record.lsn);
@@ -362,7 +394,7 @@ impl Observer for Monitor {
                 }
             }
             Event::Discarded { replica, lsn } => {
-                if s.replicas.get(&replica).is_some_and(|v| v.stale) {
+                if s.stale(replica) {
                     return;
                 }
                 s.discards += 1;
@@ -383,15 +415,9 @@ impl Observer for Monitor {
                 incarnation,
                 lsn,
             } => {
-                let view = s.replicas.entry(replica).or_default();
-                if view.incarnation != incarnation {
-                    *view = ReplicaSeen {
-                        incarnation,
-                        stale: view.stale,
-                        ..ReplicaSeen::default()
-                    };
-                }
-                if view.stale {
+                let writer_epoch = s.epoch;
+                let view = s.replica_view(replica, incarnation);
+                if view.epoch != writer_epoch {
                     return;
                 }
                 let before = view.durable;
@@ -405,12 +431,12 @@ impl Observer for Monitor {
                 replica,
                 incarnation,
             } => {
-                let stale = s.replicas.get(&replica).is_some_and(|v| v.stale);
+                let epoch = s.replicas.get(&replica).map_or(s.start, |v| v.epoch);
                 s.replicas.insert(
                     replica,
                     ReplicaSeen {
                         incarnation,
-                        stale,
+                        epoch,
                         ..ReplicaSeen::default()
                     },
                 );
@@ -424,7 +450,7 @@ impl Observer for Monitor {
                     replica,
                     ReplicaSeen {
                         incarnation,
-                        stale: epoch != s.epoch,
+                        epoch,
                         ..ReplicaSeen::default()
                     },
                 );
@@ -438,9 +464,6 @@ impl Observer for Monitor {
                 s.commit = Lsn::ZERO;
                 s.truthful = [Lsn::ZERO; STORAGE_NODES];
                 s.sent = [Lsn::ZERO; STORAGE_NODES];
-                for view in s.replicas.values_mut() {
-                    view.stale = true;
-                }
             }
             Event::Recovered {
                 epoch,
@@ -457,7 +480,7 @@ impl Observer for Monitor {
                 );
                 if let Some(lsn) = lost {
                     let d = format!(
-                        "the recovery of {epoch} at {point} lost committed LSN {lsn} (acked                          {acked}: {:?}, recovered {:?})",
+                        "the recovery of {epoch} at {point} lost committed LSN {lsn} (acked {acked}: {:?}, recovered {:?})",
                         acked_log.get(lsn.0 as usize - 1),
                         at(lsn)
                     );
@@ -482,7 +505,7 @@ impl Observer for Monitor {
                     let of_log = |l: Lsn| log.get(l.0 as usize - 1).map(|r| r.epoch);
                     if let Some(lsn) = first_disagreement(of_log, copy) {
                         let d = format!(
-                            "{node} sealed {epoch} at {point} but still holds a record at {lsn}                              that is not the writer's"
+                            "{node} sealed {epoch} at {point} but still holds a record at {lsn} that is not the writer's"
                         );
                         self.violate(s, LOG_AGREEMENT, d);
                     }
@@ -499,5 +522,40 @@ impl Observer for Monitor {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aurora_redo_model::state::record_for;
+
+    /// A replica that learned a commit point before a failover (which shows no event) and applies
+    /// an old-epoch record after it follows the old epoch: its apply is not judged against the
+    /// new writer's log. Once it follows the new epoch, it is.
+    #[test]
+    fn a_replica_first_heard_of_after_a_failover_follows_the_old_epoch() {
+        let monitor = Monitor::new(false);
+        let (r0, old) = (ReplicaId(0), record_for(Epoch::FIRST, Lsn(1)));
+        monitor.observe(&Event::Appended(old));
+        monitor.observe(&Event::FailedOver { epoch: Epoch(1) });
+        monitor.observe(&Event::Applied {
+            replica: r0,
+            incarnation: 0,
+            record: old,
+        });
+        assert_eq!(monitor.violations(), Vec::new());
+        monitor.observe(&Event::ReplicaFollows {
+            replica: r0,
+            incarnation: 1,
+            epoch: Epoch(1),
+        });
+        monitor.observe(&Event::Applied {
+            replica: r0,
+            incarnation: 1,
+            record: old,
+        });
+        let broken: Vec<_> = monitor.violations().iter().map(|v| v.invariant).collect();
+        assert_eq!(broken, vec![REPLICA_PREFIX]);
     }
 }

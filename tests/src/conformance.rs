@@ -141,9 +141,10 @@ pub fn assert_conforms(model: &RedoModel, s: &State, harness: &Harness) {
     for v in harness.violations() {
         assert!(
             violated_in_model.contains(&v.invariant),
-            "the engine breaks {} where the model does not: {}",
+            "the engine breaks {} where the model does not: {}\nsteps: {:#?}",
             v.invariant,
-            v.detail
+            v.detail,
+            harness.history()
         );
     }
 }

@@ -1,7 +1,8 @@
 //! The implementation refines the model: random runs generated from the model's enabled steps,
 //! taken on the engine's role state machines, agree with the model after every step (see
-//! `aurora_redo_tests::conformance`). Two configurations, 4096 cases each of up to 80 steps; and a
-//! seeded engine bug that conformance catches and shrinks to a short run.
+//! `aurora_redo_tests::conformance`). Two configurations, 4096 cases each of up to 80 steps; a
+//! writer failover with a zombie writer, 1024 cases; and a seeded engine bug that conformance
+//! catches and shrinks to a short run.
 
 use aurora_redo_impl::ImplBug;
 use aurora_redo_model::{AckPolicy, Config, NetworkKind};
@@ -83,7 +84,6 @@ prop_state_machine! {
     })]
 
     #[test]
-    #[ignore = "not yet conforming: the harness cannot reproduce a replica's LearnCommit after a failover"]
     fn the_engine_conforms_through_a_failover_with_a_zombie_writer(sequential 1..80 => Conformance<Failover>);
 }
 

@@ -3,12 +3,14 @@
 //! written as a trace file, read back, and replayed on the engine's role state machines over real
 //! segment files. With the mutant's implementation counterpart switched on, the same invariant
 //! breaks; on the correct engine, the trace either replays with no violation or stops at a step
-//! the correct engine cannot take (which one, per mutant, is pinned below).
+//! the correct engine cannot take (which one, per mutant, is pinned below). The four recovery
+//! mutants' counterexamples fail the writer over; their counterparts are caught by the engine's
+//! monitor (CommittedSurvivesRecovery, EpochFencing, LogAgreement).
 
 use aurora_redo::counterexample::CounterexampleFile;
 use aurora_redo::mutants::shortest_counterexample;
 use aurora_redo::replay::{replay, Outcome};
-use aurora_redo_model::Bug;
+use aurora_redo_model::{Action, Bug};
 
 /// What the correct engine does with a mutant's counterexample.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,7 +36,7 @@ fn counterexample(bug: Bug) -> CounterexampleFile {
     read
 }
 
-fn reproduce(bug: Bug, expected_on_correct: OnCorrectEngine) {
+fn reproduce(bug: Bug, expected_on_correct: OnCorrectEngine) -> (CounterexampleFile, Outcome) {
     let trace = counterexample(bug);
     let buggy = replay(&trace, Some(bug)).unwrap();
     match &buggy.outcome {
@@ -57,6 +59,27 @@ fn reproduce(bug: Bug, expected_on_correct: OnCorrectEngine) {
         } => panic!("{bug}: the correct engine broke {invariant}: {detail}"),
     };
     assert_eq!(seen, expected_on_correct, "{bug} on the correct engine");
+    (trace, buggy.outcome)
+}
+
+/// A recovery bug: its counterexample (the quick preset with one writer failover) fails the
+/// writer over, and the engine with the counterpart breaks the property at the very step the
+/// model's run does (its last); the correct engine takes every step.
+fn reproduce_recovery(bug: Bug) {
+    let (trace, buggy) = reproduce(bug, OnCorrectEngine::Clean);
+    assert_eq!(trace.config.writer_crashes, 1, "{bug}: {}", trace.config);
+    assert!(
+        trace.steps.iter().any(|s| s.action == Action::FailOver),
+        "{bug}: the counterexample has no failover"
+    );
+    match buggy {
+        Outcome::Violated { step, .. } => assert_eq!(
+            step,
+            trace.steps.len(),
+            "{bug}: the engine broke the property at another step than the model"
+        ),
+        other => panic!("{bug}: {other:?}"),
+    }
 }
 
 #[test]
@@ -87,6 +110,32 @@ fn apply_uncommitted() {
 #[test]
 fn scl_with_holes() {
     reproduce(Bug::SclWithHoles, OnCorrectEngine::InfeasibleAt(7));
+}
+
+// The recovery bugs (smallest configuration: the quick preset with one writer failover). Each
+// breaks its property in the engine with the counterpart at the model's last step:
+// recover-from-two and recover-below-max-scl lose the committed LSN 1 at the read
+// (CommittedSurvivesRecovery), accept-stale-epoch takes the old writer's Append after a fencing
+// read (EpochFencing), skip-truncation seals a node that keeps an annulled record (LogAgreement).
+
+#[test]
+fn recover_from_two() {
+    reproduce_recovery(Bug::RecoverFromTwo);
+}
+
+#[test]
+fn recover_below_max_scl() {
+    reproduce_recovery(Bug::RecoverBelowMaxScl);
+}
+
+#[test]
+fn accept_stale_epoch() {
+    reproduce_recovery(Bug::AcceptStaleEpoch);
+}
+
+#[test]
+fn skip_truncation() {
+    reproduce_recovery(Bug::SkipTruncation);
 }
 
 /// The model's bugs without an engine counterpart have nothing to replay.

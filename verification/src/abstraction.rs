@@ -4,8 +4,8 @@
 
 use aurora_redo_impl::cluster::Cluster;
 use aurora_redo_impl::replica::Replica;
-use aurora_redo_model::state::NodeStatus;
-use aurora_redo_model::{Epoch, Lsn, NodeId, State};
+use aurora_redo_model::state::{record_for, NodeStatus, PAGES};
+use aurora_redo_model::{Epoch, Lsn, NodeId, PageId, State};
 use std::fmt;
 
 /// A storage node as the protocol sees it.
@@ -73,12 +73,58 @@ pub struct Abstraction {
     pub written: Lsn,
     pub nodes: Vec<NodeView>,
     pub replicas: Vec<ReplicaView>,
+    /// Which records the nodes and replicas hold, where known (see [`Records`]).
+    pub records: Option<Records>,
+}
+
+/// The records each actor holds, by identity (which epoch's record each is): per node, the epoch
+/// of each record of `1..=SCL`; per replica, each page's LSN and value (`(0, 0)` untouched; a
+/// down replica has none). The model's records are `record_for(epoch, lsn)`, so a value names
+/// its record's epoch. Known for the model, and for the engine where its nodes' flushed records
+/// can be read (the conformance harness reads them from its segment files).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Records {
+    pub nodes: Vec<Vec<Epoch>>,
+    pub pages: Vec<Vec<(Lsn, u64)>>,
+}
+
+impl Records {
+    /// The page image of an engine replica.
+    pub fn pages_of(replica: &Replica) -> Vec<(Lsn, u64)> {
+        (0..PAGES as PageId)
+            .map(|p| replica.read(p).map_or((Lsn::ZERO, 0), |(v, l)| (l, v)))
+            .collect()
+    }
 }
 
 impl Abstraction {
     /// The abstraction of a model state.
     pub fn of_model(s: &State) -> Abstraction {
+        let records = Records {
+            nodes: s
+                .nodes
+                .iter()
+                .map(|n| n.scl().prefix().map(|l| n.epochs.get(l)).collect())
+                .collect(),
+            pages: s
+                .replicas
+                .iter()
+                .map(|r| {
+                    if !r.up {
+                        return Vec::new();
+                    }
+                    r.pages
+                        .iter()
+                        .map(|&l| match l {
+                            Lsn::ZERO => (l, 0),
+                            l => (l, record_for(r.applied_epochs.get(l), l).value),
+                        })
+                        .collect()
+                })
+                .collect(),
+        };
         Abstraction {
+            records: Some(records),
             commit: s.writer.commit,
             epoch: s.writer.epoch,
             open: s.writer.is_open(),
@@ -120,6 +166,7 @@ impl Abstraction {
     pub fn of_cluster(c: &Cluster) -> Abstraction {
         let w = c.writer();
         Abstraction {
+            records: None,
             commit: w.commit_point(),
             epoch: w.epoch(),
             open: w.is_open(),
@@ -182,6 +229,18 @@ impl Abstraction {
                 out.push(format!("R{i} {a:?} vs {b:?}"));
             }
         }
+        if let (Some(a), Some(b)) = (&self.records, &other.records) {
+            for (i, (x, y)) in a.nodes.iter().zip(&b.nodes).enumerate() {
+                if x != y {
+                    out.push(format!("S{i} record epochs {x:?} vs {y:?}"));
+                }
+            }
+            for (i, (x, y)) in a.pages.iter().zip(&b.pages).enumerate() {
+                if x != y {
+                    out.push(format!("R{i} pages (LSN, value) {x:?} vs {y:?}"));
+                }
+            }
+        }
         out
     }
 }
@@ -223,6 +282,25 @@ pub fn conforms(model: &Abstraction, engine: &Abstraction) -> bool {
             .iter()
             .zip(&engine.replicas)
             .all(|(m, e)| replica_conforms(m, e))
+        && records_conform(model, engine)
+}
+
+/// Whether the engine holds the model's records, where both are known: every node the same
+/// epoch's record at each LSN of its SCL, and every replica page the same record, or (a replica
+/// ahead, see [`replica_conforms`]) one the model's replica has not applied yet.
+fn records_conform(model: &Abstraction, engine: &Abstraction) -> bool {
+    let (Some(m), Some(e)) = (&model.records, &engine.records) else {
+        return true;
+    };
+    m.nodes == e.nodes
+        && m.pages.len() == e.pages.len()
+        && m.pages
+            .iter()
+            .zip(&e.pages)
+            .zip(&model.replicas)
+            .all(|((mp, ep), r)| {
+                mp.len() == ep.len() && mp.iter().zip(ep).all(|(a, b)| a == b || b.0 > r.applied)
+            })
 }
 
 impl fmt::Display for Abstraction {

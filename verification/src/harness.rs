@@ -15,7 +15,9 @@
 //! - `Commit(L)`, `LearnCommit(r, L)`, `LearnDurable(r, L)`: the pending `Ack`s (to the writer),
 //!   `Available`s or `Flushed`s (to `r`) are delivered, one at a time, until the receiver's
 //!   watermark is `L`. A delivery is chosen only if it does not carry the watermark past `L` (tried
-//!   on a copy of the cluster first). Watermark messages stay in the pool once delivered, as the
+//!   on a copy of the cluster first). Only messages of the epoch the receiver counts are
+//!   delivered: one of a newer epoch would make a replica start over (that is `Follow`), one of an
+//!   older epoch would be ignored. Watermark messages stay in the pool once delivered, as the
 //!   model's announcements stay receivable: a restarted replica may hear them again.
 //! - `Pull(r, n)`: `Pull { from: applied + 1 }` from `r` is delivered to `n`; `n`'s `Records` answer
 //!   is delivered to `r` at once. When the records are flushed and no longer in `n`'s memory, `n`
@@ -36,7 +38,7 @@
 //! sixth, CommittedRecoverable, is judged on the cluster's current state
 //! ([`Cluster::unrecoverable_commit`]) with the same predicate.
 
-use crate::abstraction::Abstraction;
+use crate::abstraction::{Abstraction, Records};
 use aurora_redo_impl::cluster::{Cluster, Step};
 use aurora_redo_impl::disk::{Disk, FileDisk, SimDisk};
 use aurora_redo_impl::monitor::{Monitor, Violation};
@@ -51,7 +53,7 @@ use aurora_redo_impl::{EngineConfig, ImplBug};
 use aurora_redo_model::invariants::COMMITTED_RECOVERABLE;
 use aurora_redo_model::state::{record_for, NodeStatus};
 use aurora_redo_model::{
-    Action, Actor, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, ReplicaId, STORAGE_NODES,
+    Action, Actor, Config, Envelope, Epoch, Lsn, Msg, NetworkKind, NodeId, ReplicaId, STORAGE_NODES,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -194,8 +196,42 @@ impl Harness {
     }
 
     /// The implementation's state, mapped to the abstraction.
+    /// With the records the nodes and replicas hold: a node's record is taken from its memory,
+    /// else read back from its segment file (a crashed node's, from the synced file).
     pub fn abstraction(&self) -> Abstraction {
-        Abstraction::of_cluster(&self.cluster)
+        let mut a = Abstraction::of_cluster(&self.cluster);
+        let nodes = NodeId::all()
+            .zip(&a.nodes)
+            .map(|(n, view)| {
+                if view.scl == Lsn::ZERO {
+                    return Vec::new();
+                }
+                let on_disk = self.disks[n.index()]
+                    .segment
+                    .read(Lsn(1), view.scl)
+                    .unwrap_or_default();
+                view.scl
+                    .prefix()
+                    .map(|l| {
+                        let in_memory = self.cluster.node(n).and_then(|m| m.record(l));
+                        let read = || on_disk.iter().find(|r| r.lsn == l).copied();
+                        // A record neither holds is no epoch's: it shows as a mismatch.
+                        in_memory.or_else(read).map_or(Epoch(u32::MAX), |r| r.epoch)
+                    })
+                    .collect()
+            })
+            .collect();
+        let pages = self
+            .cluster
+            .replica_ids()
+            .map(|r| {
+                self.cluster
+                    .replica(r)
+                    .map_or_else(Vec::new, Records::pages_of)
+            })
+            .collect();
+        a.records = Some(Records { nodes, pages });
+        a
     }
 
     /// The steps taken so far, in order.
@@ -529,6 +565,16 @@ impl Harness {
             .map(|i| fx.sent.remove(i))
     }
 
+    /// The epoch whose messages the receiver counts (`None` while it is down): a writer its own,
+    /// a replica the one it follows.
+    fn epoch_of(cluster: &Cluster, receiver: Actor) -> Option<Epoch> {
+        match receiver {
+            Actor::Writer => Some(cluster.writer().epoch()),
+            Actor::Replica(r) => cluster.replica(r).map(|s| s.epoch()),
+            Actor::Storage(_) => None,
+        }
+    }
+
     /// The receiver's watermark of this kind in `cluster`.
     fn watermark(cluster: &Cluster, receiver: Actor, kind: Kind) -> Option<Lsn> {
         match (receiver, kind) {
@@ -550,6 +596,9 @@ impl Harness {
     /// it changes the receiver): delivers again a copy of a `kind` message the receiver has had,
     /// as a duplicating network would.
     fn receive_again(&mut self, receiver: Actor, kind: Kind) -> Result<(), Infeasible> {
+        let Some(epoch) = Harness::epoch_of(&self.cluster, receiver) else {
+            return infeasible(format!("{receiver:?} is down"));
+        };
         let heard = NodeId::all().find_map(|node| {
             let value = *self.last.get(&(receiver, kind, node))?;
             let Actor::Replica(r) = receiver else {
@@ -560,6 +609,7 @@ impl Harness {
                 Kind::Flushed => Some(Envelope::flushed(node, r, value)),
                 Kind::Ack => None,
             }
+            .map(|e| e.in_epoch(epoch))
         });
         match heard {
             Some(e) => self.take(delivery(receiver, e)),
@@ -575,7 +625,10 @@ impl Harness {
             return self.receive_again(receiver, kind);
         }
         for _ in 0..4 * STORAGE_NODES * (self.config.lsns as usize + 1) {
-            let Some(now) = Harness::watermark(&self.cluster, receiver, kind) else {
+            let (Some(now), Some(epoch)) = (
+                Harness::watermark(&self.cluster, receiver, kind),
+                Harness::epoch_of(&self.cluster, receiver),
+            ) else {
                 return infeasible(format!("{receiver:?} is down"));
             };
             if now == to {
@@ -593,10 +646,14 @@ impl Harness {
             };
             // Rising, nodes not heard from yet come first: raising a node already heard from
             // past what is needed can carry the watermark over the target later.
+            //
+            // Only messages of the epoch the receiver counts: one of a newer epoch would make a
+            // replica start over (the model's `Follow`, a step of its own), and one of an older
+            // epoch is ignored, so neither is a learning step.
             let mut candidates: Vec<((bool, Lsn), Envelope)> = self
                 .pool
                 .iter()
-                .filter(|e| e.dst == receiver)
+                .filter(|e| e.dst == receiver && e.msg.epoch() == Some(epoch))
                 .filter_map(|e| {
                     let (k, node, value) = watermark_of(&e.msg)?;
                     let heard = last(node).is_some();
