@@ -43,7 +43,7 @@ use aurora_redo_impl::cluster::{Cluster, Step};
 use aurora_redo_impl::disk::{Disk, FileDisk, SimDisk};
 use aurora_redo_impl::monitor::{Monitor, Violation};
 use aurora_redo_impl::observer::{Event, Observer};
-use aurora_redo_impl::output::{Durable, Effects};
+use aurora_redo_impl::output::{Durable, Effects, ReadBack};
 use aurora_redo_impl::replica::ReplicaInput;
 use aurora_redo_impl::segment::Segment;
 use aurora_redo_impl::storage::StorageInput;
@@ -355,6 +355,24 @@ impl Harness {
         Ok(())
     }
 
+    /// Serves a node's read-back as its flusher would: reads the records from its segment and
+    /// feeds them back to the node, returning what the node then did.
+    fn read_back(&mut self, n: NodeId, read: ReadBack) -> Result<Effects, Infeasible> {
+        let records = self.disks[n.index()]
+            .segment
+            .read(read.from, read.upto)
+            .map_err(|e| Infeasible(format!("{n:?}: segment read-back failed: {e}")))?;
+        let step = Step::Node {
+            node: n,
+            input: StorageInput::ReadDone {
+                to: read.to,
+                from: read.from,
+                records,
+            },
+        };
+        self.cluster.step(&step).map_err(Infeasible)
+    }
+
     /// Takes `step` on the cluster and routes what it did.
     fn take(&mut self, step: Step) -> Result<(), Infeasible> {
         let fx = self.cluster.step(&step).map_err(Infeasible)?;
@@ -421,19 +439,7 @@ impl Harness {
         let read = fx.read_back.pop();
         self.route(fx);
         if let (None, Some(read)) = (&answer, read) {
-            let records = self.disks[n.index()]
-                .segment
-                .read(read.from, read.upto)
-                .map_err(|e| Infeasible(format!("{n:?}: segment read-back failed: {e}")))?;
-            let step = Step::Node {
-                node: n,
-                input: StorageInput::ReadDone {
-                    to: read.to,
-                    from: read.from,
-                    records,
-                },
-            };
-            let mut fx = self.cluster.step(&step).map_err(Infeasible)?;
+            let mut fx = self.read_back(n, read)?;
             answer = to_writer(&mut fx);
             self.route(fx);
         }
@@ -535,19 +541,7 @@ impl Harness {
         // Flushed records no longer in the node's memory: read back from its segment, as its
         // flusher would, and fed back; the node answers then.
         if let (None, Some(read)) = (&answer, read) {
-            let records = self.disks[n.index()]
-                .segment
-                .read(read.from, read.upto)
-                .map_err(|e| Infeasible(format!("{n:?}: segment read-back failed: {e}")))?;
-            let step = Step::Node {
-                node: n,
-                input: StorageInput::ReadDone {
-                    to: read.to,
-                    from: read.from,
-                    records,
-                },
-            };
-            let mut fx = self.cluster.step(&step).map_err(Infeasible)?;
+            let mut fx = self.read_back(n, read)?;
             answer = Harness::answer_to(r, &mut fx);
             self.route(fx);
         }
