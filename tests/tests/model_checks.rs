@@ -325,7 +325,7 @@ fn disk_acks_survive_az_plus_one_and_a_failover() {
 /// The recovery finding: with ack `memory`, one storage crash and a failover, recovery truncates
 /// a record clients were told is committed. The shortest counterexample: the commit on four memory
 /// acks, the crash of one of the four before its flush and its restart, the failover, and a read
-/// of that node with the two that never got the record.
+/// of that node with the two that never got the record. README.md ("Recovery") shows these steps.
 #[test]
 fn memory_acks_lose_a_commit_in_recovery() {
     use aurora_redo::shortest::shortest_counterexample;
@@ -335,8 +335,15 @@ fn memory_acks_lose_a_commit_in_recovery() {
         ack: AckPolicy::Memory,
         ..Config::preset(Preset::Recovery)
     };
-    let found = shortest_counterexample(&config, COMMITTED_SURVIVES_RECOVERY, None);
-    let steps = found.path.expect("a counterexample").into_actions();
+    let path = shortest_counterexample(&config, COMMITTED_SURVIVES_RECOVERY, None)
+        .path
+        .expect("a counterexample");
+    assert_eq!(
+        readme_block("Recovery"),
+        numbered_steps(&path.clone().into_vec()),
+        "README.md's recovery counterexample differs from the model's"
+    );
+    let steps = path.into_actions();
     assert_eq!(steps.len(), 10, "{steps:?}");
     assert!(matches!(steps[6], Action::CrashNode(_)), "{steps:?}");
     assert!(matches!(steps[7], Action::RestartNode(_)), "{steps:?}");
