@@ -18,7 +18,7 @@ use std::fmt;
 
 use aurora_redo_model::invariants::first_unreadable;
 use aurora_redo_model::state::NodeStatus;
-use aurora_redo_model::types::{Az, Epoch, Lsn, NodeId, Record, ReplicaId};
+use aurora_redo_model::types::{Actor, Az, Envelope, Epoch, Lsn, NodeId, Record, ReplicaId};
 
 use crate::config::EngineConfig;
 use crate::observer::Event;
@@ -104,6 +104,23 @@ pub struct Cluster {
     nodes: Vec<NodeSlot>,
     replicas: Vec<ReplicaSlot>,
     az_out: Option<Az>,
+}
+
+impl Step {
+    /// The step that delivers `e` to the receiver `to`.
+    pub fn delivery(to: Actor, e: Envelope) -> Step {
+        match to {
+            Actor::Writer => Step::Writer(WriterInput::Deliver(e)),
+            Actor::Storage(node) => Step::Node {
+                node,
+                input: StorageInput::Deliver(vec![e]),
+            },
+            Actor::Replica(replica) => Step::Replica {
+                replica,
+                input: ReplicaInput::Deliver(e),
+            },
+        }
+    }
 }
 
 impl Cluster {

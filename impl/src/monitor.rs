@@ -58,6 +58,17 @@ struct ReplicaSeen {
     epoch: Epoch,
 }
 
+impl ReplicaSeen {
+    /// A new incarnation following `epoch`, which has applied nothing yet.
+    fn fresh(incarnation: u32, epoch: Epoch) -> ReplicaSeen {
+        ReplicaSeen {
+            incarnation,
+            epoch,
+            ..ReplicaSeen::default()
+        }
+    }
+}
+
 #[derive(Default)]
 struct Seen {
     /// The writer's records, index `lsn - 1`.
@@ -427,33 +438,22 @@ impl Observer for Monitor {
                     self.violate(s, DURABLE_LSN_MONOTONIC, d);
                 }
             }
+            // A restart, or a start-over in a newer epoch: a new incarnation that knows nothing.
             Event::ReplicaRestarted {
                 replica,
                 incarnation,
             } => {
                 let epoch = s.replicas.get(&replica).map_or(s.start, |v| v.epoch);
-                s.replicas.insert(
-                    replica,
-                    ReplicaSeen {
-                        incarnation,
-                        epoch,
-                        ..ReplicaSeen::default()
-                    },
-                );
+                s.replicas
+                    .insert(replica, ReplicaSeen::fresh(incarnation, epoch));
             }
             Event::ReplicaFollows {
                 replica,
                 incarnation,
                 epoch,
             } => {
-                s.replicas.insert(
-                    replica,
-                    ReplicaSeen {
-                        incarnation,
-                        epoch,
-                        ..ReplicaSeen::default()
-                    },
-                );
+                s.replicas
+                    .insert(replica, ReplicaSeen::fresh(incarnation, epoch));
             }
             Event::FailedOver { epoch } => {
                 // The failed writer's commit point is what clients were told; the new writer

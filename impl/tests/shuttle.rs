@@ -788,18 +788,7 @@ impl FailoverRun {
             self.trace.push(format!("lost on the way: {e}"));
             return;
         }
-        let step = match e.dst {
-            Actor::Writer => Step::Writer(WriterInput::Deliver(e)),
-            Actor::Storage(node) => Step::Node {
-                node,
-                input: StorageInput::Deliver(vec![e]),
-            },
-            Actor::Replica(replica) => Step::Replica {
-                replica,
-                input: ReplicaInput::Deliver(e),
-            },
-        };
-        self.take(step);
+        self.take(Step::delivery(e.dst, e));
     }
 
     /// Power loss: every disk drops its unsynced bytes, and the volume is recovered from the

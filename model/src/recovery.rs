@@ -34,6 +34,12 @@ pub fn recovery_point(answers: &[ReadAnswer]) -> Option<(usize, Lsn)> {
     if answers.len() < READ_QUORUM {
         return None;
     }
+    most_advanced(answers)
+}
+
+/// The most advanced of `answers` (the first, among equals) and its SCL, however many there are:
+/// the rule [`recovery_point`] applies to a read quorum. `None` for no answers.
+pub fn most_advanced(answers: &[ReadAnswer]) -> Option<(usize, Lsn)> {
     answers
         .iter()
         .enumerate()

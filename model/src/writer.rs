@@ -6,7 +6,7 @@
 use crate::config::{Bug, Config};
 use crate::invariants::committed_survives_recovery;
 use crate::quorum::{kth_highest, quorum_watermark};
-use crate::recovery::{annuls, recovery_point, ReadAnswer};
+use crate::recovery::{annuls, most_advanced, recovery_point, ReadAnswer};
 use crate::state::{record_for, LsnSet, NodeSet, NodeStatus, Phase, State, Writer};
 use crate::types::{Envelope, Lsn, NodeId, READ_QUORUM, WRITE_QUORUM};
 
@@ -172,14 +172,10 @@ pub fn read(config: &Config, state: &mut State, quorum: NodeSet) {
         answers.push(answer);
         logs.push(n.epochs.restrict(LsnSet::through(answer.scl)));
     }
-    let mut chosen = match recovery_point(&answers) {
-        Some(chosen) => chosen,
-        // Fewer answers than a read quorum (`recover-from-two`): the same rule over what there is.
-        None => (0..answers.len())
-            .max_by_key(|&i| (answers[i], std::cmp::Reverse(i)))
-            .map(|i| (i, answers[i].scl))
-            .expect("a read has answers"),
-    };
+    // Fewer answers than a read quorum (`recover-from-two`): the same rule over what there is.
+    let mut chosen = recovery_point(&answers)
+        .or_else(|| most_advanced(&answers))
+        .expect("a read has answers");
     if config.bug == Some(Bug::RecoverBelowMaxScl) {
         let lowest = (0..answers.len())
             .min_by_key(|&i| answers[i].scl)

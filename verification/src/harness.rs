@@ -44,7 +44,6 @@ use aurora_redo_impl::disk::{Disk, FileDisk, SimDisk};
 use aurora_redo_impl::monitor::{Monitor, Violation};
 use aurora_redo_impl::observer::{Event, Observer};
 use aurora_redo_impl::output::{Durable, Effects, ReadBack};
-use aurora_redo_impl::replica::ReplicaInput;
 use aurora_redo_impl::segment::Segment;
 use aurora_redo_impl::storage::StorageInput;
 use aurora_redo_impl::sync::Arc;
@@ -102,21 +101,6 @@ fn watermark_of(msg: &Msg) -> Option<(Kind, NodeId, Lsn)> {
         Msg::Available { node, scl, .. } => Some((Kind::Available, node, scl)),
         Msg::Flushed { node, lsn, .. } => Some((Kind::Flushed, node, lsn)),
         _ => None,
-    }
-}
-
-/// The step that delivers `e` to the receiver `to`.
-fn delivery(to: Actor, e: Envelope) -> Step {
-    match to {
-        Actor::Writer => Step::Writer(WriterInput::Deliver(e)),
-        Actor::Storage(node) => Step::Node {
-            node,
-            input: StorageInput::Deliver(vec![e]),
-        },
-        Actor::Replica(replica) => Step::Replica {
-            replica,
-            input: ReplicaInput::Deliver(e),
-        },
     }
 }
 
@@ -347,7 +331,7 @@ impl Harness {
                         "no message of a newer epoch is on its way to {r:?}"
                     ));
                 };
-                self.take(delivery(e.dst, e))?;
+                self.take(Step::delivery(e.dst, e))?;
                 let me = Actor::Replica(*r);
                 self.last.retain(|(to, _, _), _| *to != me);
             }
@@ -423,7 +407,7 @@ impl Harness {
             ));
         };
         self.pool.remove(&request);
-        let step = delivery(request.dst, request);
+        let step = Step::delivery(request.dst, request);
         let mut fx = self.cluster.step(&step).map_err(Infeasible)?;
         self.persist_durable(n, &fx)?;
         let to_writer = |fx: &mut Effects| {
@@ -448,7 +432,7 @@ impl Harness {
                 "{n:?} did not answer the writer's recovery request"
             ));
         };
-        self.take(delivery(Actor::Writer, answer))
+        self.take(Step::delivery(Actor::Writer, answer))
     }
 
     /// Ghost events to the monitor; messages into the pool. (A node's flush jobs stay with the
@@ -484,7 +468,7 @@ impl Harness {
         if self.config.network != NetworkKind::Duplicating {
             self.pool.remove(e);
         }
-        self.take(delivery(e.dst, e.clone()))
+        self.take(Step::delivery(e.dst, e.clone()))
     }
 
     /// Runs the node's flush jobs, as its flusher would (append, sync, report), until its disk
@@ -533,7 +517,7 @@ impl Harness {
         let pull = Envelope::pull(r, n, replica.applied().next());
         let mut fx = self
             .cluster
-            .step(&delivery(pull.dst, pull))
+            .step(&Step::delivery(pull.dst, pull))
             .map_err(Infeasible)?;
         let mut answer = Harness::answer_to(r, &mut fx);
         let read = fx.read_back.pop();
@@ -548,7 +532,7 @@ impl Harness {
         let Some(answer) = answer else {
             return infeasible(format!("{n:?} did not answer {r:?}'s pull"));
         };
-        self.take(delivery(answer.dst, answer))
+        self.take(Step::delivery(answer.dst, answer))
     }
 
     /// Takes the `Records` answer to `r` out of `fx`, if there is one.
@@ -582,7 +566,7 @@ impl Harness {
     /// The watermark the receiver would have after also receiving `e`, tried on a copy.
     fn try_delivery(&self, receiver: Actor, kind: Kind, e: &Envelope) -> Option<Lsn> {
         let mut copy = self.cluster.clone();
-        copy.step(&delivery(receiver, e.clone())).ok()?;
+        copy.step(&Step::delivery(receiver, e.clone())).ok()?;
         Harness::watermark(&copy, receiver, kind)
     }
 
@@ -606,7 +590,7 @@ impl Harness {
             .map(|e| e.in_epoch(epoch))
         });
         match heard {
-            Some(e) => self.take(delivery(receiver, e)),
+            Some(e) => self.take(Step::delivery(receiver, e)),
             None => infeasible(format!(
                 "{receiver:?} has had no {kind:?} message to receive again"
             )),
@@ -685,7 +669,7 @@ impl Harness {
             };
             let (_, node, value) = watermark_of(&e.msg).expect("a watermark message");
             self.last.insert((receiver, kind, node), value);
-            self.take(delivery(receiver, e))?;
+            self.take(Step::delivery(receiver, e))?;
         }
         infeasible(format!(
             "{receiver:?} did not reach {kind:?} watermark {to}"
