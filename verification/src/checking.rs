@@ -6,7 +6,7 @@ use aurora_redo_model::properties::{eventually_converged_evidence, explain, EVEN
 use aurora_redo_model::render::numbered_steps;
 use aurora_redo_model::{Config, RedoModel, State};
 use serde::Serialize;
-use stateright::{Checker, Expectation, HasDiscoveries, Model, Path, UniformChooser};
+use stateright::{Checker, Expectation, HasDiscoveries, Model, Path};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::io::IsTerminal;
@@ -25,7 +25,7 @@ pub enum Strategy {
     Dfs,
     /// Breadth-first, without symmetry (exhaustive; shortest counterexamples single-threaded).
     Bfs,
-    /// Random walks until the time limit (not exhaustive).
+    /// Seeded random walks within a time or walk budget (not exhaustive; `crate::simulation`).
     Sim,
 }
 
@@ -163,6 +163,8 @@ pub struct Report {
     pub properties: Vec<PropertyReport>,
     #[serde(skip)]
     pub paths: Vec<(&'static str, Path<State, Action>)>,
+    /// For `--strategy sim`: the seed, the walks covered, the budget and how to replay them.
+    pub simulation: Option<crate::simulation::Simulation>,
 }
 
 impl Report {
@@ -255,15 +257,66 @@ pub fn report_progress_in_every_search() {
 }
 
 /// One progress line's figures.
-fn progress_figures(states: usize, unique: usize, elapsed: Duration) -> String {
+fn progress_figures(states: usize, unique: usize, walks: Option<u64>, elapsed: Duration) -> String {
     let seconds = elapsed.as_secs_f64();
+    let walks = walks.map_or(String::new(), |w| format!("{w} walks, "));
     format!(
-        "{states} states, {unique} unique, {:.0} states/s, {seconds:.0} s elapsed",
+        "{walks}{states} states, {unique} unique, {:.0} states/s, {seconds:.0} s elapsed",
         states as f64 / seconds.max(1e-9)
     )
 }
 
-/// Checks a configuration and reports.
+/// Progress on standard error while a search runs: one line kept up to date on a terminal,
+/// otherwise a line every few seconds (see [`set_progress_interval`]).
+pub(crate) struct Progress {
+    show: bool,
+    on_terminal: bool,
+    interval: Duration,
+    started: Instant,
+    next_line: Instant,
+}
+
+impl Progress {
+    /// Progress for a search that started at `started`; shown when `requested` (or in every
+    /// search, see [`report_progress_in_every_search`]).
+    pub(crate) fn new(requested: bool, started: Instant) -> Progress {
+        let interval = Duration::from_millis(PROGRESS_INTERVAL_MS.load(Ordering::Relaxed));
+        Progress {
+            show: requested || PROGRESS_IN_EVERY_SEARCH.load(Ordering::Relaxed),
+            on_terminal: std::io::stderr().is_terminal(),
+            interval,
+            started,
+            next_line: started + interval,
+        }
+    }
+
+    /// Reports the figures so far, if it is time to.
+    pub(crate) fn tick(&mut self, states: usize, unique: usize, walks: Option<u64>) {
+        if !self.show {
+            return;
+        }
+        let figures = || progress_figures(states, unique, walks, self.started.elapsed());
+        if self.on_terminal {
+            eprint!("\r  {} ", figures());
+        } else if Instant::now() >= self.next_line {
+            eprintln!("progress: {}", figures());
+            self.next_line += self.interval;
+        }
+    }
+
+    /// Clears the terminal's progress line.
+    pub(crate) fn finish(&self) {
+        if self.show && self.on_terminal {
+            eprint!("\r{:80}\r", "");
+        }
+    }
+}
+
+/// The time budget of `--strategy sim` when neither a time nor a walk budget is given.
+pub const DEFAULT_SIMULATION_TIME: Duration = Duration::from_secs(10);
+
+/// Checks a configuration and reports. `--strategy sim` runs seed 0 within `run.timeout` (or
+/// [`DEFAULT_SIMULATION_TIME`]); [`crate::simulation::simulate`] takes any seed and budget.
 pub fn check(run: &Run) -> Report {
     let model = run.config.clone().into_model();
     let properties = model.properties();
@@ -278,35 +331,22 @@ pub fn check(run: &Run) -> Report {
     let checker: Box<dyn Checker<RedoModel>> = match run.strategy {
         Strategy::Dfs => Box::new(builder.symmetry_fn(RedoModel::representative).spawn_dfs()),
         Strategy::Bfs => Box::new(builder.spawn_bfs()),
-        Strategy::Sim => Box::new(builder.spawn_simulation(0, UniformChooser)),
+        Strategy::Sim => {
+            let budget = crate::simulation::Budget {
+                seed: 0,
+                walks: None,
+                time: run.timeout.or(Some(DEFAULT_SIMULATION_TIME)),
+            };
+            return crate::simulation::simulate(run, budget);
+        }
     };
-    let show_progress = run.progress || PROGRESS_IN_EVERY_SEARCH.load(Ordering::Relaxed);
-    let on_terminal = std::io::stderr().is_terminal();
-    let interval = Duration::from_millis(PROGRESS_INTERVAL_MS.load(Ordering::Relaxed));
-    let mut next_line = started + interval;
+    let mut progress = Progress::new(run.progress, started);
     // `join` can hang on some checkers; poll instead.
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(10));
-        if !show_progress {
-            continue;
-        }
-        let figures = || {
-            progress_figures(
-                checker.state_count(),
-                checker.unique_state_count(),
-                started.elapsed(),
-            )
-        };
-        if on_terminal {
-            eprint!("\r  {} ", figures());
-        } else if Instant::now() >= next_line {
-            eprintln!("progress: {}", figures());
-            next_line += interval;
-        }
+        progress.tick(checker.state_count(), checker.unique_state_count(), None);
     }
-    if show_progress && on_terminal {
-        eprint!("\r{:80}\r", "");
-    }
+    progress.finish();
     let seconds = started.elapsed().as_secs_f64();
     let discoveries = checker.discoveries();
     let timed_out = run.timeout.is_some_and(|t| started.elapsed() >= t);
@@ -314,10 +354,9 @@ pub fn check(run: &Run) -> Report {
         Stop::On(name) => discoveries.contains_key(name),
         Stop::Never => false,
     };
-    let cut_short = match (run.strategy, run.timeout, &run.stop) {
-        (Strategy::Sim, _, _) => Some(CutShort::Simulation),
-        (_, _, Stop::On(name)) if stopped_early => Some(CutShort::StoppedAtViolation(name)),
-        (_, Some(t), _) if timed_out => Some(CutShort::Timeout(t)),
+    let cut_short = match (run.timeout, &run.stop) {
+        (_, Stop::On(name)) if stopped_early => Some(CutShort::StoppedAtViolation(name)),
+        (Some(t), _) if timed_out => Some(CutShort::Timeout(t)),
         _ => None,
     };
     let complete = cut_short.is_none();
@@ -363,6 +402,7 @@ pub fn check(run: &Run) -> Report {
         cut_short,
         properties: reports,
         paths,
+        simulation: None,
     }
 }
 
@@ -411,6 +451,20 @@ pub fn print(report: &Report) {
             "  (search not exhaustive)"
         }
     );
+    if let Some(sim) = &report.simulation {
+        println!(
+            "seed: {}  walks: {}  stopped by: {}  (walks do not tell states apart: states counts \
+             visits)",
+            sim.seed,
+            sim.walks,
+            match sim.stopped_by {
+                crate::simulation::StoppedBy::Violation => "a violation",
+                crate::simulation::StoppedBy::WalkBudget => "the walk budget",
+                crate::simulation::StoppedBy::TimeBudget => "the time budget",
+            }
+        );
+        println!("replay: {}", sim.replay_command);
+    }
     println!();
     for p in &report.properties {
         let verdict = match p.verdict {

@@ -28,4 +28,6 @@ pub mod replay;
 #[cfg(not(feature = "shuttle"))]
 pub mod run;
 pub mod shortest;
+pub mod simulation;
 pub mod steps;
+pub mod swarm_report;

@@ -4,7 +4,7 @@
 use aurora_redo::checking::{self, Run, Stop, Strategy, EXIT_FAIL, EXIT_PASS, EXIT_USAGE};
 use aurora_redo::counterexample::CounterexampleFile;
 use aurora_redo::model_args::{parse_threads, ModelArgs};
-use aurora_redo::{bench, explore, junit, mutants, recover, replay, run};
+use aurora_redo::{bench, explore, junit, mutants, recover, replay, run, simulation, swarm_report};
 use aurora_redo_model::render::mermaid;
 use aurora_redo_model::Bug;
 use clap::{Parser, Subcommand};
@@ -69,6 +69,28 @@ enum Command {
     /// --dry-run) and judge it: recovery point, new epoch, truncation, damage, a verdict.
     #[command(after_help = recover::RECOVER_EXIT_STATUS)]
     Recover(recover::RecoverArgs),
+    /// Merge the JSON reports of a swarm's shards (`check --strategy sim --seed S --json`):
+    /// seeds, walks and states covered, each property's verdict, the first counterexample and
+    /// the command that replays it.
+    #[command(after_help = SWARM_REPORT_EXIT_STATUS)]
+    SwarmReport(SwarmReportArgs),
+}
+
+const SWARM_REPORT_EXIT_STATUS: &str = "\
+Exit status:
+  1  fail: some shard found a violation
+  2  bad input: a file missing, unreadable, not a `check --strategy sim --json` report, of
+     another configuration than the first, or a seed given twice
+  3  incomplete: no shard found a violation (a swarm is never exhaustive, so it never passes)";
+
+#[derive(clap::Args, Debug)]
+struct SwarmReportArgs {
+    /// The shards' reports (`check --strategy sim --seed S --json > FILE`).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Print the merged report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -94,6 +116,14 @@ struct CheckArgs {
     /// runs 10 seconds unless told otherwise.
     #[arg(long)]
     timeout: Option<u64>,
+    /// With `--strategy sim`: the seed of the random walks (the same seed and walk budget give
+    /// the same walks and verdict, on any number of threads).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// With `--strategy sim`: stop after this many walks (at least 1). Without it (and without
+    /// --timeout) sim runs 10 seconds.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    walks: Option<u64>,
     /// Exit 0 when the search was cut short but found nothing against the claim (the report still
     /// says `incomplete`).
     #[arg(long)]
@@ -169,6 +199,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Bench(args) => bench::bench(args),
         Command::Recover(args) => recover::recover(args),
+        Command::SwarmReport(args) => swarm_report(args),
     }
 }
 
@@ -214,19 +245,39 @@ fn check(args: CheckArgs) -> ExitCode {
             ));
         }
     }
-    let timeout = args
-        .timeout
-        .or((args.strategy == Strategy::Sim).then_some(10))
-        .map(Duration::from_secs);
-    let mut report = checking::check(&Run {
+    let sim = args.strategy == Strategy::Sim;
+    if !sim && (args.walks.is_some() || args.seed != 0) {
+        return usage_error("--seed and --walks go with --strategy sim");
+    }
+    let timeout = args.timeout.map(Duration::from_secs);
+    let run = Run {
         config: config.clone(),
         strategy: args.strategy,
         threads: args.threads,
         timeout,
         stop: Stop::Never,
         progress: true,
-    });
-    checking::shorten_counterexamples(&mut report, Duration::from_secs(60));
+    };
+    let mut report = if sim {
+        let time = match (timeout, args.walks) {
+            (None, None) => Some(checking::DEFAULT_SIMULATION_TIME),
+            (time, _) => time,
+        };
+        simulation::simulate(
+            &run,
+            simulation::Budget {
+                seed: args.seed,
+                walks: args.walks,
+                time,
+            },
+        )
+    } else {
+        checking::check(&run)
+    };
+    // A walk's counterexample is kept as the walk took it, so that its seed replays it.
+    if !sim {
+        checking::shorten_counterexamples(&mut report, Duration::from_secs(60));
+    }
     let expected = args.expect_violation.as_deref();
     if args.json {
         println!("{}", report.to_json(expected, args.allow_incomplete));
@@ -364,4 +415,20 @@ fn replay(args: ReplayArgs) -> ExitCode {
         }
         Err(message) => usage_error(message),
     }
+}
+
+fn swarm_report(args: SwarmReportArgs) -> ExitCode {
+    let report = match swarm_report::merge(&args.files) {
+        Ok(report) => report,
+        Err(message) => return usage_error(message),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("a merged report serializes")
+        );
+    } else {
+        swarm_report::print(&report);
+    }
+    ExitCode::from(report.exit_status)
 }
