@@ -85,7 +85,8 @@ Exit status:
 
 #[derive(clap::Args, Debug)]
 struct SwarmReportArgs {
-    /// The shards' reports (`check --strategy sim --seed S --json > FILE`).
+    /// The shards' reports (`check --strategy sim --seed S --json > FILE`); a file may hold
+    /// several, one after the other, as `parallel` collects its jobs' output.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Print the merged report as JSON.

@@ -1,5 +1,6 @@
 //! `aurora-redo swarm-report FILE...`: merges the JSON reports of a swarm's shards (`check
-//! --strategy sim --seed S --json`, one seed each) into one verdict: the seeds, walks and states
+//! --strategy sim --seed S --json`, one seed each; a file may hold several, one after the other)
+//! into one verdict: the seeds, walks and states
 //! covered, each property's verdict over all shards, and the first counterexample (lowest seed)
 //! with the command that replays it.
 
@@ -79,32 +80,42 @@ pub struct SwarmReport {
     pub first_counterexample: Option<FirstCounterexample>,
 }
 
-/// Reads one shard, or says what is wrong with it.
-fn read_shard(file: &Path) -> Result<(Shard, Simulation), String> {
+/// Reads the shards in one file (one report, or several one after the other, as `parallel`
+/// collects them on its standard output), or says what is wrong with them.
+fn read_shards(file: &Path) -> Result<Vec<(PathBuf, Shard, Simulation)>, String> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let shard: Shard = serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{} is not a `check --strategy sim --json` report: {e}",
-            file.display()
-        )
-    })?;
-    if shard.schema_version != JSON_SCHEMA_VERSION {
-        return Err(format!(
-            "{}: report schema version {}, this tool reads {JSON_SCHEMA_VERSION}",
-            file.display(),
-            shard.schema_version
-        ));
+    let mut shards = Vec::new();
+    for (i, shard) in serde_json::Deserializer::from_str(&text)
+        .into_iter::<Shard>()
+        .enumerate()
+    {
+        let at = if i == 0 {
+            file.display().to_string()
+        } else {
+            format!("{} (report {})", file.display(), i + 1)
+        };
+        let shard = shard
+            .map_err(|e| format!("{at} is not a `check --strategy sim --json` report: {e}"))?;
+        if shard.schema_version != JSON_SCHEMA_VERSION {
+            return Err(format!(
+                "{at}: report schema version {}, this tool reads {JSON_SCHEMA_VERSION}",
+                shard.schema_version
+            ));
+        }
+        let Some(simulation) = shard.simulation.clone() else {
+            return Err(format!(
+                "{at}: not a swarm shard (strategy {}, no `simulation`): only `check --strategy \
+                 sim` reports merge",
+                shard.strategy
+            ));
+        };
+        shards.push((PathBuf::from(at), shard, simulation));
     }
-    let Some(simulation) = shard.simulation.clone() else {
-        return Err(format!(
-            "{}: not a swarm shard (strategy {}, no `simulation`): only `check --strategy sim` \
-             reports merge",
-            file.display(),
-            shard.strategy
-        ));
-    };
-    Ok((shard, simulation))
+    if shards.is_empty() {
+        return Err(format!("{}: no report in it", file.display()));
+    }
+    Ok(shards)
 }
 
 /// Merges shard reports. Errors name the file at fault: unreadable, not a sim report, another
@@ -114,8 +125,13 @@ pub fn merge(files: &[PathBuf]) -> Result<SwarmReport, String> {
         return Err("no shard report given".to_string());
     }
     let mut shards: Vec<(PathBuf, Shard, Simulation)> = Vec::new();
-    for file in files {
-        let (shard, simulation) = read_shard(file)?;
+    for (file, shard, simulation) in files
+        .iter()
+        .map(|f| read_shards(f))
+        .collect::<Result<Vec<_>, String>>()?
+        .into_iter()
+        .flatten()
+    {
         if let Some((first, s, _)) = shards.first() {
             if s.config != shard.config {
                 return Err(format!(
@@ -135,7 +151,7 @@ pub fn merge(files: &[PathBuf]) -> Result<SwarmReport, String> {
                 simulation.seed
             ));
         }
-        shards.push((file.clone(), shard, simulation));
+        shards.push((file, shard, simulation));
     }
     shards.sort_by_key(|(_, _, s)| s.seed);
     let mut properties: BTreeMap<String, MergedProperty> = BTreeMap::new();

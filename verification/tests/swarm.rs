@@ -210,6 +210,18 @@ fn swarm_report_adds_up_shards_and_names_the_first_counterexample() {
         .len();
     assert_eq!(first["steps"].as_array().expect("steps").len(), steps);
 
+    // One file holding both reports, as `parallel` collects them, merges the same way.
+    let both = dir.path().join("both.json");
+    let text = std::fs::read_to_string(&clean).expect("read")
+        + &std::fs::read_to_string(&broken).expect("read");
+    std::fs::write(&both, text).expect("written");
+    let (status, out_both, err) = swarm_report(&[&both]);
+    assert_eq!(status, Some(1), "{err}");
+    let merged_both: Value = serde_json::from_str(&out_both).expect("a JSON merged report");
+    assert_eq!(merged_both["states"], merged["states"]);
+    assert_eq!(merged_both["seeds"], merged["seeds"]);
+    assert_eq!(merged_both["properties"], merged["properties"]);
+
     // Without the broken shard nothing is shown either way.
     let (other, _) = write_shard(dir.path(), BUGGY, 2, 20);
     let (status, out, _) = swarm_report(&[&clean, &other]);
@@ -232,6 +244,13 @@ fn swarm_report_rejects_what_is_not_a_shard() {
         err.contains("malformed.json") && err.contains("not a"),
         "{err}"
     );
+
+    let truncated = dir.path().join("truncated.json");
+    let text = std::fs::read_to_string(&shard).expect("read");
+    std::fs::write(&truncated, format!("{text}{}", &text[..text.len() / 2])).expect("written");
+    let (status, _, err) = swarm_report(&[&truncated]);
+    assert_eq!(status, Some(2), "a second report cut short is refused");
+    assert!(err.contains("(report 2)"), "{err}");
 
     let missing = dir.path().join("missing.json");
     let (status, _, err) = swarm_report(&[&missing]);
