@@ -256,12 +256,22 @@ pub fn report_progress_in_every_search() {
     PROGRESS_IN_EVERY_SEARCH.store(true, Ordering::Relaxed);
 }
 
-/// One progress line's figures.
-fn progress_figures(states: usize, unique: usize, walks: Option<u64>, elapsed: Duration) -> String {
+/// One progress line's figures: a simulation's walks instead of unique states (walks do not tell
+/// states apart).
+fn progress_figures(
+    states: usize,
+    unique: Option<usize>,
+    walks: Option<u64>,
+    elapsed: Duration,
+) -> String {
     let seconds = elapsed.as_secs_f64();
-    let walks = walks.map_or(String::new(), |w| format!("{w} walks, "));
+    let counts = match (walks, unique) {
+        (Some(walks), _) => format!("{walks} walks, {states} states"),
+        (None, Some(unique)) => format!("{states} states, {unique} unique"),
+        (None, None) => format!("{states} states"),
+    };
     format!(
-        "{walks}{states} states, {unique} unique, {:.0} states/s, {seconds:.0} s elapsed",
+        "{counts}, {:.0} states/s, {seconds:.0} s elapsed",
         states as f64 / seconds.max(1e-9)
     )
 }
@@ -291,7 +301,7 @@ impl Progress {
     }
 
     /// Reports the figures so far, if it is time to.
-    pub(crate) fn tick(&mut self, states: usize, unique: usize, walks: Option<u64>) {
+    pub(crate) fn tick(&mut self, states: usize, unique: Option<usize>, walks: Option<u64>) {
         if !self.show {
             return;
         }
@@ -344,7 +354,11 @@ pub fn check(run: &Run) -> Report {
     // `join` can hang on some checkers; poll instead.
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(10));
-        progress.tick(checker.state_count(), checker.unique_state_count(), None);
+        progress.tick(
+            checker.state_count(),
+            Some(checker.unique_state_count()),
+            None,
+        );
     }
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();

@@ -49,7 +49,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Check a configuration exhaustively and report every property's verdict.
+    /// Check a configuration, exhaustively or (--strategy sim) by seeded random walks, and report
+    /// every property's verdict.
     #[command(after_help = CHECK_EXIT_STATUS)]
     Check(CheckArgs),
     /// Check every seeded bug and show which invariant catches it.
@@ -114,7 +115,7 @@ struct CheckArgs {
     #[arg(long, default_value = "2", value_parser = parse_threads)]
     threads: usize,
     /// Stop after this many seconds; a search cut short is `incomplete` (exit status 3). `sim`
-    /// runs 10 seconds unless told otherwise.
+    /// runs 10 seconds when given neither --timeout nor --walks.
     #[arg(long)]
     timeout: Option<u64>,
     /// With `--strategy sim`: the seed of the random walks (the same seed and walk budget give

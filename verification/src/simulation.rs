@@ -211,13 +211,8 @@ pub fn simulate(run: &Run, budget: Budget) -> Report {
     let mut counterexample: Option<(u64, State, Vec<Action>, Vec<&'static str>)> = None;
     // Each `sometimes` property's example from the lowest walk that reached it.
     let mut examples: Vec<(&'static str, State, Vec<Action>)> = Vec::new();
+    // At least one round, so that every report covers some walks and its replay command runs.
     let stopped_by = loop {
-        if budget.walks.is_some_and(|w| covered >= w) {
-            break StoppedBy::WalkBudget;
-        }
-        if budget.time.is_some_and(|t| started.elapsed() >= t) {
-            break StoppedBy::TimeBudget;
-        }
         let mut end = covered + WALKS_PER_THREAD_PER_ROUND * threads as u64;
         if let Some(w) = budget.walks {
             end = end.min(w);
@@ -237,9 +232,15 @@ pub fn simulate(run: &Run, budget: Budget) -> Report {
                 }
             }
         }
-        progress.tick(states as usize, states as usize, Some(covered));
+        progress.tick(states as usize, None, Some(covered));
         if counterexample.is_some() {
             break StoppedBy::Violation;
+        }
+        if budget.walks.is_some_and(|w| covered >= w) {
+            break StoppedBy::WalkBudget;
+        }
+        if budget.time.is_some_and(|t| started.elapsed() >= t) {
+            break StoppedBy::TimeBudget;
         }
     };
     progress.finish();
