@@ -8,8 +8,8 @@ use common::{aurora_redo, stderr, stdout};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// A configuration where `recover-from-two` takes some hundreds of walks to show (seed 1: 747),
-/// so that both threads run several rounds before the violation.
+/// A configuration where random walks find `recover-from-two` after some hundreds of walks for
+/// most seeds, and after a few for some.
 const BUGGY: &[&str] = &[
     "--preset",
     "quick",
@@ -20,6 +20,21 @@ const BUGGY: &[&str] = &[
     "--bug",
     "recover-from-two",
 ];
+
+/// The walk (0-based) at which `seed` breaks a property in BUGGY, one thread.
+fn counterexample_walk(seed: u64) -> u64 {
+    let (report, _) = sim(BUGGY, seed, 100_000, 1);
+    report["simulation"]["counterexample_walk"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("seed {seed} finds the bug within 100,000 walks"))
+}
+
+/// The first seed from `from` up whose counterexample comes after `walks` walks.
+fn seed_found_after(walks: u64, from: u64) -> u64 {
+    (from..from + 50)
+        .find(|&seed| counterexample_walk(seed) >= walks)
+        .unwrap_or_else(|| panic!("some seed from {from} takes {walks} walks or more"))
+}
 
 /// `check BUGGY --strategy sim --seed S --walks W --threads T --json` and its exit status.
 fn sim(config: &[&str], seed: u64, walks: u64, threads: u32) -> (Value, Option<i32>) {
@@ -68,22 +83,20 @@ fn violated(report: &Value) -> Vec<String> {
 
 #[test]
 fn the_same_seed_gives_the_same_walks_and_counterexample_on_one_thread_or_two() {
-    let (one, status) = sim(BUGGY, 1, 100_000, 1);
+    // Several rounds of walks on two threads (32 walks per thread per round) before it.
+    let seed = seed_found_after(4 * 2 * 32, 1);
+    let (one, status) = sim(BUGGY, seed, 100_000, 1);
     assert_eq!(status, Some(1), "a violation fails the check");
     assert_eq!(one["simulation"]["stopped_by"], "violation");
     assert_eq!(violated(&one), ["CommittedSurvivesRecovery"]);
     let walks = one["simulation"]["walks"].as_u64().expect("walks");
-    assert!(
-        walks > 2 * 32,
-        "the bug should take more than one round of walks to show, took {walks}"
-    );
     assert_eq!(
         one["simulation"]["counterexample_walk"].as_u64(),
         Some(walks - 1),
         "the run ends with the walk that broke the property"
     );
-    let (again, _) = sim(BUGGY, 1, 100_000, 1);
-    let (two, _) = sim(BUGGY, 1, 100_000, 2);
+    let (again, _) = sim(BUGGY, seed, 100_000, 1);
+    let (two, _) = sim(BUGGY, seed, 100_000, 2);
     assert_eq!(outcome(&one), outcome(&again));
     assert_eq!(
         outcome(&one),
@@ -117,7 +130,7 @@ fn a_walk_budget_ends_the_run_and_seeds_differ() {
 
 #[test]
 fn the_reported_replay_command_finds_the_same_counterexample() {
-    let (report, _) = sim(BUGGY, 3, 100_000, 2);
+    let (report, _) = sim(BUGGY, seed_found_after(1, 1), 100_000, 2);
     let command = report["simulation"]["replay_command"]
         .as_str()
         .expect("a replay command");
@@ -159,10 +172,13 @@ fn swarm_report(files: &[&Path]) -> (Option<i32>, String, String) {
 #[test]
 fn swarm_report_adds_up_shards_and_names_the_first_counterexample() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    // Seed 3 breaks the property within 8 walks, seed 1 after hundreds: a budget of 20 walks
-    // leaves seed 1 clean and seed 3 broken.
-    let (clean, clean_report) = write_shard(dir.path(), BUGGY, 1, 20);
-    let (broken, broken_report) = write_shard(dir.path(), BUGGY, 3, 20);
+    // The walks before a seed's counterexample are clean; another seed, run to its
+    // counterexample, is broken.
+    let clean_seed = seed_found_after(1, 1);
+    let clean_walks = counterexample_walk(clean_seed);
+    let broken_seed = clean_seed + 1;
+    let (clean, clean_report) = write_shard(dir.path(), BUGGY, clean_seed, clean_walks);
+    let (broken, broken_report) = write_shard(dir.path(), BUGGY, broken_seed, 100_000);
     assert!(violated(&clean_report).is_empty());
     assert_eq!(violated(&broken_report), ["CommittedSurvivesRecovery"]);
     let (status, out, err) = swarm_report(&[&broken, &clean]);
@@ -170,7 +186,10 @@ fn swarm_report_adds_up_shards_and_names_the_first_counterexample() {
     let merged: Value = serde_json::from_str(&out).expect("a JSON merged report");
     assert_eq!(merged["verdict"], "fail");
     assert_eq!(merged["shards"], 2);
-    assert_eq!(merged["seeds"], serde_json::json!([1, 3]));
+    assert_eq!(
+        merged["seeds"],
+        serde_json::json!([clean_seed, broken_seed])
+    );
     let sum = |field: &str| {
         clean_report[field].as_u64().expect("a count")
             + broken_report[field].as_u64().expect("a count")
@@ -192,9 +211,9 @@ fn swarm_report_adds_up_shards_and_names_the_first_counterexample() {
         .find(|p| p["name"] == "CommittedSurvivesRecovery")
         .expect("the property");
     assert_eq!(property["verdict"], "violated");
-    assert_eq!(property["seeds"], serde_json::json!([3]));
+    assert_eq!(property["seeds"], serde_json::json!([broken_seed]));
     let first = &merged["first_counterexample"];
-    assert_eq!(first["seed"], 3);
+    assert_eq!(first["seed"], broken_seed);
     assert_eq!(
         first["replay_command"],
         broken_report["simulation"]["replay_command"]
@@ -223,7 +242,9 @@ fn swarm_report_adds_up_shards_and_names_the_first_counterexample() {
     assert_eq!(merged_both["properties"], merged["properties"]);
 
     // Without the broken shard nothing is shown either way.
-    let (other, _) = write_shard(dir.path(), BUGGY, 2, 20);
+    let other_seed = seed_found_after(1, broken_seed + 1);
+    let other_walks = counterexample_walk(other_seed);
+    let (other, _) = write_shard(dir.path(), BUGGY, other_seed, other_walks);
     let (status, out, _) = swarm_report(&[&clean, &other]);
     assert_eq!(status, Some(3), "a swarm that finds nothing is incomplete");
     let merged: Value = serde_json::from_str(&out).expect("a JSON merged report");
