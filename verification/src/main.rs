@@ -119,9 +119,9 @@ struct CheckArgs {
     #[arg(long)]
     timeout: Option<u64>,
     /// With `--strategy sim`: the seed of the random walks (the same seed and walk budget give
-    /// the same walks and verdict, on any number of threads).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// the same walks and verdict, on any number of threads). Default 0.
+    #[arg(long)]
+    seed: Option<u64>,
     /// With `--strategy sim`: stop after this many walks (at least 1). Without it (and without
     /// --timeout) sim runs 10 seconds.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -248,7 +248,7 @@ fn check(args: CheckArgs) -> ExitCode {
         }
     }
     let sim = args.strategy == Strategy::Sim;
-    if !sim && (args.walks.is_some() || args.seed != 0) {
+    if !sim && (args.walks.is_some() || args.seed.is_some()) {
         return usage_error("--seed and --walks go with --strategy sim");
     }
     let timeout = args.timeout.map(Duration::from_secs);
@@ -268,7 +268,7 @@ fn check(args: CheckArgs) -> ExitCode {
         simulation::simulate(
             &run,
             simulation::Budget {
-                seed: args.seed,
+                seed: args.seed.unwrap_or(0),
                 walks: args.walks,
                 time,
             },

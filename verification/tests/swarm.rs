@@ -151,6 +151,8 @@ fn seed_and_walks_belong_to_sim() {
     let out = aurora_redo(&["check", "--preset", "quick", "--walks", "3"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--strategy sim"), "{}", stderr(&out));
+    let out = aurora_redo(&["check", "--preset", "quick", "--seed", "0"]);
+    assert_eq!(out.status.code(), Some(2), "--seed 0 is a seed too");
     let out = aurora_redo(&["check", "--strategy", "sim", "--walks", "0"]);
     assert_eq!(out.status.code(), Some(2), "a walk budget of 0 is refused");
 }
