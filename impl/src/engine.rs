@@ -2,11 +2,21 @@
 //!
 //! One thread per actor (writer network thread, six storage nodes, each replica) plus one
 //! flusher thread per storage node, which also serves the node's read-backs (reads of flushed
-//! records a pull needs) in order with its flush jobs. Each thread receives a batch from its mailbox, runs it
-//! through its state machine under that machine's lock, forwards the ghost events to the
-//! observer, then performs the outputs (sends, flush jobs). Client threads call [`Engine::append`]
-//! and [`Engine::wait_committed`]. Ticks (retries) come from [`Engine::tick`]: a timer thread in
-//! production, the test's own loop under shuttle.
+//! records a pull needs) in order with its flush jobs. A step takes a batch from a mailbox, runs
+//! it through the actor's state machine under that machine's lock, forwards the ghost events to
+//! the observer, then performs the outputs (sends, flush jobs). Client threads call
+//! [`Engine::append`] and [`Engine::wait_committed`]. Ticks (retries) come from
+//! [`Engine::tick`]: a timer thread in production, the test's own loop under shuttle.
+//!
+//! **Who runs a step.** The writer's and the nodes' steps are run by the thread that sent them
+//! their messages when they are idle (it takes the receiver's turn, see
+//! [`crate::transport`]), not handed to the receiver's thread: a client's `append` runs the six
+//! nodes' steps, whose acks it then runs through the writer, so with ack `memory` and a quiet
+//! network a commit takes no thread hand-off at all; a flusher runs its node's `FlushDone` and
+//! the writer's handling of what that node then says. Replicas always run on their own threads,
+//! and disk work on the flushers: neither is on the commit path under ack `memory`. A thread runs
+//! at most [`MAX_RUN_HERE`] steps for others per call and wakes the receivers' threads for the
+//! rest; an actor busy elsewhere is left to whoever holds its turn.
 //!
 //! Every machine's outputs are sorted into [`Effects`], as in the deterministic
 //! [`crate::cluster::Cluster`]. Started with a [`StepSink`] ([`Engine::start_recorded`]), the
@@ -27,12 +37,15 @@ use crate::replica::{Replica, ReplicaInput};
 use crate::segment::{Recovered, Segment};
 use crate::storage::{StorageInput, StorageNode};
 use crate::sync::{lock, thread, Arc, Mutex};
-use crate::transport::{Mailbox, Mailboxes, NodeEvent, Recv};
+use crate::transport::{Mailbox, Mailboxes, NodeEvent, Ready, Recv, Runnable};
 use crate::watermark::{Published, SharedQuorum};
 use crate::writer::{Writer, WriterInput};
 
 /// Most messages one thread takes from its mailbox at once.
 const BATCH: usize = 4096;
+
+/// Most steps a thread runs for other actors in one go before it wakes their threads instead.
+pub const MAX_RUN_HERE: usize = 64;
 
 /// What a node's flusher thread does: the node's disk I/O, in the order the node asked for it.
 enum DiskJob {
@@ -86,11 +99,36 @@ impl Shared {
         }
     }
 
-    /// Hands the ghost events to the observer, then sends the messages. (Flush jobs are the
-    /// node loop's to route.)
-    fn route(&self, mut fx: Effects) {
+    /// Hands the ghost events to the observer, then sends the messages; the writer and the
+    /// nodes that got some are added to `ready`, for [`Shared::run_here`]. (Flush jobs are the
+    /// node step's to route.)
+    fn route(&self, mut fx: Effects, ready: &mut Ready) {
         self.observe(&mut fx);
-        self.net.send(fx.sent);
+        self.net.send(fx.sent, ready);
+    }
+
+    /// Runs the steps of the actors in `ready` (and of those their steps send to) on this thread,
+    /// each while it is idle, at most [`MAX_RUN_HERE`] of them; wakes the threads of the rest.
+    fn run_here(&self, mut ready: Ready) {
+        let mut steps = 0;
+        while let Some(actor) = ready.pop() {
+            let allowed = steps < MAX_RUN_HERE;
+            let ran = match actor {
+                Runnable::Writer => self.net.writer.run_turn(BATCH, allowed, |envs| {
+                    let inputs = envs.into_iter().map(WriterInput::Deliver).collect();
+                    writer_step(self, inputs, &mut ready);
+                }),
+                Runnable::Node(n) => self.net.nodes[n.index()].run_turn(BATCH, allowed, |events| {
+                    node_step(self, n, None, events, &mut ready);
+                }),
+            };
+            if let Some(more) = ran {
+                steps += 1;
+                if more {
+                    ready.add(actor);
+                }
+            }
+        }
     }
 }
 
@@ -176,17 +214,23 @@ impl Engine {
 
     /// Creates several records and sends them as one batch per node. Returns the last LSN.
     pub fn append_batch(&self, changes: &[(PageId, u64)]) -> Lsn {
-        let mut w = lock(&self.shared.writer);
-        let mut fx = Effects::default();
-        for &(page, value) in changes {
-            let input = WriterInput::Append { page, value };
-            self.shared.record(|| Step::Writer(input.clone()));
-            fx.extend(w.handle(input));
-        }
-        // Sent under the writer lock, so every node receives appends in LSN order when the
-        // network does not reorder.
-        self.shared.route(fx);
-        w.last_lsn()
+        let mut ready = Ready::default();
+        let last = {
+            let mut w = lock(&self.shared.writer);
+            let mut fx = Effects::default();
+            for &(page, value) in changes {
+                let input = WriterInput::Append { page, value };
+                self.shared.record(|| Step::Writer(input.clone()));
+                fx.extend(w.handle(input));
+            }
+            // Queued under the writer lock, so every node receives appends in LSN order when
+            // the network does not reorder.
+            self.shared.route(fx, &mut ready);
+            w.last_lsn()
+        };
+        // The nodes' steps, and the writer's handling of their acks, on this thread.
+        self.shared.run_here(ready);
+        last
     }
 
     /// Blocks until the commit point reaches `lsn`.
@@ -457,71 +501,104 @@ fn start_node(shared: &Arc<Shared>, node: NodeId, restart: bool) -> io::Result<R
     Ok(recovered)
 }
 
+/// A node's own thread: the node's steps that no sender ran.
 fn node_loop(shared: &Shared, node: NodeId, incarnation: u64) {
     let mailbox = &shared.net.nodes[node.index()];
     loop {
-        let items = match mailbox.recv(BATCH) {
+        let items = match mailbox.turn(BATCH) {
             Recv::Closed => return,
-            Recv::Tick => continue,
+            Recv::Tick => {
+                let _ = mailbox.finish();
+                continue;
+            }
             Recv::Items(items) => items,
         };
-        let mut fx = Effects::default();
-        let flusher = {
-            let mut st = lock(&shared.nodes[node.index()].state);
-            if st.incarnation != incarnation {
-                return;
-            }
-            let Some(sm) = st.sm.as_mut() else { return };
-            let mut step = |input: StorageInput| {
-                shared.record(|| Step::Node {
-                    node,
-                    input: input.clone(),
-                });
-                fx.extend(sm.handle(input));
-            };
-            let mut batch = Vec::new();
-            for item in items {
-                match item {
-                    NodeEvent::Net(env) => batch.push(env),
-                    NodeEvent::FlushDone {
-                        upto,
-                        incarnation: i,
-                    } if i == incarnation => {
-                        if !batch.is_empty() {
-                            step(StorageInput::Deliver(std::mem::take(&mut batch)));
-                        }
-                        step(StorageInput::FlushDone { upto });
-                    }
-                    NodeEvent::ReadDone {
-                        to,
-                        from,
-                        records,
-                        incarnation: i,
-                    } if i == incarnation => {
-                        if !batch.is_empty() {
-                            step(StorageInput::Deliver(std::mem::take(&mut batch)));
-                        }
-                        step(StorageInput::ReadDone { to, from, records });
-                    }
-                    NodeEvent::FlushDone { .. } | NodeEvent::ReadDone { .. } => {}
-                }
-            }
-            if !batch.is_empty() {
-                step(StorageInput::Deliver(batch));
-            }
-            st.flusher.clone()
-        };
-        if let Some(f) = &flusher {
-            let reads = std::mem::take(&mut fx.read_back)
-                .into_iter()
-                .map(DiskJob::Read);
-            let persists = std::mem::take(&mut fx.persist)
-                .into_iter()
-                .map(DiskJob::Persist);
-            f.push_all(reads.chain(persists).map(|job| (job, None)));
+        let mut ready = Ready::default();
+        let current = node_step(shared, node, Some(incarnation), items, &mut ready);
+        // The thread comes back for what is queued: `finish`'s answer is for other runners.
+        let _ = mailbox.finish();
+        shared.run_here(ready);
+        if !current {
+            return;
         }
-        shared.route(fx);
     }
+}
+
+/// One step of `node` on `items`, then its flush jobs to its flusher and its messages out.
+/// `own`: the incarnation of the node's thread calling it (`None` for a sender running the
+/// node). Returns `false` if the node is not that incarnation any more (crashed, or restarted).
+fn node_step(
+    shared: &Shared,
+    node: NodeId,
+    own: Option<u64>,
+    items: Vec<NodeEvent>,
+    ready: &mut Ready,
+) -> bool {
+    let mut fx = Effects::default();
+    let flusher = {
+        let mut st = lock(&shared.nodes[node.index()].state);
+        let incarnation = st.incarnation;
+        if own.is_some_and(|i| i != incarnation) {
+            return false;
+        }
+        // A crashed node: what was taken from its mailbox is lost with it.
+        let Some(sm) = st.sm.as_mut() else {
+            return own.is_none();
+        };
+        let mut step = |input: StorageInput| {
+            shared.record(|| Step::Node {
+                node,
+                input: input.clone(),
+            });
+            fx.extend(sm.handle(input));
+        };
+        let mut batch = Vec::new();
+        for item in items {
+            match item {
+                NodeEvent::Net(env) => batch.push(env),
+                NodeEvent::FlushDone {
+                    upto,
+                    incarnation: i,
+                } if i == incarnation => {
+                    if !batch.is_empty() {
+                        step(StorageInput::Deliver(std::mem::take(&mut batch)));
+                    }
+                    step(StorageInput::FlushDone { upto });
+                }
+                NodeEvent::ReadDone {
+                    to,
+                    from,
+                    records,
+                    incarnation: i,
+                } if i == incarnation => {
+                    if !batch.is_empty() {
+                        step(StorageInput::Deliver(std::mem::take(&mut batch)));
+                    }
+                    step(StorageInput::ReadDone { to, from, records });
+                }
+                NodeEvent::FlushDone { .. } | NodeEvent::ReadDone { .. } => {}
+            }
+        }
+        if !batch.is_empty() {
+            step(StorageInput::Deliver(batch));
+        }
+        st.flusher.clone()
+    };
+    if let Some(f) = &flusher {
+        let reads = std::mem::take(&mut fx.read_back)
+            .into_iter()
+            .map(DiskJob::Read);
+        let persists = std::mem::take(&mut fx.persist)
+            .into_iter()
+            .map(DiskJob::Persist);
+        let jobs: Vec<(DiskJob, Option<usize>)> =
+            reads.chain(persists).map(|j| (j, None)).collect();
+        if !jobs.is_empty() {
+            f.push_all(jobs);
+        }
+    }
+    shared.route(fx, ready);
+    true
 }
 
 /// The flusher: append, fsync, and only then report the flush (unless the seeded bug says
@@ -535,9 +612,14 @@ fn flusher_loop(
 ) {
     let notify_first = shared.cfg.has_bug(ImplBug::FlushNotifyBeforeFsync);
     let alive = || lock(&shared.nodes[node.index()].state).incarnation == incarnation;
-    let done = |upto| {
-        shared.net.nodes[node.index()].push(NodeEvent::FlushDone { upto, incarnation });
+    // The node's step on the completion, and what it sets off, run on this thread.
+    let tell_node = |event: NodeEvent| {
+        shared.net.nodes[node.index()].push_all_quiet([(event, None)]);
+        let mut ready = Ready::default();
+        ready.add(Runnable::Node(node));
+        shared.run_here(ready);
     };
+    let done = |upto| tell_node(NodeEvent::FlushDone { upto, incarnation });
     loop {
         let batches = match jobs.recv(BATCH) {
             Recv::Closed => return,
@@ -549,7 +631,7 @@ fn flusher_loop(
                 DiskJob::Persist(records) => records,
                 DiskJob::Read(read) => {
                     match segment.read(read.from, read.upto) {
-                        Ok(records) => shared.net.nodes[node.index()].push(NodeEvent::ReadDone {
+                        Ok(records) => tell_node(NodeEvent::ReadDone {
                             to: read.to,
                             from: read.from,
                             records,
@@ -586,26 +668,36 @@ fn flusher_loop(
     }
 }
 
+/// The writer's own thread: its ticks, and the deliveries no sender ran.
 fn writer_loop(shared: &Shared) {
+    let mailbox = &shared.net.writer;
     loop {
-        let inputs: Vec<WriterInput> = match shared.net.writer.recv(BATCH) {
+        let inputs: Vec<WriterInput> = match mailbox.turn(BATCH) {
             Recv::Closed => return,
             Recv::Tick => vec![WriterInput::Tick],
             Recv::Items(envs) => envs.into_iter().map(WriterInput::Deliver).collect(),
         };
-        let mut fx = Effects::default();
-        let commit = {
-            let mut w = lock(&shared.writer);
-            for input in inputs {
-                shared.record(|| Step::Writer(input.clone()));
-                fx.extend(w.handle(input));
-            }
-            shared.observe(&mut fx);
-            w.commit_point()
-        };
-        shared.committed.raise(commit);
-        shared.route(fx);
+        let mut ready = Ready::default();
+        writer_step(shared, inputs, &mut ready);
+        let _ = mailbox.finish();
+        shared.run_here(ready);
     }
+}
+
+/// One step of the writer: its inputs, the commit point published, its messages out.
+fn writer_step(shared: &Shared, inputs: Vec<WriterInput>, ready: &mut Ready) {
+    let mut fx = Effects::default();
+    let commit = {
+        let mut w = lock(&shared.writer);
+        for input in inputs {
+            shared.record(|| Step::Writer(input.clone()));
+            fx.extend(w.handle(input));
+        }
+        shared.observe(&mut fx);
+        w.commit_point()
+    };
+    shared.committed.raise(commit);
+    shared.route(fx, ready);
 }
 
 fn replica_loop(shared: &Shared, r: usize) {
@@ -627,6 +719,9 @@ fn replica_loop(shared: &Shared, r: usize) {
             }
             shared.observe(&mut fx);
         }
-        shared.route(fx);
+        // The nodes' answers to its pulls, on this thread.
+        let mut ready = Ready::default();
+        shared.route(fx, &mut ready);
+        shared.run_here(ready);
     }
 }
