@@ -27,7 +27,7 @@ use std::io;
 
 use aurora_redo_model::types::{Az, Lsn, NodeId, PageId, Record, ReplicaId};
 
-use crate::config::{EngineConfig, ImplBug};
+use crate::config::{AckPolicy, EngineConfig, ImplBug};
 use crate::disk::Disk;
 use crate::faults::{FaultConfig, Faults};
 use crate::observer::{Event, Observer};
@@ -36,7 +36,7 @@ use crate::recorder::{Step, StepSink};
 use crate::replica::{Replica, ReplicaInput};
 use crate::segment::{Recovered, Segment};
 use crate::storage::{StorageInput, StorageNode};
-use crate::sync::{lock, thread, Arc, Mutex};
+use crate::sync::{lock, thread, Arc, AtomicU64, Mutex, Ordering};
 use crate::transport::{Mailbox, Mailboxes, NodeEvent, Ready, Recv, Runnable};
 use crate::watermark::{Published, SharedQuorum};
 use crate::writer::{Writer, WriterInput};
@@ -75,6 +75,9 @@ struct Shared {
     recording: Option<Arc<dyn StepSink>>,
     writer: Mutex<Writer>,
     committed: Published,
+    /// The last LSN the writer created (stored under the writer lock, before its appends are
+    /// queued), read by the quiet check without the writer lock.
+    appended: AtomicU64,
     nodes: Vec<NodeSlot>,
     replicas: Vec<Mutex<Replica>>,
     /// Ghost: each node's highest LSN whose fsync has returned; the point is the volume durable
@@ -115,12 +118,18 @@ impl Shared {
             let allowed = steps < MAX_RUN_HERE;
             let ran = match actor {
                 Runnable::Writer => self.net.writer.run_turn(BATCH, allowed, |envs| {
+                    let n = envs.len();
                     let inputs = envs.into_iter().map(WriterInput::Deliver).collect();
                     writer_step(self, inputs, &mut ready);
+                    self.settle(n, &mut ready);
                 }),
-                Runnable::Node(n) => self.net.nodes[n.index()].run_turn(BATCH, allowed, |events| {
-                    node_step(self, n, None, events, &mut ready);
-                }),
+                Runnable::Node(node) => {
+                    self.net.nodes[node.index()].run_turn(BATCH, allowed, |events| {
+                        let n = events.len();
+                        node_step(self, node, None, events, &mut ready);
+                        self.settle(n, &mut ready);
+                    })
+                }
             };
             if let Some(more) = ran {
                 steps += 1;
@@ -128,6 +137,17 @@ impl Shared {
                     ready.add(actor);
                 }
             }
+        }
+    }
+}
+
+impl Shared {
+    /// `n` pieces of commit-path work are done; if that was the last of them and the commit
+    /// point is short of the last record, something was lost: the writer repairs it at once
+    /// (its re-sends go into `ready`).
+    fn settle(&self, n: usize, ready: &mut Ready) {
+        if self.net.settle(n) && self.committed.get() < Lsn(self.appended.load(Ordering::SeqCst)) {
+            writer_step(self, vec![WriterInput::Repair], ready);
         }
     }
 }
@@ -170,6 +190,7 @@ impl Engine {
             recording,
             writer: Mutex::new(Writer::new(cfg.clone())),
             committed: Published::new(),
+            appended: AtomicU64::new(cfg.resume_at.0),
             nodes: disks
                 .into_iter()
                 .map(|disk| NodeSlot {
@@ -223,6 +244,7 @@ impl Engine {
                 self.shared.record(|| Step::Writer(input.clone()));
                 fx.extend(w.handle(input));
             }
+            self.shared.appended.store(w.last_lsn().0, Ordering::SeqCst);
             // Queued under the writer lock, so every node receives appends in LSN order when
             // the network does not reorder.
             self.shared.route(fx, &mut ready);
@@ -318,14 +340,29 @@ impl Engine {
             }
             st.sm = None;
             st.incarnation += 1;
-            if let Some(f) = st.flusher.take() {
+            let flusher = st.flusher.take();
+            if let Some(f) = &flusher {
                 f.close();
             }
             self.shared.net.nodes[node.index()].close();
-            std::mem::take(&mut st.threads)
+            (std::mem::take(&mut st.threads), flusher)
         };
+        let (threads, flusher) = threads;
         for t in threads {
             let _ = t.join();
+        }
+        // The flush jobs the crash left undone will never report: stop counting them.
+        if let Some(f) = flusher {
+            let lost = f
+                .drain()
+                .iter()
+                .filter(|j| matches!(j, DiskJob::Persist(_)))
+                .count();
+            if self.shared.cfg.ack == AckPolicy::Disk {
+                let mut ready = Ready::default();
+                self.shared.settle(lost, &mut ready);
+                self.shared.run_here(ready);
+            }
         }
         slot.disk.crash();
         self.shared.observer.observe(&Event::NodeCrashed(node));
@@ -514,7 +551,9 @@ fn node_loop(shared: &Shared, node: NodeId, incarnation: u64) {
             Recv::Items(items) => items,
         };
         let mut ready = Ready::default();
+        let n = items.len();
         let current = node_step(shared, node, Some(incarnation), items, &mut ready);
+        shared.settle(n, &mut ready);
         // The thread comes back for what is queued: `finish`'s answer is for other runners.
         let _ = mailbox.finish();
         shared.run_here(ready);
@@ -535,7 +574,7 @@ fn node_step(
     ready: &mut Ready,
 ) -> bool {
     let mut fx = Effects::default();
-    let flusher = {
+    {
         let mut st = lock(&shared.nodes[node.index()].state);
         let incarnation = st.incarnation;
         if own.is_some_and(|i| i != incarnation) {
@@ -582,21 +621,26 @@ fn node_step(
         if !batch.is_empty() {
             step(StorageInput::Deliver(batch));
         }
-        st.flusher.clone()
-    };
-    if let Some(f) = &flusher {
-        let reads = std::mem::take(&mut fx.read_back)
-            .into_iter()
-            .map(DiskJob::Read);
-        let persists = std::mem::take(&mut fx.persist)
-            .into_iter()
-            .map(DiskJob::Persist);
-        let jobs: Vec<(DiskJob, Option<usize>)> =
-            reads.chain(persists).map(|j| (j, None)).collect();
-        if !jobs.is_empty() {
-            f.push_all(jobs);
+        // Queued under the node's lock, so a crash (which closes the flusher under it) either
+        // finds them queued or comes first.
+        if let Some(f) = &st.flusher {
+            let reads = std::mem::take(&mut fx.read_back)
+                .into_iter()
+                .map(DiskJob::Read);
+            let persists = std::mem::take(&mut fx.persist);
+            if shared.cfg.ack == AckPolicy::Disk {
+                // Under ack `disk` a flush is commit-path work: its end brings the acks.
+                shared.net.begin(persists.len());
+            }
+            let jobs: Vec<(DiskJob, Option<usize>)> = reads
+                .chain(persists.into_iter().map(DiskJob::Persist))
+                .map(|j| (j, None))
+                .collect();
+            if !jobs.is_empty() {
+                f.push_all(jobs);
+            }
         }
-    }
+    };
     shared.route(fx, ready);
     true
 }
@@ -614,11 +658,12 @@ fn flusher_loop(
     let alive = || lock(&shared.nodes[node.index()].state).incarnation == incarnation;
     // The node's step on the completion, and what it sets off, run on this thread.
     let tell_node = |event: NodeEvent| {
-        shared.net.nodes[node.index()].push_all_quiet([(event, None)]);
+        shared.net.push_node(node, event);
         let mut ready = Ready::default();
         ready.add(Runnable::Node(node));
         shared.run_here(ready);
     };
+    let counted = shared.cfg.ack == AckPolicy::Disk;
     let done = |upto| tell_node(NodeEvent::FlushDone { upto, incarnation });
     loop {
         let batches = match jobs.recv(BATCH) {
@@ -655,6 +700,12 @@ fn flusher_loop(
                 },
                 done,
             );
+            if counted {
+                // The flush job is done (its completion, if any, was handled above).
+                let mut ready = Ready::default();
+                shared.settle(1, &mut ready);
+                shared.run_here(ready);
+            }
             match result {
                 Ok(Some(_)) => {}
                 Ok(None) => return, // crashed before the sync
@@ -672,13 +723,17 @@ fn flusher_loop(
 fn writer_loop(shared: &Shared) {
     let mailbox = &shared.net.writer;
     loop {
-        let inputs: Vec<WriterInput> = match mailbox.turn(BATCH) {
+        let (inputs, n): (Vec<WriterInput>, usize) = match mailbox.turn(BATCH) {
             Recv::Closed => return,
-            Recv::Tick => vec![WriterInput::Tick],
-            Recv::Items(envs) => envs.into_iter().map(WriterInput::Deliver).collect(),
+            Recv::Tick => (vec![WriterInput::Tick], 0),
+            Recv::Items(envs) => {
+                let n = envs.len();
+                (envs.into_iter().map(WriterInput::Deliver).collect(), n)
+            }
         };
         let mut ready = Ready::default();
         writer_step(shared, inputs, &mut ready);
+        shared.settle(n, &mut ready);
         let _ = mailbox.finish();
         shared.run_here(ready);
     }

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use aurora_redo_model::types::{Actor, Envelope, Lsn, NodeId, Record};
 
 use crate::faults::{Fate, Faults};
-use crate::sync::{lock, wait, Condvar, Mutex, MutexGuard};
+use crate::sync::{lock, wait, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
 
 /// What a mailbox delivers.
 #[derive(Debug, PartialEq, Eq)]
@@ -235,6 +235,11 @@ impl<T> Mailbox<T> {
         Some(self.finish())
     }
 
+    /// Takes everything queued (what a closed mailbox's receiver left).
+    pub fn drain(&self) -> Vec<T> {
+        lock(&self.inbox).queue.drain(..).collect()
+    }
+
     pub fn len(&self) -> usize {
         lock(&self.inbox).queue.len()
     }
@@ -298,6 +303,11 @@ pub struct Mailboxes {
     pub nodes: Vec<Mailbox<NodeEvent>>,
     pub replicas: Vec<Mailbox<Envelope>>,
     pub faults: Faults,
+    /// Work on the commit path not yet done: messages queued for the writer and the nodes or
+    /// being handled, and (counted by the engine under ack `disk`) flush jobs not yet reported.
+    /// When it drops to zero with the commit point short of the last record, something was lost
+    /// ([`crate::writer::WriterInput::Repair`]).
+    pending: AtomicU64,
 }
 
 impl Mailboxes {
@@ -307,7 +317,25 @@ impl Mailboxes {
             nodes: NodeId::all().map(|_| Mailbox::new()).collect(),
             replicas: (0..replicas).map(|_| Mailbox::new()).collect(),
             faults,
+            pending: AtomicU64::new(0),
         }
+    }
+
+    /// Counts `n` more pieces of commit-path work (before they are queued).
+    pub fn begin(&self, n: usize) {
+        self.pending.fetch_add(n as u64, Ordering::SeqCst);
+    }
+
+    /// `n` pieces of work are done (after what they caused is queued); returns whether that was
+    /// the last of them: the commit path is quiet.
+    pub fn settle(&self, n: usize) -> bool {
+        n > 0 && self.pending.fetch_sub(n as u64, Ordering::SeqCst) == n as u64
+    }
+
+    /// Queues `event` for `node` quietly, counted: the caller runs the node or kicks it.
+    pub fn push_node(&self, node: NodeId, event: NodeEvent) {
+        self.begin(1);
+        self.nodes[node.index()].push_all_quiet([(event, None)]);
     }
 
     /// Sends envelopes through the faulty network, one mailbox operation per destination.
@@ -340,10 +368,12 @@ impl Mailboxes {
         for (dst, items) in by_dst {
             match dst {
                 Actor::Writer => {
+                    self.begin(items.len());
                     self.writer.push_all_quiet(items);
                     ready.add(Runnable::Writer);
                 }
                 Actor::Storage(n) => {
+                    self.begin(items.len());
                     self.nodes[n.index()]
                         .push_all_quiet(items.into_iter().map(|(e, j)| (NodeEvent::Net(e), j)));
                     ready.add(Runnable::Node(n));
