@@ -25,7 +25,7 @@
 
 use std::io;
 
-use aurora_redo_model::types::{Az, Lsn, NodeId, PageId, Record, ReplicaId};
+use aurora_redo_model::types::{Az, Lsn, NodeId, PageId, Record, ReplicaId, STORAGE_NODES};
 
 use crate::config::{AckPolicy, EngineConfig, ImplBug};
 use crate::disk::Disk;
@@ -238,12 +238,13 @@ impl Engine {
         let mut ready = Ready::default();
         let last = {
             let mut w = lock(&self.shared.writer);
-            let mut fx = Effects::default();
+            let mut out = Vec::with_capacity(changes.len() * (STORAGE_NODES + 1));
             for &(page, value) in changes {
                 let input = WriterInput::Append { page, value };
                 self.shared.record(|| Step::Writer(input.clone()));
-                fx.extend(w.handle(input));
+                w.handle_into(input, &mut out);
             }
+            let fx: Effects = out.into_iter().collect();
             self.shared.appended.store(w.last_lsn().0, Ordering::SeqCst);
             // Queued under the writer lock, so every node receives appends in LSN order when
             // the network does not reorder.
@@ -744,10 +745,12 @@ fn writer_step(shared: &Shared, inputs: Vec<WriterInput>, ready: &mut Ready) {
     let mut fx = Effects::default();
     let commit = {
         let mut w = lock(&shared.writer);
+        let mut out = Vec::new();
         for input in inputs {
             shared.record(|| Step::Writer(input.clone()));
-            fx.extend(w.handle(input));
+            w.handle_into(input, &mut out);
         }
+        fx.extend(out);
         shared.observe(&mut fx);
         w.commit_point()
     };

@@ -180,14 +180,19 @@ impl Writer {
 
     pub fn handle(&mut self, input: WriterInput) -> Vec<Output> {
         let mut out = Vec::new();
+        self.handle_into(input, &mut out);
+        out
+    }
+
+    /// [`Writer::handle`], appending the outputs to `out` (a driver's buffer: no allocation per
+    /// input).
+    pub fn handle_into(&mut self, input: WriterInput, out: &mut Vec<Output>) {
         match input {
             WriterInput::Append { .. } if !self.is_open() => {}
-            WriterInput::Append { page, value } => self.on_append(page, value, &mut out),
+            WriterInput::Append { page, value } => self.on_append(page, value, out),
             WriterInput::Deliver(env) => match env.msg {
                 // Only this writer's epoch counts.
-                Msg::Ack { node, scl, epoch } if epoch == self.epoch => {
-                    self.on_ack(node, scl, &mut out)
-                }
+                Msg::Ack { node, scl, epoch } if epoch == self.epoch => self.on_ack(node, scl, out),
                 Msg::Flushed { node, lsn, epoch } if epoch == self.epoch => {
                     self.on_flushed(node, lsn)
                 }
@@ -198,17 +203,14 @@ impl Writer {
                     scl,
                     records,
                 } if epoch == self.epoch => {
-                    self.on_read_answer(node, ReadAnswer { sealed, scl }, records, &mut out)
+                    self.on_read_answer(node, ReadAnswer { sealed, scl }, records, out)
                 }
-                Msg::Sealed { node, epoch } if epoch == self.epoch => {
-                    self.on_sealed(node, &mut out)
-                }
+                Msg::Sealed { node, epoch } if epoch == self.epoch => self.on_sealed(node, out),
                 _ => {}
             },
-            WriterInput::Tick => self.on_tick(&mut out),
-            WriterInput::Repair => self.on_repair(&mut out),
+            WriterInput::Tick => self.on_tick(out),
+            WriterInput::Repair => self.on_repair(out),
         }
-        out
     }
 
     /// Loss repair without a timer ([`WriterInput::Repair`]).
