@@ -120,14 +120,11 @@ impl Shared {
                 Runnable::Writer => self.net.writer.run_turn(BATCH, allowed, |envs| {
                     let n = envs.len();
                     let inputs = envs.into_iter().map(WriterInput::Deliver).collect();
-                    writer_step(self, inputs, &mut ready);
-                    self.settle(n, &mut ready);
+                    writer_step(self, inputs, n, &mut ready);
                 }),
                 Runnable::Node(node) => {
                     self.net.nodes[node.index()].run_turn(BATCH, allowed, |events| {
-                        let n = events.len();
                         node_step(self, node, None, events, &mut ready);
-                        self.settle(n, &mut ready);
                     })
                 }
             };
@@ -146,8 +143,26 @@ impl Shared {
     /// point is short of the last record, something was lost: the writer repairs it at once
     /// (its re-sends go into `ready`).
     fn settle(&self, n: usize, ready: &mut Ready) {
-        if self.net.settle(n) && self.committed.get() < Lsn(self.appended.load(Ordering::SeqCst)) {
-            writer_step(self, vec![WriterInput::Repair], ready);
+        if self.net.settle(n) {
+            self.repair_if_short(ready);
+        }
+    }
+
+    /// The end of a step that took `taken` counted items: its ghost events observed, its
+    /// messages queued, then the items settled (in that order, so that the count cannot drop to
+    /// zero while what they caused is still to be queued).
+    fn finish_step(&self, taken: usize, mut fx: Effects, ready: &mut Ready) {
+        self.observe(&mut fx);
+        if self.net.step_done(taken, fx.sent, ready) {
+            self.repair_if_short(ready);
+        }
+    }
+
+    /// The commit path is quiet: if the commit point is short of the last record, something
+    /// was lost, and the writer repairs it now.
+    fn repair_if_short(&self, ready: &mut Ready) {
+        if self.committed.get() < Lsn(self.appended.load(Ordering::SeqCst)) {
+            writer_step(self, vec![WriterInput::Repair], 0, ready);
         }
     }
 }
@@ -552,9 +567,7 @@ fn node_loop(shared: &Shared, node: NodeId, incarnation: u64) {
             Recv::Items(items) => items,
         };
         let mut ready = Ready::default();
-        let n = items.len();
         let current = node_step(shared, node, Some(incarnation), items, &mut ready);
-        shared.settle(n, &mut ready);
         // The thread comes back for what is queued: `finish`'s answer is for other runners.
         let _ = mailbox.finish();
         shared.run_here(ready);
@@ -575,14 +588,19 @@ fn node_step(
     ready: &mut Ready,
 ) -> bool {
     let mut fx = Effects::default();
+    let taken = items.len();
     {
         let mut st = lock(&shared.nodes[node.index()].state);
         let incarnation = st.incarnation;
         if own.is_some_and(|i| i != incarnation) {
+            drop(st);
+            shared.finish_step(taken, fx, ready);
             return false;
         }
         // A crashed node: what was taken from its mailbox is lost with it.
         let Some(sm) = st.sm.as_mut() else {
+            drop(st);
+            shared.finish_step(taken, fx, ready);
             return own.is_none();
         };
         let mut step = |input: StorageInput| {
@@ -642,7 +660,7 @@ fn node_step(
             }
         }
     };
-    shared.route(fx, ready);
+    shared.finish_step(taken, fx, ready);
     true
 }
 
@@ -733,15 +751,15 @@ fn writer_loop(shared: &Shared) {
             }
         };
         let mut ready = Ready::default();
-        writer_step(shared, inputs, &mut ready);
-        shared.settle(n, &mut ready);
+        writer_step(shared, inputs, n, &mut ready);
         let _ = mailbox.finish();
         shared.run_here(ready);
     }
 }
 
-/// One step of the writer: its inputs, the commit point published, its messages out.
-fn writer_step(shared: &Shared, inputs: Vec<WriterInput>, ready: &mut Ready) {
+/// One step of the writer: its inputs (`taken` of them counted items from its mailbox), the
+/// commit point published, its messages out.
+fn writer_step(shared: &Shared, inputs: Vec<WriterInput>, taken: usize, ready: &mut Ready) {
     let mut fx = Effects::default();
     let commit = {
         let mut w = lock(&shared.writer);
@@ -755,7 +773,7 @@ fn writer_step(shared: &Shared, inputs: Vec<WriterInput>, ready: &mut Ready) {
         w.commit_point()
     };
     shared.committed.raise(commit);
-    shared.route(fx, ready);
+    shared.finish_step(taken, fx, ready);
 }
 
 fn replica_loop(shared: &Shared, r: usize) {

@@ -308,16 +308,30 @@ pub struct Mailboxes {
     /// When it drops to zero with the commit point short of the last record, something was lost
     /// ([`crate::writer::WriterInput::Repair`]).
     pending: AtomicU64,
+    bug: Option<QuietBug>,
+}
+
+/// A seeded bug of the quiet count, for the loom tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuietBug {
+    /// A step settles what it took before queueing what it sent: the count can read zero while
+    /// a message is on its way.
+    SettleFirst,
 }
 
 impl Mailboxes {
     pub fn new(replicas: usize, faults: Faults) -> Mailboxes {
+        Mailboxes::with_bug(replicas, faults, None)
+    }
+
+    pub fn with_bug(replicas: usize, faults: Faults, bug: Option<QuietBug>) -> Mailboxes {
         Mailboxes {
             writer: Mailbox::new(),
             nodes: NodeId::all().map(|_| Mailbox::new()).collect(),
             replicas: (0..replicas).map(|_| Mailbox::new()).collect(),
             faults,
             pending: AtomicU64::new(0),
+            bug,
         }
     }
 
@@ -330,6 +344,18 @@ impl Mailboxes {
     /// the last of them: the commit path is quiet.
     pub fn settle(&self, n: usize) -> bool {
         n > 0 && self.pending.fetch_sub(n as u64, Ordering::SeqCst) == n as u64
+    }
+
+    /// The end of a step that took `taken` counted items: queues what it sent (counted), then
+    /// settles the items. Returns whether the commit path is now quiet.
+    pub fn step_done(&self, taken: usize, sent: Vec<Envelope>, ready: &mut Ready) -> bool {
+        if self.bug == Some(QuietBug::SettleFirst) {
+            let quiet = self.settle(taken);
+            self.send(sent, ready);
+            return quiet;
+        }
+        self.send(sent, ready);
+        self.settle(taken)
     }
 
     /// Queues `event` for `node` quietly, counted: the caller runs the node or kicks it.
