@@ -621,9 +621,11 @@ mod tests {
         let out = w.handle(WriterInput::Repair);
         assert_eq!(to(&out, 3), vec![Lsn(3)]);
         assert_eq!(sends(&out).len(), 1);
-        // Committed through the last record: nothing to repair.
+        // Committed through the last record: nothing to repair, even for a node still short
+        // with a new ack.
         w.handle(ack(3, 3));
         assert_eq!(w.commit_point(), Lsn(3));
+        w.handle(ack(4, 2));
         assert!(w.handle(WriterInput::Repair).is_empty());
     }
 
