@@ -468,6 +468,7 @@ impl fmt::Display for Step {
             }
             Step::Writer(WriterInput::Deliver(e)) => write!(f, "W receives {e:?}"),
             Step::Writer(WriterInput::Tick) => write!(f, "W ticks"),
+            Step::Writer(WriterInput::Repair) => write!(f, "W repairs what was lost"),
             Step::Node { node, input } => match input {
                 StorageInput::Deliver(batch) => {
                     let msgs: Vec<String> = batch.iter().map(|e| format!("{e:?}")).collect();

@@ -2,11 +2,21 @@
 //!
 //! One thread per actor (writer network thread, six storage nodes, each replica) plus one
 //! flusher thread per storage node, which also serves the node's read-backs (reads of flushed
-//! records a pull needs) in order with its flush jobs. Each thread receives a batch from its mailbox, runs it
-//! through its state machine under that machine's lock, forwards the ghost events to the
-//! observer, then performs the outputs (sends, flush jobs). Client threads call [`Engine::append`]
-//! and [`Engine::wait_committed`]. Ticks (retries) come from [`Engine::tick`]: a timer thread in
-//! production, the test's own loop under shuttle.
+//! records a pull needs) in order with its flush jobs. A step takes a batch from a mailbox, runs
+//! it through the actor's state machine under that machine's lock, forwards the ghost events to
+//! the observer, then performs the outputs (sends, flush jobs). Client threads call
+//! [`Engine::append`] and [`Engine::wait_committed`]. Ticks (retries) come from
+//! [`Engine::tick`]: a timer thread in production, the test's own loop under shuttle.
+//!
+//! **Who runs a step.** The writer's and the nodes' steps are run by the thread that sent them
+//! their messages when they are idle (it takes the receiver's turn, see
+//! [`crate::transport`]), not handed to the receiver's thread: a client's `append` runs the six
+//! nodes' steps, whose acks it then runs through the writer, so with ack `memory` and a quiet
+//! network a commit takes no thread hand-off at all; a flusher runs its node's `FlushDone` and
+//! the writer's handling of what that node then says. Replicas always run on their own threads,
+//! and disk work on the flushers: neither is on the commit path under ack `memory`. A thread runs
+//! at most [`MAX_RUN_HERE`] steps for others per call and wakes the receivers' threads for the
+//! rest; an actor busy elsewhere is left to whoever holds its turn.
 //!
 //! Every machine's outputs are sorted into [`Effects`], as in the deterministic
 //! [`crate::cluster::Cluster`]. Started with a [`StepSink`] ([`Engine::start_recorded`]), the
@@ -15,9 +25,9 @@
 
 use std::io;
 
-use aurora_redo_model::types::{Az, Lsn, NodeId, PageId, Record, ReplicaId};
+use aurora_redo_model::types::{Az, Lsn, NodeId, PageId, Record, ReplicaId, STORAGE_NODES};
 
-use crate::config::{EngineConfig, ImplBug};
+use crate::config::{AckPolicy, EngineConfig, ImplBug};
 use crate::disk::Disk;
 use crate::faults::{FaultConfig, Faults};
 use crate::observer::{Event, Observer};
@@ -26,13 +36,16 @@ use crate::recorder::{Step, StepSink};
 use crate::replica::{Replica, ReplicaInput};
 use crate::segment::{Recovered, Segment};
 use crate::storage::{StorageInput, StorageNode};
-use crate::sync::{lock, thread, Arc, Mutex};
-use crate::transport::{Mailbox, Mailboxes, NodeEvent, Recv};
+use crate::sync::{lock, thread, Arc, AtomicU64, Mutex, Ordering};
+use crate::transport::{Mailbox, Mailboxes, NodeEvent, Ready, Recv, Runnable};
 use crate::watermark::{Published, SharedQuorum};
 use crate::writer::{Writer, WriterInput};
 
 /// Most messages one thread takes from its mailbox at once.
 const BATCH: usize = 4096;
+
+/// Most steps a thread runs for other actors in one go before it wakes their threads instead.
+pub const MAX_RUN_HERE: usize = 64;
 
 /// What a node's flusher thread does: the node's disk I/O, in the order the node asked for it.
 enum DiskJob {
@@ -62,6 +75,9 @@ struct Shared {
     recording: Option<Arc<dyn StepSink>>,
     writer: Mutex<Writer>,
     committed: Published,
+    /// The last LSN the writer created (stored under the writer lock, before its appends are
+    /// queued), read by the quiet check without the writer lock.
+    appended: AtomicU64,
     nodes: Vec<NodeSlot>,
     replicas: Vec<Mutex<Replica>>,
     /// Ghost: each node's highest LSN whose fsync has returned; the point is the volume durable
@@ -86,11 +102,68 @@ impl Shared {
         }
     }
 
-    /// Hands the ghost events to the observer, then sends the messages. (Flush jobs are the
-    /// node loop's to route.)
-    fn route(&self, mut fx: Effects) {
+    /// Hands the ghost events to the observer, then sends the messages; the writer and the
+    /// nodes that got some are added to `ready`, for [`Shared::run_here`]. (Flush jobs are the
+    /// node step's to route.)
+    fn route(&self, mut fx: Effects, ready: &mut Ready) {
         self.observe(&mut fx);
-        self.net.send(fx.sent);
+        self.net.send(fx.sent, ready);
+    }
+
+    /// Runs the steps of the actors in `ready` (and of those their steps send to) on this thread,
+    /// each while it is idle, at most [`MAX_RUN_HERE`] of them; wakes the threads of the rest.
+    fn run_here(&self, mut ready: Ready) {
+        let mut steps = 0;
+        while let Some(actor) = ready.pop() {
+            let allowed = steps < MAX_RUN_HERE;
+            let ran = match actor {
+                Runnable::Writer => self.net.writer.run_turn(BATCH, allowed, |envs| {
+                    let n = envs.len();
+                    let inputs = envs.into_iter().map(WriterInput::Deliver).collect();
+                    writer_step(self, inputs, n, &mut ready);
+                }),
+                Runnable::Node(node) => {
+                    self.net.nodes[node.index()].run_turn(BATCH, allowed, |events| {
+                        node_step(self, node, None, events, &mut ready);
+                    })
+                }
+            };
+            if let Some(more) = ran {
+                steps += 1;
+                if more {
+                    ready.add(actor);
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// `n` pieces of commit-path work are done; if that was the last of them and the commit
+    /// point is short of the last record, something was lost: the writer repairs it at once
+    /// (its re-sends go into `ready`).
+    fn settle(&self, n: usize, ready: &mut Ready) {
+        if self.net.settle(n) {
+            self.repair_if_short(ready);
+        }
+    }
+
+    /// The end of a step that took `taken` counted items: its ghost events observed, its
+    /// messages queued, then the items settled (in that order, so that the count cannot drop to
+    /// zero while what they caused is still to be queued).
+    fn finish_step(&self, taken: usize, mut fx: Effects, ready: &mut Ready) {
+        self.observe(&mut fx);
+        if self.net.step_done(taken, fx.sent, ready) {
+            self.repair_if_short(ready);
+        }
+    }
+
+    /// The commit path is quiet: if the commit point is short of the last record, something
+    /// was lost, and the writer repairs it now.
+    fn repair_if_short(&self, ready: &mut Ready) {
+        if self.committed.get() < Lsn(self.appended.load(Ordering::SeqCst)) {
+            writer_step(self, vec![WriterInput::Repair], 0, ready);
+        }
     }
 }
 
@@ -132,6 +205,7 @@ impl Engine {
             recording,
             writer: Mutex::new(Writer::new(cfg.clone())),
             committed: Published::new(),
+            appended: AtomicU64::new(cfg.resume_at.0),
             nodes: disks
                 .into_iter()
                 .map(|disk| NodeSlot {
@@ -176,17 +250,25 @@ impl Engine {
 
     /// Creates several records and sends them as one batch per node. Returns the last LSN.
     pub fn append_batch(&self, changes: &[(PageId, u64)]) -> Lsn {
-        let mut w = lock(&self.shared.writer);
-        let mut fx = Effects::default();
-        for &(page, value) in changes {
-            let input = WriterInput::Append { page, value };
-            self.shared.record(|| Step::Writer(input.clone()));
-            fx.extend(w.handle(input));
-        }
-        // Sent under the writer lock, so every node receives appends in LSN order when the
-        // network does not reorder.
-        self.shared.route(fx);
-        w.last_lsn()
+        let mut ready = Ready::default();
+        let last = {
+            let mut w = lock(&self.shared.writer);
+            let mut out = Vec::with_capacity(changes.len() * (STORAGE_NODES + 1));
+            for &(page, value) in changes {
+                let input = WriterInput::Append { page, value };
+                self.shared.record(|| Step::Writer(input.clone()));
+                w.handle_into(input, &mut out);
+            }
+            let fx: Effects = out.into_iter().collect();
+            self.shared.appended.store(w.last_lsn().0, Ordering::SeqCst);
+            // Queued under the writer lock, so every node receives appends in LSN order when
+            // the network does not reorder.
+            self.shared.route(fx, &mut ready);
+            w.last_lsn()
+        };
+        // The nodes' steps, and the writer's handling of their acks, on this thread.
+        self.shared.run_here(ready);
+        last
     }
 
     /// Blocks until the commit point reaches `lsn`.
@@ -274,14 +356,29 @@ impl Engine {
             }
             st.sm = None;
             st.incarnation += 1;
-            if let Some(f) = st.flusher.take() {
+            let flusher = st.flusher.take();
+            if let Some(f) = &flusher {
                 f.close();
             }
             self.shared.net.nodes[node.index()].close();
-            std::mem::take(&mut st.threads)
+            (std::mem::take(&mut st.threads), flusher)
         };
+        let (threads, flusher) = threads;
         for t in threads {
             let _ = t.join();
+        }
+        // The flush jobs the crash left undone will never report: stop counting them.
+        if let Some(f) = flusher {
+            let lost = f
+                .drain()
+                .iter()
+                .filter(|j| matches!(j, DiskJob::Persist(_)))
+                .count();
+            if self.shared.cfg.ack == AckPolicy::Disk {
+                let mut ready = Ready::default();
+                self.shared.settle(lost, &mut ready);
+                self.shared.run_here(ready);
+            }
         }
         slot.disk.crash();
         self.shared.observer.observe(&Event::NodeCrashed(node));
@@ -457,71 +554,114 @@ fn start_node(shared: &Arc<Shared>, node: NodeId, restart: bool) -> io::Result<R
     Ok(recovered)
 }
 
+/// A node's own thread: the node's steps that no sender ran.
 fn node_loop(shared: &Shared, node: NodeId, incarnation: u64) {
     let mailbox = &shared.net.nodes[node.index()];
     loop {
-        let items = match mailbox.recv(BATCH) {
+        let items = match mailbox.turn(BATCH) {
             Recv::Closed => return,
-            Recv::Tick => continue,
+            Recv::Tick => {
+                let _ = mailbox.finish();
+                continue;
+            }
             Recv::Items(items) => items,
         };
-        let mut fx = Effects::default();
-        let flusher = {
-            let mut st = lock(&shared.nodes[node.index()].state);
-            if st.incarnation != incarnation {
-                return;
-            }
-            let Some(sm) = st.sm.as_mut() else { return };
-            let mut step = |input: StorageInput| {
-                shared.record(|| Step::Node {
-                    node,
-                    input: input.clone(),
-                });
-                fx.extend(sm.handle(input));
-            };
-            let mut batch = Vec::new();
-            for item in items {
-                match item {
-                    NodeEvent::Net(env) => batch.push(env),
-                    NodeEvent::FlushDone {
-                        upto,
-                        incarnation: i,
-                    } if i == incarnation => {
-                        if !batch.is_empty() {
-                            step(StorageInput::Deliver(std::mem::take(&mut batch)));
-                        }
-                        step(StorageInput::FlushDone { upto });
-                    }
-                    NodeEvent::ReadDone {
-                        to,
-                        from,
-                        records,
-                        incarnation: i,
-                    } if i == incarnation => {
-                        if !batch.is_empty() {
-                            step(StorageInput::Deliver(std::mem::take(&mut batch)));
-                        }
-                        step(StorageInput::ReadDone { to, from, records });
-                    }
-                    NodeEvent::FlushDone { .. } | NodeEvent::ReadDone { .. } => {}
-                }
-            }
-            if !batch.is_empty() {
-                step(StorageInput::Deliver(batch));
-            }
-            st.flusher.clone()
+        let mut ready = Ready::default();
+        let current = node_step(shared, node, Some(incarnation), items, &mut ready);
+        // The thread comes back for what is queued: `finish`'s answer is for other runners.
+        let _ = mailbox.finish();
+        shared.run_here(ready);
+        if !current {
+            return;
+        }
+    }
+}
+
+/// One step of `node` on `items`, then its flush jobs to its flusher and its messages out.
+/// `own`: the incarnation of the node's thread calling it (`None` for a sender running the
+/// node). Returns `false` if the node is not that incarnation any more (crashed, or restarted).
+fn node_step(
+    shared: &Shared,
+    node: NodeId,
+    own: Option<u64>,
+    items: Vec<NodeEvent>,
+    ready: &mut Ready,
+) -> bool {
+    let mut fx = Effects::default();
+    let taken = items.len();
+    {
+        let mut st = lock(&shared.nodes[node.index()].state);
+        let incarnation = st.incarnation;
+        if own.is_some_and(|i| i != incarnation) {
+            drop(st);
+            shared.finish_step(taken, fx, ready);
+            return false;
+        }
+        // A crashed node: what was taken from its mailbox is lost with it.
+        let Some(sm) = st.sm.as_mut() else {
+            drop(st);
+            shared.finish_step(taken, fx, ready);
+            return own.is_none();
         };
-        if let Some(f) = &flusher {
+        let mut step = |input: StorageInput| {
+            shared.record(|| Step::Node {
+                node,
+                input: input.clone(),
+            });
+            fx.extend(sm.handle(input));
+        };
+        let mut batch = Vec::new();
+        for item in items {
+            match item {
+                NodeEvent::Net(env) => batch.push(env),
+                NodeEvent::FlushDone {
+                    upto,
+                    incarnation: i,
+                } if i == incarnation => {
+                    if !batch.is_empty() {
+                        step(StorageInput::Deliver(std::mem::take(&mut batch)));
+                    }
+                    step(StorageInput::FlushDone { upto });
+                }
+                NodeEvent::ReadDone {
+                    to,
+                    from,
+                    records,
+                    incarnation: i,
+                } if i == incarnation => {
+                    if !batch.is_empty() {
+                        step(StorageInput::Deliver(std::mem::take(&mut batch)));
+                    }
+                    step(StorageInput::ReadDone { to, from, records });
+                }
+                NodeEvent::FlushDone { .. } | NodeEvent::ReadDone { .. } => {}
+            }
+        }
+        if !batch.is_empty() {
+            step(StorageInput::Deliver(batch));
+        }
+        // Queued under the node's lock, so a crash (which closes the flusher under it) either
+        // finds them queued or comes first.
+        if let Some(f) = &st.flusher {
             let reads = std::mem::take(&mut fx.read_back)
                 .into_iter()
                 .map(DiskJob::Read);
-            let persists = std::mem::take(&mut fx.persist)
-                .into_iter()
-                .map(DiskJob::Persist);
-            f.push_all(reads.chain(persists).map(|job| (job, None)));
+            let persists = std::mem::take(&mut fx.persist);
+            if shared.cfg.ack == AckPolicy::Disk {
+                // Under ack `disk` a flush is commit-path work: its end brings the acks.
+                shared.net.begin(persists.len());
+            }
+            let jobs: Vec<(DiskJob, Option<usize>)> = reads
+                .chain(persists.into_iter().map(DiskJob::Persist))
+                .map(|j| (j, None))
+                .collect();
+            if !jobs.is_empty() {
+                f.push_all(jobs);
+            }
         }
-        shared.route(fx);
-    }
+    };
+    shared.finish_step(taken, fx, ready);
+    true
 }
 
 /// The flusher: append, fsync, and only then report the flush (unless the seeded bug says
@@ -535,9 +675,15 @@ fn flusher_loop(
 ) {
     let notify_first = shared.cfg.has_bug(ImplBug::FlushNotifyBeforeFsync);
     let alive = || lock(&shared.nodes[node.index()].state).incarnation == incarnation;
-    let done = |upto| {
-        shared.net.nodes[node.index()].push(NodeEvent::FlushDone { upto, incarnation });
+    // The node's step on the completion, and what it sets off, run on this thread.
+    let tell_node = |event: NodeEvent| {
+        shared.net.push_node(node, event);
+        let mut ready = Ready::default();
+        ready.add(Runnable::Node(node));
+        shared.run_here(ready);
     };
+    let counted = shared.cfg.ack == AckPolicy::Disk;
+    let done = |upto| tell_node(NodeEvent::FlushDone { upto, incarnation });
     loop {
         let batches = match jobs.recv(BATCH) {
             Recv::Closed => return,
@@ -549,7 +695,7 @@ fn flusher_loop(
                 DiskJob::Persist(records) => records,
                 DiskJob::Read(read) => {
                     match segment.read(read.from, read.upto) {
-                        Ok(records) => shared.net.nodes[node.index()].push(NodeEvent::ReadDone {
+                        Ok(records) => tell_node(NodeEvent::ReadDone {
                             to: read.to,
                             from: read.from,
                             records,
@@ -573,6 +719,12 @@ fn flusher_loop(
                 },
                 done,
             );
+            if counted {
+                // The flush job is done (its completion, if any, was handled above).
+                let mut ready = Ready::default();
+                shared.settle(1, &mut ready);
+                shared.run_here(ready);
+            }
             match result {
                 Ok(Some(_)) => {}
                 Ok(None) => return, // crashed before the sync
@@ -586,26 +738,42 @@ fn flusher_loop(
     }
 }
 
+/// The writer's own thread: its ticks, and the deliveries no sender ran.
 fn writer_loop(shared: &Shared) {
+    let mailbox = &shared.net.writer;
     loop {
-        let inputs: Vec<WriterInput> = match shared.net.writer.recv(BATCH) {
+        let (inputs, n): (Vec<WriterInput>, usize) = match mailbox.turn(BATCH) {
             Recv::Closed => return,
-            Recv::Tick => vec![WriterInput::Tick],
-            Recv::Items(envs) => envs.into_iter().map(WriterInput::Deliver).collect(),
-        };
-        let mut fx = Effects::default();
-        let commit = {
-            let mut w = lock(&shared.writer);
-            for input in inputs {
-                shared.record(|| Step::Writer(input.clone()));
-                fx.extend(w.handle(input));
+            Recv::Tick => (vec![WriterInput::Tick], 0),
+            Recv::Items(envs) => {
+                let n = envs.len();
+                (envs.into_iter().map(WriterInput::Deliver).collect(), n)
             }
-            shared.observe(&mut fx);
-            w.commit_point()
         };
-        shared.committed.raise(commit);
-        shared.route(fx);
+        let mut ready = Ready::default();
+        writer_step(shared, inputs, n, &mut ready);
+        let _ = mailbox.finish();
+        shared.run_here(ready);
     }
+}
+
+/// One step of the writer: its inputs (`taken` of them counted items from its mailbox), the
+/// commit point published, its messages out.
+fn writer_step(shared: &Shared, inputs: Vec<WriterInput>, taken: usize, ready: &mut Ready) {
+    let mut fx = Effects::default();
+    let commit = {
+        let mut w = lock(&shared.writer);
+        let mut out = Vec::new();
+        for input in inputs {
+            shared.record(|| Step::Writer(input.clone()));
+            w.handle_into(input, &mut out);
+        }
+        fx.extend(out);
+        shared.observe(&mut fx);
+        w.commit_point()
+    };
+    shared.committed.raise(commit);
+    shared.finish_step(taken, fx, ready);
 }
 
 fn replica_loop(shared: &Shared, r: usize) {
@@ -627,6 +795,9 @@ fn replica_loop(shared: &Shared, r: usize) {
             }
             shared.observe(&mut fx);
         }
-        shared.route(fx);
+        // The nodes' answers to its pulls, on this thread.
+        let mut ready = Ready::default();
+        shared.route(fx, &mut ready);
+        shared.run_here(ready);
     }
 }

@@ -6,7 +6,7 @@
 use aurora_redo_model::types::{Actor, Az, Envelope, NodeId, STORAGE_NODES};
 use rand::Rng;
 
-use crate::sync::{lock, Mutex, Random};
+use crate::sync::{lock, AtomicU64, Mutex, Ordering, Random};
 
 /// Probabilities of network faults, per message.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -45,6 +45,9 @@ struct FaultState {
 pub struct Faults {
     cfg: FaultConfig,
     state: Mutex<FaultState>,
+    /// The nodes unreachable now (crashed, or in the zone out), one bit each: written under
+    /// `state`'s lock, read without it.
+    cut: AtomicU64,
 }
 
 impl Faults {
@@ -56,17 +59,35 @@ impl Faults {
                 down: [false; STORAGE_NODES],
                 outage: None,
             }),
+            cut: AtomicU64::new(0),
         }
+    }
+
+    /// Recomputes the unreachable set from `s`.
+    fn publish_cut(&self, s: &FaultState) {
+        let bits = NodeId::all()
+            .filter(|n| s.down[n.index()] || s.outage == Some(n.az()))
+            .fold(0u64, |b, n| b | 1 << n.index());
+        self.cut.store(bits, Ordering::SeqCst);
     }
 
     /// Marks a node crashed (unreachable) or back.
     pub fn set_down(&self, node: NodeId, down: bool) {
-        lock(&self.state).down[node.index()] = down;
+        let mut s = lock(&self.state);
+        s.down[node.index()] = down;
+        self.publish_cut(&s);
     }
 
     /// Starts (`Some`) or ends (`None`) an AZ outage: both its nodes unreachable, in and out.
     pub fn set_outage(&self, az: Option<Az>) {
-        lock(&self.state).outage = az;
+        let mut s = lock(&self.state);
+        s.outage = az;
+        self.publish_cut(&s);
+    }
+
+    /// Whether the network draws random faults at all.
+    fn random(&self) -> bool {
+        self.cfg.drop > 0.0 || self.cfg.duplicate > 0.0 || self.cfg.reorder > 0.0
     }
 
     pub fn outage(&self) -> Option<Az> {
@@ -75,14 +96,22 @@ impl Faults {
 
     /// Decides the fate of `env`.
     pub fn fate(&self, env: &Envelope) -> Fate {
-        let mut s = lock(&self.state);
-        let cut_off = |actor: Actor, s: &FaultState| match actor {
-            Actor::Storage(n) => s.down[n.index()] || s.outage == Some(n.az()),
+        let cut = self.cut.load(Ordering::SeqCst);
+        let cut_off = |actor: Actor| match actor {
+            Actor::Storage(n) => cut & (1 << n.index()) != 0,
             _ => false,
         };
-        if cut_off(env.src, &s) || cut_off(env.dst, &s) {
+        if cut_off(env.src) || cut_off(env.dst) {
             return Fate::Drop;
         }
+        if !self.random() {
+            // No draws: no lock.
+            return Fate::Deliver {
+                copies: 1,
+                reorder: false,
+            };
+        }
+        let mut s = lock(&self.state);
         if self.cfg.drop > 0.0 && s.rng.random_bool(self.cfg.drop.min(1.0)) {
             return Fate::Drop;
         }

@@ -22,11 +22,13 @@ pub enum PublishBug {
     NotifyUnlocked,
 }
 
-/// A monotone LSN: published with a max, read without a lock, waited for with a condvar.
+/// A monotone LSN: published with a max, read without a lock, waited for with a condvar. A
+/// publication that raises nothing, or that nobody waits for, costs no lock and no wake-up.
 #[derive(Debug)]
 pub struct Published {
     value: AtomicU64,
-    waiters: Mutex<()>,
+    /// How many threads sleep in [`Published::wait_for`].
+    waiters: Mutex<usize>,
     cv: Condvar,
     bug: Option<PublishBug>,
 }
@@ -45,7 +47,7 @@ impl Published {
     pub fn with_bug(bug: Option<PublishBug>) -> Published {
         Published {
             value: AtomicU64::new(0),
-            waiters: Mutex::new(()),
+            waiters: Mutex::new(0),
             cv: Condvar::new(),
             bug,
         }
@@ -58,18 +60,25 @@ impl Published {
 
     /// Raises the value to `lsn` (a lower `lsn` changes nothing) and wakes the waiters.
     pub fn raise(&self, lsn: Lsn) {
-        match self.bug {
-            Some(PublishBug::Store) => self.value.store(lsn.0, Ordering::Release),
-            _ => {
-                self.value.fetch_max(lsn.0, Ordering::AcqRel);
+        let before = match self.bug {
+            Some(PublishBug::Store) => {
+                self.value.store(lsn.0, Ordering::Release);
+                0
             }
+            _ => self.value.fetch_max(lsn.0, Ordering::AcqRel),
+        };
+        if before >= lsn.0 {
+            // Nothing new: every waiter for a lower value was woken by its raise.
+            return;
         }
         if self.bug == Some(PublishBug::NotifyUnlocked) {
             self.cv.notify_all();
         } else {
-            // Taking the lock orders this notify after any waiter's check-then-sleep.
-            let _guard = lock(&self.waiters);
-            self.cv.notify_all();
+            // Taking the lock orders this check after any waiter's check-then-sleep: a waiter
+            // either saw the new value or is counted here.
+            if *lock(&self.waiters) > 0 {
+                self.cv.notify_all();
+            }
         }
     }
 
@@ -81,7 +90,9 @@ impl Published {
             if now >= lsn {
                 return now;
             }
+            *guard += 1;
             guard = wait(&self.cv, guard);
+            *guard -= 1;
         }
     }
 }

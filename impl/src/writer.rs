@@ -30,6 +30,12 @@ pub enum WriterInput {
     /// it has not acknowledged, or, if it acknowledged everything but has not reported it
     /// flushed, the last append (so a node that lost its memory re-acks and gets repaired).
     Tick,
+    /// The driver saw every message it had sent to the writer and the nodes handled, and the
+    /// commit point is still short of the last record: something was lost on the way (an
+    /// `Append`, or an `Ack`). To each node whose latest ack is below the last LSN, re-send the
+    /// appends from that ack on (at most `max_batch`), once per ack value: a node whose repair
+    /// is lost too, or that is unreachable, is left to the ticks.
+    Repair,
 }
 
 /// Where a writer is in its life (the model's `state::Phase`).
@@ -70,6 +76,8 @@ pub struct Writer {
     /// `latest_ack` at the previous tick, to re-send only to nodes that made no progress.
     ack_at_last_tick: [Lsn; STORAGE_NODES],
     flushed: [Lsn; STORAGE_NODES],
+    /// Per node, the ack value the last `Repair` re-sent from.
+    repaired: [Option<Lsn>; STORAGE_NODES],
 }
 
 impl Writer {
@@ -95,6 +103,7 @@ impl Writer {
             latest_ack: [Lsn::ZERO; STORAGE_NODES],
             ack_at_last_tick: [Lsn::ZERO; STORAGE_NODES],
             flushed: [Lsn::ZERO; STORAGE_NODES],
+            repaired: [None; STORAGE_NODES],
         }
     }
 
@@ -171,14 +180,19 @@ impl Writer {
 
     pub fn handle(&mut self, input: WriterInput) -> Vec<Output> {
         let mut out = Vec::new();
+        self.handle_into(input, &mut out);
+        out
+    }
+
+    /// [`Writer::handle`], appending the outputs to `out` (a driver's buffer: no allocation per
+    /// input).
+    pub fn handle_into(&mut self, input: WriterInput, out: &mut Vec<Output>) {
         match input {
             WriterInput::Append { .. } if !self.is_open() => {}
-            WriterInput::Append { page, value } => self.on_append(page, value, &mut out),
+            WriterInput::Append { page, value } => self.on_append(page, value, out),
             WriterInput::Deliver(env) => match env.msg {
                 // Only this writer's epoch counts.
-                Msg::Ack { node, scl, epoch } if epoch == self.epoch => {
-                    self.on_ack(node, scl, &mut out)
-                }
+                Msg::Ack { node, scl, epoch } if epoch == self.epoch => self.on_ack(node, scl, out),
                 Msg::Flushed { node, lsn, epoch } if epoch == self.epoch => {
                     self.on_flushed(node, lsn)
                 }
@@ -189,16 +203,42 @@ impl Writer {
                     scl,
                     records,
                 } if epoch == self.epoch => {
-                    self.on_read_answer(node, ReadAnswer { sealed, scl }, records, &mut out)
+                    self.on_read_answer(node, ReadAnswer { sealed, scl }, records, out)
                 }
-                Msg::Sealed { node, epoch } if epoch == self.epoch => {
-                    self.on_sealed(node, &mut out)
-                }
+                Msg::Sealed { node, epoch } if epoch == self.epoch => self.on_sealed(node, out),
                 _ => {}
             },
-            WriterInput::Tick => self.on_tick(&mut out),
+            WriterInput::Tick => self.on_tick(out),
+            WriterInput::Repair => self.on_repair(out),
         }
-        out
+    }
+
+    /// Loss repair without a timer ([`WriterInput::Repair`]).
+    fn on_repair(&mut self, out: &mut Vec<Output>) {
+        if !self.is_open() || self.commit >= self.last_lsn {
+            return;
+        }
+        for node in NodeId::all() {
+            let i = node.index();
+            let acked = self.latest_ack[i];
+            if acked >= self.last_lsn || self.repaired[i] == Some(acked) {
+                continue;
+            }
+            self.repaired[i] = Some(acked);
+            self.resend_from(node, acked, out);
+        }
+    }
+
+    /// Re-sends to `node` the appends above `acked` the writer still has, at most `max_batch`.
+    fn resend_from(&self, node: NodeId, acked: Lsn, out: &mut Vec<Output>) {
+        for record in self
+            .log
+            .range(acked.next()..)
+            .take(self.cfg.max_batch)
+            .map(|(_, r)| *r)
+        {
+            out.push(Output::Send(Envelope::append(node, record)));
+        }
     }
 
     /// Step 1, **Write** (`docs/protocol.md`): number the record, keep it, send `Append` to every
@@ -381,14 +421,7 @@ impl Writer {
                 }
                 continue;
             }
-            for record in self
-                .log
-                .range(acked.next()..)
-                .take(self.cfg.max_batch)
-                .map(|(_, r)| *r)
-            {
-                out.push(Output::Send(Envelope::append(node, record)));
-            }
+            self.resend_from(node, acked, out);
         }
     }
 }
@@ -553,6 +586,47 @@ mod tests {
         w.handle(ack(2, 1)); // reordered, or a restarted node
         assert_eq!(w.acked(NodeId(2)), Lsn(3));
         assert_eq!(w.acked(NodeId(1)), Lsn(0));
+    }
+
+    #[test]
+    fn repair_resends_from_each_short_nodes_ack_once_per_ack() {
+        let mut w = Writer::new(EngineConfig::new(AckPolicy::Memory, 1));
+        for v in 0..3 {
+            w.handle(WriterInput::Append { page: 0, value: v });
+        }
+        for n in 0..3 {
+            w.handle(ack(n, 3));
+        }
+        // S3 lost 2 (it acks 1); S4's ack was lost; S5 never answered.
+        w.handle(ack(3, 1));
+        let to = |out: &[Output], n: u8| -> Vec<Lsn> {
+            sends(out)
+                .into_iter()
+                .filter(|e| e.dst == Actor::Storage(NodeId(n)))
+                .filter_map(|e| match e.msg {
+                    Msg::Append(r) => Some(r.lsn),
+                    _ => None,
+                })
+                .collect()
+        };
+        let out = w.handle(WriterInput::Repair);
+        assert_eq!(to(&out, 3), vec![Lsn(2), Lsn(3)]);
+        assert_eq!(to(&out, 4), vec![Lsn(1), Lsn(2), Lsn(3)]);
+        assert_eq!(to(&out, 5), vec![Lsn(1), Lsn(2), Lsn(3)]);
+        assert!(to(&out, 0).is_empty(), "S0 has everything");
+        // Nothing new heard: no second repair (the ticks are the fallback).
+        assert!(sends(&w.handle(WriterInput::Repair)).is_empty());
+        // S3's repair got 2 there but 3 was lost again: it is repaired from its new ack.
+        w.handle(ack(3, 2));
+        let out = w.handle(WriterInput::Repair);
+        assert_eq!(to(&out, 3), vec![Lsn(3)]);
+        assert_eq!(sends(&out).len(), 1);
+        // Committed through the last record: nothing to repair, even for a node still short
+        // with a new ack.
+        w.handle(ack(3, 3));
+        assert_eq!(w.commit_point(), Lsn(3));
+        w.handle(ack(4, 2));
+        assert!(w.handle(WriterInput::Repair).is_empty());
     }
 
     #[test]

@@ -100,6 +100,48 @@ pub fn fsync_floor(dir: &Path, rounds: usize) -> io::Result<FsyncFloor> {
     })
 }
 
+/// CPU time this process has used so far (user + system), from `getrusage`.
+fn cpu_time() -> Duration {
+    // SAFETY: `getrusage` writes the struct it is given and nothing else.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// What one segment copy of a record costs: `records` records appended to a segment file on
+/// `dir` in batches of 256 (encode, CRC, write; no fsync), CPU time per record. Every record is
+/// appended by six nodes, so six times this is a floor under the engine's CPU time per record.
+pub fn segment_cost(dir: &Path, records: u64) -> io::Result<Duration> {
+    use aurora_redo_impl::disk::{Disk, FileDisk};
+    use aurora_redo_impl::segment::Segment;
+    use aurora_redo_model::types::{Epoch, Lsn, Record};
+    let disk: Arc<dyn Disk> = Arc::new(FileDisk::open(dir.join("cost-segment"))?);
+    let (segment, _) = Segment::open(disk)?;
+    let batch: u64 = 256;
+    let start = cpu_time();
+    let mut lsn = 0;
+    while lsn < records {
+        let n = batch.min(records - lsn);
+        let run: Vec<Record> = (lsn + 1..=lsn + n)
+            .map(|l| Record {
+                lsn: Lsn(l),
+                page: (l % 1024) as u32,
+                value: l,
+                epoch: Epoch::FIRST,
+            })
+            .collect();
+        segment.append(&run)?;
+        lsn += n;
+    }
+    Ok((cpu_time() - start) / records as u32)
+}
+
 pub fn bench(args: BenchArgs) -> ExitCode {
     let mut shapes = Vec::new();
     for s in &args.shapes {
@@ -131,12 +173,29 @@ pub fn bench(args: BenchArgs) -> ExitCode {
         ms(floor.single),
         ms(floor.quorum)
     );
+    match tempfile::tempdir().and_then(|d| segment_cost(d.path(), 200_000)) {
+        Ok(cost) => {
+            let us = cost.as_secs_f64() * 1e6;
+            println!(
+                "segment copy cost: {us:.2} us CPU per record (encode + CRC + write, no fsync; \
+                 200,000 records in batches of 256); six copies {:.2} us, so at most {:.0} \
+                 records/s on 2 cores from the copies alone",
+                6.0 * us,
+                2.0e6 / (6.0 * us)
+            );
+        }
+        Err(e) => {
+            eprintln!("error: cannot measure the segment copy cost in a temporary directory: {e}");
+            return ExitCode::from(2);
+        }
+    }
     println!();
     println!(
         "| clients x batch | ack | records/s | commit p50 (ms) | commit p99 (ms) | commit p99.9 (ms) \
-         | commit max (ms) | fsync floor (ms) | replica lag p50 (ms) | replica lag p99 (ms) |"
+         | commit max (ms) | fsync floor (ms) | replica lag p50 (ms) | replica lag p99 (ms) \
+         | CPU per record (us) |"
     );
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut ratios = Vec::new();
     for &(writers, batch) in &shapes {
         let mut tput = [0.0f64; 2];
@@ -144,6 +203,7 @@ pub fn bench(args: BenchArgs) -> ExitCode {
             let mut t = Vec::new();
             // commit p50, p99, p99.9, max; replica lag p50, p99: one list per column.
             let mut cols: [Vec<f64>; 6] = Default::default();
+            let mut cpu = Vec::new();
             for rep in 0..args.repeats {
                 let Ok(dir) = tempfile::tempdir() else {
                     eprintln!("error: cannot create a temporary directory");
@@ -157,7 +217,10 @@ pub fn bench(args: BenchArgs) -> ExitCode {
                 opts.batch = batch;
                 opts.seed = rep as u64 + 1;
                 opts.monitor = false;
-                match live::run(&opts, &|_| {}) {
+                let cpu_before = cpu_time();
+                let result = live::run(&opts, &|_| {});
+                cpu.push((cpu_time() - cpu_before).as_secs_f64() * 1e6 / args.records as f64);
+                match result {
                     Ok(r) if r.failures.is_empty() => {
                         t.push(r.records_per_sec);
                         let (c, l) = (r.commit_latency, r.replica_lag.lag);
@@ -180,13 +243,14 @@ pub fn bench(args: BenchArgs) -> ExitCode {
             }
             tput[i] = median(t);
             let [p50, p99, p999, max, lag50, lag99] = cols.map(median);
+            let cpu = median(cpu);
             let floor = match ack {
                 AckPolicy::Memory => "none".to_string(),
                 AckPolicy::Disk => format!("{:.3}", ms(floor.quorum)),
             };
             println!(
                 "| {writers} x {batch} | {ack} | {:.0} | {p50:.3} | {p99:.3} | {p999:.3} | {max:.3} \
-                 | {floor} | {lag50:.3} | {lag99:.3} |",
+                 | {floor} | {lag50:.3} | {lag99:.3} | {cpu:.2} |",
                 tput[i],
             );
         }
@@ -196,7 +260,9 @@ pub fn bench(args: BenchArgs) -> ExitCode {
     println!(
         "Medians of {} runs each; commit latency per operation (a batch: append to \
          wait_committed), replica lag per record (writer's commit to the replica's apply); the \
-         fsync floor is the 4-of-6 figure above (no fsync is on the commit path under ack memory).",
+         fsync floor is the 4-of-6 figure above (no fsync is on the commit path under ack memory); \
+         CPU per record is the process's user + system time over the whole run (appends, \
+         shutdown, restart from the segments and verification) divided by its records.",
         args.repeats
     );
     for (w, b, r) in ratios {

@@ -265,7 +265,7 @@ impl Checker {
                 }
                 _ => stutter(),
             },
-            Step::Writer(WriterInput::Tick) => stutter(),
+            Step::Writer(WriterInput::Tick | WriterInput::Repair) => stutter(),
             Step::Node { node, input } => match input {
                 StorageInput::Deliver(batch) => {
                     let mut states = stutter();
