@@ -359,14 +359,14 @@ fn start_engine(
     if let Some((i, r)) = recovered
         .iter()
         .enumerate()
-        .find(|(_, r)| r.prefix() != base || r.records.len() as u64 != base.0)
+        .find(|(_, r)| r.prefix != base || r.records != base.0)
     {
         engine.shutdown();
         return Err(RunError::BadInput(format!(
             "S{i} of {} holds 1..={} ({} records) where recovery left 1..={base}",
             opts.dir.display(),
-            r.prefix(),
-            r.records.len()
+            r.prefix,
+            r.records
         )));
     }
     Ok(engine)
@@ -763,14 +763,14 @@ pub fn verify_from_disk(
     // Read first, without writing (a damaged segment is reported as it is, not repaired away).
     let mut prefixes = Vec::new();
     for node in NodeId::all() {
-        match volume::read_node(&opts.dir, node) {
+        match volume::summarize_node(&opts.dir, node) {
             Ok(Some(rec)) => {
                 if let Some(d) = rec.report() {
                     failures.push(format!(
                         "{node}: segment damaged after a clean shutdown: {d}"
                     ));
                 }
-                prefixes.push(rec.prefix());
+                prefixes.push(rec.prefix);
             }
             Ok(None) => failures.push(format!("{node}: segment file missing")),
             Err(e) => failures.push(format!("{node}: {e}")),
