@@ -20,6 +20,12 @@ pub trait Disk: Send + Sync {
     fn read_all(&self) -> io::Result<Vec<u8>>;
     /// Reads `len` bytes at `offset` (all of them, or an error).
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+    /// How many bytes it holds (synced or not).
+    fn len(&self) -> u64;
+    /// Whether it holds no byte.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Cuts the content to `len` bytes, durably.
     fn truncate(&self, len: u64) -> io::Result<()>;
     /// Replaces the whole content durably and atomically (used to rewrite a damaged segment).
@@ -107,6 +113,10 @@ impl Disk for FileDisk {
         let mut bytes = vec![0; len];
         s.file.read_exact_at(&mut bytes, offset)?;
         Ok(bytes)
+    }
+
+    fn len(&self) -> u64 {
+        lock(&self.state).len
     }
 
     fn truncate(&self, len: u64) -> io::Result<()> {
@@ -204,6 +214,10 @@ impl Disk for SimDisk {
             .get(start..start + len)
             .map(<[u8]>::to_vec)
             .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"))
+    }
+
+    fn len(&self) -> u64 {
+        lock(&self.state).bytes.len() as u64
     }
 
     fn truncate(&self, len: u64) -> io::Result<()> {

@@ -34,7 +34,7 @@ use crate::observer::{Event, Observer};
 use crate::output::{Effects, ReadBack};
 use crate::recorder::{Step, StepSink};
 use crate::replica::{Replica, ReplicaInput};
-use crate::segment::{Recovered, Segment};
+use crate::segment::{Segment, Summary};
 use crate::storage::{StorageInput, StorageNode};
 use crate::sync::{lock, thread, Arc, AtomicU64, Mutex, Ordering};
 use crate::transport::{Mailbox, Mailboxes, NodeEvent, Ready, Recv, Runnable};
@@ -181,7 +181,7 @@ impl Engine {
         faults: FaultConfig,
         disks: Vec<Arc<dyn Disk>>,
         observer: Arc<dyn Observer>,
-    ) -> io::Result<(Engine, Vec<Recovered>)> {
+    ) -> io::Result<(Engine, Vec<Summary>)> {
         Engine::start_recorded(cfg, faults, disks, observer, None)
     }
 
@@ -192,7 +192,7 @@ impl Engine {
         disks: Vec<Arc<dyn Disk>>,
         observer: Arc<dyn Observer>,
         recording: Option<Arc<dyn StepSink>>,
-    ) -> io::Result<(Engine, Vec<Recovered>)> {
+    ) -> io::Result<(Engine, Vec<Summary>)> {
         assert_eq!(disks.len(), aurora_redo_model::types::STORAGE_NODES);
         let replicas = cfg
             .replicas
@@ -391,7 +391,7 @@ impl Engine {
     }
 
     /// Restarts a crashed node from its segment file.
-    pub fn restart_node(&self, node: NodeId) -> io::Result<Recovered> {
+    pub fn restart_node(&self, node: NodeId) -> io::Result<Summary> {
         let rec = start_node(&self.shared, node, true)?;
         self.shared.net.faults.set_down(node, false);
         Ok(rec)
@@ -512,18 +512,27 @@ impl Engine {
 
 /// Recovers `node` from its disk and starts its driver and flusher threads (`restart`: after a
 /// crash, recorded as a step; the first start is the recording's initial state).
-fn start_node(shared: &Arc<Shared>, node: NodeId, restart: bool) -> io::Result<Recovered> {
+fn start_node(shared: &Arc<Shared>, node: NodeId, restart: bool) -> io::Result<Summary> {
     let slot = &shared.nodes[node.index()];
-    let (segment, recovered) = Segment::open(slot.disk.clone())?;
+    // In bounded memory: the node reads its flushed records back from the segment on demand.
+    let (segment, recovered) = Segment::open_summary(slot.disk.clone())?;
+    // A recording's restart step carries the node's whole log (recordings are of short runs).
+    let mut whole_log = None;
+    if restart && shared.recording.is_some() {
+        let mut records = segment.read(Lsn(1), recovered.prefix)?;
+        records.extend(recovered.beyond.iter().copied());
+        whole_log = Some(records);
+    }
     let segment = Arc::new(segment);
     let mut st = lock(&slot.state);
     if st.sm.is_some() {
         return Ok(recovered);
     }
-    let sm = StorageNode::recover_in(
+    let sm = StorageNode::restart(
         node,
         shared.cfg.clone(),
-        recovered.records.clone(),
+        recovered.prefix,
+        recovered.beyond.clone(),
         recovered.adopted(),
         recovered.sealed(),
     );
@@ -538,7 +547,7 @@ fn start_node(shared: &Arc<Shared>, node: NodeId, restart: bool) -> io::Result<R
     if restart {
         shared.record(|| Step::NodeRestarted {
             node,
-            recovered: recovered.records.clone(),
+            recovered: whole_log.unwrap_or_default(),
             damage: recovered.report(),
         });
     }

@@ -21,6 +21,7 @@ pub mod disk;
 pub mod engine;
 pub mod faults;
 pub mod flusher;
+pub mod ghost_log;
 pub mod monitor;
 pub mod observer;
 pub mod output;

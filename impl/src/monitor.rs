@@ -29,6 +29,7 @@ use aurora_redo_model::quorum::quorum_watermark;
 use aurora_redo_model::types::{Epoch, Lsn, NodeId, PageId, Record, ReplicaId, STORAGE_NODES};
 
 use crate::engine::Engine;
+use crate::ghost_log::{chain, GhostLog, Lookup};
 use crate::observer::{Event, Observer};
 use crate::sync::{lock, Mutex};
 
@@ -56,6 +57,11 @@ struct ReplicaSeen {
     /// The epoch it follows. One older than the writer's makes it stale: its events are not the
     /// writer's log's business (it starts over when it follows the new epoch).
     epoch: Epoch,
+    /// The digest ([`chain`]) of this incarnation's applies, in order.
+    digest: u64,
+    /// It applied records the writer's [`GhostLog`] had folded, not yet judged: they are, by
+    /// digest, at its first apply the log holds one by one.
+    folded: bool,
 }
 
 impl ReplicaSeen {
@@ -71,8 +77,8 @@ impl ReplicaSeen {
 
 #[derive(Default)]
 struct Seen {
-    /// The writer's records, index `lsn - 1`.
-    log: Vec<Record>,
+    /// The writer's records.
+    log: GhostLog,
     /// Per node, the highest `truthful_ack(sent, held)` ever sent.
     truthful: [Lsn; STORAGE_NODES],
     /// Per node, the highest SCL ever sent in an ack.
@@ -94,7 +100,10 @@ struct Seen {
     /// one (a replica the monitor has not heard of yet follows this one).
     start: Epoch,
     /// What clients were told before the last failover: the failed writer's commit point and log.
-    acked: (Lsn, Vec<Record>),
+    acked: (Lsn, GhostLog),
+    /// Checks that could not be made because the records they needed were folded (see
+    /// [`MonitorStats::unjudged`]).
+    unjudged: u64,
     /// A failover happened: volume-durable monotonicity is no longer judged (a seal truncates).
     failed_over: bool,
 }
@@ -107,6 +116,13 @@ pub struct MonitorStats {
     pub volume_durable: Lsn,
     pub discards: u64,
     pub violations: usize,
+    /// Judgements skipped because the writer's records they needed had left the monitor's
+    /// bounded window: a replica at rest below the window, or a recovery judged after more than
+    /// [`GhostLog::WINDOW`] records. Zero in every run the tests and `run` make; `run` fails
+    /// when it is not.
+    pub unjudged: u64,
+    /// How many of the writer's records the monitor holds one by one.
+    pub kept: usize,
 }
 
 /// The runtime invariant monitor.
@@ -137,7 +153,7 @@ impl Monitor {
             let mut s = lock(&self.state);
             debug_assert!(log.iter().enumerate().all(|(i, r)| r.lsn.0 == i as u64 + 1));
             s.commit = log.last().map_or(Lsn::ZERO, |r| r.lsn);
-            s.log = log;
+            s.log = GhostLog::of(log);
             s.truthful = on_disk;
             s.sent = on_disk;
             s.held = on_disk;
@@ -177,22 +193,20 @@ impl Monitor {
     pub fn stats(&self) -> MonitorStats {
         let s = lock(&self.state);
         MonitorStats {
-            appended: s.log.len() as u64,
+            appended: s.log.last().0,
             committed: s.commit,
             volume_durable: s.max_volume_durable,
             discards: s.discards,
             violations: s.violations.len(),
+            unjudged: s.unjudged,
+            kept: s.log.kept(),
         }
     }
 
-    /// The pages the writer's records `1..=upto` produce.
-    pub fn expected_pages(&self, upto: Lsn) -> BTreeMap<PageId, (u64, Lsn)> {
-        let s = lock(&self.state);
-        let mut pages = BTreeMap::new();
-        for r in s.log.iter().take(upto.0 as usize) {
-            pages.insert(r.page, (r.value, r.lsn));
-        }
-        pages
+    /// The pages the writer's records `1..=upto` produce, or `None` when `upto` is below the
+    /// monitor's window (see [`GhostLog`]).
+    pub fn expected_pages(&self, upto: Lsn) -> Option<BTreeMap<PageId, (u64, Lsn)>> {
+        lock(&self.state).log.pages_through(upto)
     }
 
     fn violate(&self, s: &mut Seen, invariant: &'static str, detail: String) {
@@ -245,12 +259,17 @@ impl Monitor {
             let (applied, pages, retained) = engine.with_replica(r, |rep| {
                 (rep.applied(), rep.pages().clone(), rep.retained())
             });
-            let matches = pages == self.expected_pages(applied);
+            let expected = self.expected_pages(applied);
             let mut s = lock(&self.state);
             if s.stale(r) {
                 continue; // it follows an older epoch: not the writer's log's business
             }
             self.judge_retained(&mut s, r, &retained);
+            let Some(expected) = expected else {
+                s.unjudged += 1;
+                continue;
+            };
+            let matches = pages == expected;
             if !replica_prefix(applied, matches, s.sent) {
                 self.violate(
                     &mut s,
@@ -328,7 +347,6 @@ impl Observer for Monitor {
                 if record.epoch != s.epoch {
                     return; // a zombie's record: not the writer's log
                 }
-                debug_assert_eq!(record.lsn.0, s.log.len() as u64 + 1);
                 s.log.push(record);
             }
             Event::Acked {
@@ -386,15 +404,38 @@ impl Observer for Monitor {
                 record,
             } => {
                 let writer_epoch = s.epoch;
-                let expected = s.log.get(record.lsn.0 as usize - 1).copied();
+                let lookup = s.log.lookup(record.lsn);
+                // A first apply the log holds one by one, after applies it had folded: judge
+                // those by digest, against the log's through the record before this one.
+                let digest_before = match lookup {
+                    Lookup::Record(_) => s
+                        .replicas
+                        .get(&replica)
+                        .filter(|v| v.incarnation == incarnation && v.folded)
+                        .map(|_| s.log.digest_through(Lsn(record.lsn.0 - 1))),
+                    Lookup::Folded | Lookup::Beyond => None,
+                };
                 let view = s.replica_view(replica, incarnation);
                 if view.epoch != writer_epoch {
                     return;
                 }
                 let in_order = record.lsn == view.applied.next();
+                let earlier_match = digest_before.is_none_or(|digest| {
+                    view.folded = false;
+                    digest == Some(view.digest)
+                });
                 view.applied = record.lsn;
                 view.owed.insert(record.lsn);
-                let matches = in_order && expected == Some(record);
+                view.digest = chain(view.digest, &record);
+                let expected = match lookup {
+                    Lookup::Record(r) => Some(r),
+                    Lookup::Folded => {
+                        view.folded = true;
+                        Some(record) // judged by digest later
+                    }
+                    Lookup::Beyond => None,
+                };
+                let matches = in_order && earlier_match && expected == Some(record);
                 let sent = s.sent;
                 if !replica_prefix(record.lsn, matches, sent) {
                     let d = format!(
@@ -473,20 +514,28 @@ impl Observer for Monitor {
                 // CommittedSurvivesRecovery: every acknowledged LSN, as the same record.
                 let (acked, ref acked_log) = s.acked;
                 let at = |l: Lsn| log.get(l.0 as usize - 1).copied().filter(|_| l <= point);
+                // LSNs the acked log folded cannot be judged record by record: they count as
+                // unjudged, and are taken as recovered so the rest is judged.
+                let folded = acked_log.base().min(acked);
                 let lost = first_lost_commit(
                     acked,
-                    |l: Lsn| acked_log.get(l.0 as usize - 1).copied(),
+                    |l: Lsn| match acked_log.lookup(l) {
+                        Lookup::Folded => at(l),
+                        Lookup::Record(r) => Some(r),
+                        Lookup::Beyond => None,
+                    },
                     |l| at(l).map(Some),
                 );
                 if let Some(lsn) = lost {
                     let d = format!(
                         "the recovery of {epoch} at {point} lost committed LSN {lsn} (acked {acked}: {:?}, recovered {:?})",
-                        acked_log.get(lsn.0 as usize - 1),
+                        acked_log.get(lsn),
                         at(lsn)
                     );
                     self.violate(s, COMMITTED_SURVIVES_RECOVERY, d);
                 }
-                s.log = log.clone();
+                s.unjudged += folded.0;
+                s.log = GhostLog::of(log.iter().copied());
             }
             Event::Sealed {
                 node,
@@ -501,9 +550,17 @@ impl Observer for Monitor {
                     s.truthful[i] = s.truthful[i].max(point);
                     s.sent[i] = s.sent[i].max(point);
                     let log = &s.log;
-                    let copy = tail.iter().map(|r| (r.lsn, r.epoch));
-                    let of_log = |l: Lsn| log.get(l.0 as usize - 1).map(|r| r.epoch);
-                    if let Some(lsn) = first_disagreement(of_log, copy) {
+                    // Records the log has folded cannot be judged here: counted as unjudged.
+                    let base = log.base();
+                    let folded = tail.iter().filter(|r| r.lsn <= base).count() as u64;
+                    let copy = tail
+                        .iter()
+                        .filter(|r| r.lsn > base)
+                        .map(|r| (r.lsn, r.epoch));
+                    let of_log = |l: Lsn| log.get(l).map(|r| r.epoch);
+                    let disagreement = first_disagreement(of_log, copy);
+                    s.unjudged += folded;
+                    if let Some(lsn) = disagreement {
                         let d = format!(
                             "{node} sealed {epoch} at {point} but still holds a record at {lsn} that is not the writer's"
                         );
@@ -557,5 +614,78 @@ mod tests {
         });
         let broken: Vec<_> = monitor.violations().iter().map(|v| v.invariant).collect();
         assert_eq!(broken, vec![REPLICA_PREFIX]);
+    }
+
+    /// The writer creates `n` records, all acknowledged by every node.
+    fn written(n: u64) -> Monitor {
+        let monitor = Monitor::new(false);
+        for lsn in 1..=n {
+            monitor.observe(&Event::Appended(record_for(Epoch::FIRST, Lsn(lsn))));
+        }
+        for node in NodeId::all() {
+            monitor.observe(&Event::Acked {
+                node,
+                sent: Lsn(n),
+                held: Lsn(n),
+                epoch: Epoch::FIRST,
+            });
+        }
+        monitor
+    }
+
+    /// `replica`'s incarnation `incarnation` applies `1..=n`, with `wrong` (if any) carrying
+    /// another value.
+    fn apply(monitor: &Monitor, incarnation: u32, n: u64, wrong: Option<u64>) {
+        for lsn in 1..=n {
+            let mut record = record_for(Epoch::FIRST, Lsn(lsn));
+            if Some(lsn) == wrong {
+                record.value += 1;
+            }
+            monitor.observe(&Event::Applied {
+                replica: ReplicaId(0),
+                incarnation,
+                record,
+            });
+        }
+    }
+
+    fn broken(monitor: &Monitor) -> Vec<&'static str> {
+        monitor.violations().iter().map(|v| v.invariant).collect()
+    }
+
+    /// Memory: a run of three windows keeps one window of records, and a replica that applies
+    /// all of them, keeping up or catching up from nothing later, is judged with nothing unjudged.
+    #[test]
+    fn a_long_run_keeps_one_window_and_still_judges_every_apply() {
+        let n = 3 * GhostLog::WINDOW as u64;
+        let monitor = written(n);
+        apply(&monitor, 0, n, None);
+        monitor.observe(&Event::ReplicaRestarted {
+            replica: ReplicaId(0),
+            incarnation: 1,
+        });
+        apply(&monitor, 1, n, None);
+        let stats = monitor.stats();
+        assert_eq!((stats.kept, stats.appended), (GhostLog::WINDOW, n));
+        assert_eq!((broken(&monitor), stats.unjudged), (vec![], 0));
+    }
+
+    /// A wrong value is caught record by record inside the window, and at the page level when a
+    /// replica that applied it below the window reaches the window.
+    #[test]
+    fn a_wrong_apply_is_caught_inside_and_below_the_window() {
+        let n = 3 * GhostLog::WINDOW as u64;
+        let inside = written(n);
+        apply(&inside, 0, n, Some(n - 5));
+        assert_eq!(broken(&inside), vec![REPLICA_PREFIX]);
+
+        let below = written(n);
+        apply(&below, 0, n, Some(17));
+        let violations = below.violations();
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!(violations[0].invariant, REPLICA_PREFIX);
+        // Judged where the log's one-by-one records begin.
+        let first_kept = n - GhostLog::WINDOW as u64 + 1;
+        assert!(violations[0].detail.contains(&format!("lsn: {first_kept}")));
     }
 }

@@ -48,6 +48,9 @@ use serde::{Deserialize, Serialize};
 use crate::disk::Disk;
 use crate::sync::{lock, Arc, Mutex};
 
+mod summary;
+pub use summary::Summary;
+
 /// The frame header: length and CRC.
 const HEADER: usize = 8;
 /// No encoded entry comes close; a larger length field is damage.
@@ -158,6 +161,13 @@ impl fmt::Display for FormatError {
 
 impl std::error::Error for FormatError {}
 
+impl FormatError {
+    /// The format error an I/O error carries, if it is one (see the `From` below).
+    pub fn of(error: &io::Error) -> Option<FormatError> {
+        error.get_ref()?.downcast_ref::<FormatError>().cloned()
+    }
+}
+
 impl From<FormatError> for io::Error {
     fn from(e: FormatError) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, e)
@@ -219,21 +229,12 @@ impl Recovered {
 
     /// The epoch the node has adopted: its latest seal's (`Epoch::FIRST` if none).
     pub fn sealed(&self) -> Epoch {
-        self.seals
-            .iter()
-            .map(|s| s.epoch)
-            .max()
-            .unwrap_or(Epoch::FIRST)
+        sealed(&self.seals)
     }
 
     /// The epoch the node has adopted (fenced itself at): its latest adopt's or seal's.
     pub fn adopted(&self) -> Epoch {
-        self.adopts
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(Epoch::FIRST)
-            .max(self.sealed())
+        adopted(&self.adopts, &self.seals)
     }
 
     /// The highest epoch the node has seen: its sealed epoch or a record's.
@@ -256,12 +257,32 @@ impl Recovered {
 
     /// A one-line human report of the damage, if any.
     pub fn report(&self) -> Option<String> {
-        if self.damage.is_empty() {
-            return None;
-        }
-        let parts: Vec<String> = self.damage.iter().map(|d| d.to_string()).collect();
-        Some(parts.join("; "))
+        report(&self.damage)
     }
+}
+
+/// The epoch of the latest of `seals` (`Epoch::FIRST` if none).
+fn sealed(seals: &[Seal]) -> Epoch {
+    seals.iter().map(|s| s.epoch).max().unwrap_or(Epoch::FIRST)
+}
+
+/// The epoch a node adopted: its latest adopt's or seal's.
+fn adopted(adopts: &[Epoch], seals: &[Seal]) -> Epoch {
+    adopts
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(Epoch::FIRST)
+        .max(sealed(seals))
+}
+
+/// A one-line human report of `damage`, if any.
+fn report(damage: &[Damage]) -> Option<String> {
+    if damage.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = damage.iter().map(|d| d.to_string()).collect();
+    Some(parts.join("; "))
 }
 
 /// Decodes the frame starting at `offset`, if one is there and its CRC checks.
@@ -519,11 +540,41 @@ impl Segment {
                 Index::of(&clean)
             }
         };
-        let segment = Segment {
+        Ok((Segment::with_index(disk, index), recovered))
+    }
+
+    /// Reads the segment on `disk` in bounded memory ([`Summary`]) without changing a byte.
+    pub fn summarize(disk: &dyn Disk) -> io::Result<Summary> {
+        match summary::scan(disk)? {
+            Some((summary, _)) => Ok(summary),
+            None => Ok(Summary::of(&Segment::inspect(disk)?)),
+        }
+    }
+
+    /// [`Segment::open`] in bounded memory: the same recovery and repairs, reported as a
+    /// [`Summary`]. A segment without damage or with only a torn tail (every crash's) is read
+    /// in two streaming passes; a new file, or one damaged inside, goes through
+    /// [`Segment::open`] (a rewrite holds the file's valid frames in memory).
+    pub fn open_summary(disk: Arc<dyn Disk>) -> io::Result<(Segment, Summary)> {
+        if let Some((summary, index)) = summary::scan(&*disk)? {
+            match summary.damage.as_slice() {
+                [] => return Ok((Segment::with_index(disk, index), summary)),
+                [Damage::TornTail { offset, .. }] => {
+                    disk.truncate(*offset as u64)?;
+                    return Ok((Segment::with_index(disk, index), summary));
+                }
+                _ => {}
+            }
+        }
+        let (segment, recovered) = Segment::open(disk)?;
+        Ok((segment, Summary::of(&recovered)))
+    }
+
+    fn with_index(disk: Arc<dyn Disk>, index: Index) -> Segment {
+        Segment {
             disk,
             index: Mutex::new(index),
-        };
-        Ok((segment, recovered))
+        }
     }
 
     /// Appends records (not yet durable).

@@ -109,11 +109,21 @@ impl StorageNode {
                 break;
             }
         }
-        let beyond = on_disk
-            .into_iter()
-            .filter(|r| r.lsn > flushed)
-            .map(|r| (r.lsn, r))
-            .collect();
+        on_disk.retain(|r| r.lsn > flushed);
+        StorageNode::restart(id, cfg, flushed, on_disk, adopted, sealed)
+    }
+
+    /// A node restarted from a segment read in bounded memory: `1..=flushed` on disk (read back
+    /// on demand), `beyond` the records it holds above a hole, in LSN order.
+    pub fn restart(
+        id: NodeId,
+        cfg: EngineConfig,
+        flushed: Lsn,
+        beyond: Vec<Record>,
+        adopted: Epoch,
+        sealed: Epoch,
+    ) -> StorageNode {
+        let beyond = beyond.into_iter().map(|r| (r.lsn, r)).collect();
         StorageNode {
             id,
             cfg,

@@ -28,7 +28,7 @@ use aurora_redo_model::types::{
 };
 
 use crate::disk::{Disk, FileDisk};
-use crate::segment::{self, Damage, FormatError, Recovered, Seal, Segment};
+use crate::segment::{self, Damage, FormatError, Recovered, Seal, Segment, Summary};
 use crate::sync::{arc_from_box, Arc};
 
 /// The file name of `node`'s segment in a data directory.
@@ -117,6 +117,27 @@ pub fn read_node(dir: &Path, node: NodeId) -> Result<Option<Recovered>, VolumeEr
     segment::decode(&bytes)
         .map(Some)
         .map_err(|error| VolumeError::Format { path, error })
+}
+
+/// [`read_node`] in bounded memory: the node's [`Summary`] (its prefix, damage, seals; not its
+/// log), read without changing a byte.
+pub fn summarize_node(dir: &Path, node: NodeId) -> Result<Option<Summary>, VolumeError> {
+    let path = segment_path(dir, node);
+    let disk = match std::fs::metadata(&path) {
+        Ok(_) => FileDisk::open(&path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(VolumeError::Unreadable { path, error }),
+    };
+    let summary = disk.and_then(|disk| Segment::summarize(&disk));
+    summary
+        .map(Some)
+        .map_err(|error| match FormatError::of(&error) {
+            Some(error) => VolumeError::Format {
+                path: path.clone(),
+                error,
+            },
+            None => VolumeError::Unreadable { path, error },
+        })
 }
 
 /// What reading one node found (its log itself is not kept).

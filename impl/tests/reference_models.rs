@@ -463,6 +463,9 @@ impl Disk for LyingSync {
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         self.inner.read_at(offset, len)
     }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
     fn truncate(&self, len: u64) -> io::Result<()> {
         *lock(&self.claimed) = len;
         self.inner.truncate(len)
