@@ -68,6 +68,9 @@ pub struct StorageNode {
     epoch: Epoch,
     /// The epoch of the last seal it persisted; it speaks for `epoch` only once `sealed == epoch`.
     sealed: Epoch,
+    /// The pulls waiting for a read-back: puller, first LSN, and the sealed epoch the node
+    /// spoke for when it asked (one per puller: a replica has one pull outstanding).
+    read_backs: Vec<(Actor, Lsn, Epoch)>,
 }
 
 /// What a node does with an `Append` (the model's `storage::Receipt`).
@@ -137,6 +140,7 @@ impl StorageNode {
             announced: flushed,
             epoch: adopted.max(sealed),
             sealed,
+            read_backs: Vec::new(),
         }
     }
 
@@ -332,6 +336,8 @@ impl StorageNode {
             if let Some(held) = first_held {
                 upto = upto.min(Lsn(held.0 - 1));
             }
+            self.read_backs.retain(|(puller, ..)| *puller != to);
+            self.read_backs.push((to, from, self.sealed));
             out.push(Output::ReadBack(ReadBack { to, from, upto }));
         } else {
             let records = self.held_from(from).take(max).collect();
@@ -471,6 +477,21 @@ impl StorageNode {
     fn on_read_done(&mut self, to: Actor, from: Lsn, mut read: Vec<Record>, out: &mut Vec<Output>) {
         if to == Actor::Writer {
             return self.answer_read(to, read, out);
+        }
+        // Answer only the read-back of a pull still waiting, asked while the node spoke for the
+        // epoch it speaks for now: a read-back that straddles a read (the node stopped
+        // speaking) or a seal (it may hold records the seal annulled) is dropped, and the
+        // puller pulls again.
+        let Some(i) = self
+            .read_backs
+            .iter()
+            .position(|&(puller, first, _)| (puller, first) == (to, from))
+        else {
+            return;
+        };
+        let (.., asked_in) = self.read_backs.swap_remove(i);
+        if !self.speaks() || asked_in != self.sealed {
+            return;
         }
         let max = self.cfg.max_batch.max(1);
         read.sort();
@@ -704,6 +725,42 @@ mod tests {
         let pull = Envelope::pull(ReplicaId(0), NodeId(2), Lsn(3));
         let out = n.handle(StorageInput::Deliver(vec![pull]));
         assert_eq!(sends(&out)[0], Envelope::records(s2, r0, vec![rec(3)]));
+    }
+
+    /// A read-back asked for a pull while the node spoke for its epoch is not answered once a
+    /// recovery's read has made the node stop speaking (its answer would carry records the
+    /// coming seal may annul, under the new epoch), nor once a seal has changed its log.
+    #[test]
+    fn a_read_back_that_straddles_a_read_or_a_seal_is_not_answered() {
+        let (r0, s2) = (ReplicaId(0), NodeId(2));
+        let cfg = EngineConfig::new(AckPolicy::Disk, 1);
+        for seal_too in [false, true] {
+            let mut n = StorageNode::recover(s2, cfg.clone(), vec![rec(1), rec(2)]);
+            let out = n.handle(StorageInput::Deliver(vec![Envelope::pull(r0, s2, Lsn(1))]));
+            assert!(matches!(out[0], Output::ReadBack(_)), "{out:?}");
+            let from_writer = |msg| Envelope {
+                src: Actor::Writer,
+                dst: Actor::Storage(s2),
+                msg,
+            };
+            let read = from_writer(Msg::Read { epoch: Epoch(1) });
+            n.handle(StorageInput::Deliver(vec![read]));
+            if seal_too {
+                let seal = from_writer(Msg::Seal {
+                    epoch: Epoch(1),
+                    point: Lsn(1),
+                    records: vec![rec(1)],
+                });
+                n.handle(StorageInput::Deliver(vec![seal]));
+                assert!(n.speaks());
+            }
+            let out = n.handle(StorageInput::ReadDone {
+                to: Actor::Replica(r0),
+                from: Lsn(1),
+                records: vec![rec(1), rec(2)],
+            });
+            assert_eq!(sends(&out), vec![], "seal too: {seal_too}");
+        }
     }
 
     /// Flushes everything the node holds, as its flusher would.

@@ -968,3 +968,14 @@ fn accept_stale_epoch_is_caught_in_a_failover() {
         "caught by the wrong check: {msg}"
     );
 }
+
+/// A regression: with this seed the random scheduler once found a node that answered a replica's
+/// pull after a recovery's read had made it stop speaking for its epoch (the pull was asked
+/// before the read, the read-back done after it), under the new epoch, with a record the coming
+/// seal annulled: ReplicaPrefix broke. The node now drops such a read-back's answer.
+#[test]
+fn failover_seed_540986231906583696_stays_clean() {
+    use shuttle::scheduler::RandomScheduler;
+    let scheduler = RandomScheduler::new_from_seed(540_986_231_906_583_696, 20_000);
+    shuttle::Runner::new(scheduler, shuttle::Config::default()).run(failover_scenario(None));
+}
