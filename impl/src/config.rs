@@ -94,6 +94,11 @@ pub struct EngineConfig {
     /// made durable on a write quorum. The writer's commit point starts there and its first
     /// record is `R + 1`. `Lsn::ZERO` on a new volume.
     pub resume_at: Lsn,
+    /// The LSN allocation limit: a client's append waits while it would take the writer more
+    /// than this many records past the volume durable point (4 of 6 nodes flushed). It bounds
+    /// what the nodes of that quorum hold unflushed in memory, and so the flush jobs, whatever
+    /// the clients offer (Aurora's LAL, against its VDL).
+    pub allocation_limit: u64,
 }
 
 impl EngineConfig {
@@ -106,6 +111,7 @@ impl EngineConfig {
             cache_records: 1024,
             epoch: Epoch::FIRST,
             resume_at: Lsn::ZERO,
+            allocation_limit: 16_384,
         }
     }
 

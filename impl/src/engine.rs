@@ -38,7 +38,7 @@ use crate::segment::{Segment, Summary};
 use crate::storage::{StorageInput, StorageNode};
 use crate::sync::{lock, thread, Arc, AtomicU64, Mutex, Ordering};
 use crate::transport::{Mailbox, Mailboxes, NodeEvent, Ready, Recv, Runnable};
-use crate::watermark::{Published, SharedQuorum};
+use crate::watermark::{AllocationLimit, Published, SharedQuorum};
 use crate::writer::{Writer, WriterInput};
 
 /// Most messages one thread takes from its mailbox at once.
@@ -250,6 +250,7 @@ impl Engine {
 
     /// Creates several records and sends them as one batch per node. Returns the last LSN.
     pub fn append_batch(&self, changes: &[(PageId, u64)]) -> Lsn {
+        self.wait_for_allocation(changes.len() as u64);
         let mut ready = Ready::default();
         let last = {
             let mut w = lock(&self.shared.writer);
@@ -269,6 +270,19 @@ impl Engine {
         // The nodes' steps, and the writer's handling of their acks, on this thread.
         self.shared.run_here(ready);
         last
+    }
+
+    /// Back-pressure, the LSN allocation limit ([`EngineConfig::allocation_limit`]): waits
+    /// until `n` more records keep the writer within the limit of the volume durable point.
+    /// Clients append one at a time per thread, so a few may pass the limit together, by at
+    /// most a batch each.
+    fn wait_for_allocation(&self, n: u64) {
+        let appended = self.shared.appended.load(Ordering::SeqCst);
+        AllocationLimit::new(self.shared.cfg.allocation_limit).admit(
+            appended,
+            n,
+            &self.shared.synced,
+        );
     }
 
     /// Blocks until the commit point reaches `lsn`.

@@ -176,6 +176,44 @@ impl SharedQuorum {
     }
 }
 
+/// A seeded bug in [`AllocationLimit`], for the loom model that shows it caught.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllocationBug {
+    /// Waits until its own last record is durable, before creating it: a deadlock.
+    WaitForOwn,
+}
+
+/// Back-pressure on the writer, the LSN allocation limit (Aurora's LAL against its VDL): a
+/// client may take the writer at most `limit` records past the volume durable point.
+#[derive(Clone, Copy, Debug)]
+pub struct AllocationLimit {
+    limit: u64,
+    bug: Option<AllocationBug>,
+}
+
+impl AllocationLimit {
+    pub fn new(limit: u64) -> AllocationLimit {
+        AllocationLimit::with_bug(limit, None)
+    }
+
+    pub fn with_bug(limit: u64, bug: Option<AllocationBug>) -> AllocationLimit {
+        AllocationLimit { limit, bug }
+    }
+
+    /// Waits until a writer that has created `appended` records may create `n` more: the last
+    /// of them within the limit of `durable`'s point (a batch larger than the limit waits for
+    /// everything before it). Returns the LSN it waited for.
+    pub fn admit(&self, appended: u64, n: u64, durable: &SharedQuorum) -> Lsn {
+        let last = appended + n;
+        let wait = match self.bug {
+            Some(AllocationBug::WaitForOwn) => last,
+            None => last.saturating_sub(self.limit.max(n)),
+        };
+        durable.wait_for(Lsn(wait));
+        Lsn(wait)
+    }
+}
+
 #[cfg(all(test, not(any(loom, feature = "shuttle"))))]
 mod tests {
     use std::sync::atomic::AtomicBool;

@@ -13,7 +13,9 @@ use aurora_redo_impl::segment::{decode, Segment};
 use aurora_redo_impl::storage::{StorageInput, StorageNode};
 use aurora_redo_impl::sync::{arc_from_box, lock, thread, Arc, AtomicBool, Mutex, Ordering};
 use aurora_redo_impl::transport::{Mailbox, MailboxBug, Mailboxes, QuietBug, Ready, Recv};
-use aurora_redo_impl::watermark::{PublishBug, Published, QuorumBug, SharedQuorum};
+use aurora_redo_impl::watermark::{
+    AllocationBug, AllocationLimit, PublishBug, Published, QuorumBug, SharedQuorum,
+};
 use aurora_redo_impl::writer::{Writer, WriterInput};
 use aurora_redo_impl::{AckPolicy, EngineConfig, ImplBug};
 use aurora_redo_model::types::{Envelope, Epoch, Lsn, Msg, NodeId, Record, ReplicaId};
@@ -662,4 +664,55 @@ fn quiet_count_settle_first() {
 fn quiet_count_settle_first_is_caught() {
     let msg = expect_failure("quiet_count_settle_first");
     assert!(msg.contains("quiet reported"), "{msg}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The LSN allocation limit: a client appends two records one at a time, each admitted against
+// the volume durable point with a limit of 1; four flushers' worth of reports make each record
+// durable once it exists. Admission must never let the client run more than the limit ahead of
+// the durable point, and must never wait for what only its own append can bring.
+
+fn allocation_limit(bug: Option<AllocationBug>) {
+    let durable = Arc::new(SharedQuorum::new());
+    let appended = Arc::new(Published::new());
+    let flusher = {
+        let (durable, appended) = (durable.clone(), appended.clone());
+        thread::spawn(move || {
+            for lsn in 1..=2 {
+                appended.wait_for(Lsn(lsn));
+                for node in 0..4 {
+                    durable.report(NodeId(node), Lsn(lsn));
+                }
+            }
+        })
+    };
+    let gate = AllocationLimit::with_bug(1, bug);
+    for created in 0..2 {
+        gate.admit(created, 1, &durable);
+        assert!(
+            created + 1 <= durable.point().0 + 1,
+            "record {} created with the durable point at {}",
+            created + 1,
+            durable.point()
+        );
+        appended.raise(Lsn(created + 1));
+    }
+    flusher.join().unwrap();
+}
+
+#[test]
+fn allocation_limit_is_correct() {
+    loom::model(|| allocation_limit(None));
+}
+
+#[test]
+#[ignore = "a seeded bug: run in a child process by `allocation_limit_wait_for_own_is_caught`"]
+fn allocation_limit_wait_for_own() {
+    loom::model(|| allocation_limit(Some(AllocationBug::WaitForOwn)));
+}
+
+#[test]
+fn allocation_limit_wait_for_own_is_caught() {
+    let msg = expect_failure("allocation_limit_wait_for_own");
+    assert!(msg.contains("deadlock"), "{msg}");
 }

@@ -79,6 +79,9 @@ fn scenario(
         // No cache of flushed records: every pull of a flushed record is read back from the
         // segment through the node's flusher.
         cfg.cache_records = 0;
+        // A tight LSN allocation limit: the client's second batch waits for the first to be
+        // durable on a write quorum.
+        cfg.allocation_limit = 2;
         let net = if faults.network {
             FaultConfig {
                 drop: 0.1,
