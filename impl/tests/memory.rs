@@ -112,3 +112,37 @@ fn node_memory_is_bounded_independently_of_the_run_length() {
         );
     }
 }
+
+/// Back-pressure: a client that appends as fast as it can, never waiting for a commit, is held
+/// by the LSN allocation limit, so at every moment at least a write quorum of nodes (those the
+/// volume durable point counts) holds no more than the limit, a batch and the cache in memory.
+#[test]
+fn a_client_that_never_waits_is_held_by_the_allocation_limit() {
+    const LIMIT: u64 = 512;
+    let disks: Vec<Arc<dyn Disk>> = (0..6)
+        .map(|_| Arc::new(SimDisk::new()) as Arc<dyn Disk>)
+        .collect();
+    let mut cfg = EngineConfig::new(AckPolicy::Memory, REPLICAS);
+    cfg.cache_records = CACHE;
+    cfg.allocation_limit = LIMIT;
+    let (engine, _) = Engine::start(cfg, FaultConfig::none(), disks, Arc::new(NoObserver))
+        .expect("simulated disks");
+    let mut most = 0;
+    let mut last = Lsn::ZERO;
+    for i in 0..1_000u64 {
+        let batch: Vec<(u32, u64)> = (0..64).map(|k| ((k % 97) as u32, i * 64 + k)).collect();
+        last = engine.append_batch(&batch);
+        let mut held: Vec<usize> = NodeId::all()
+            .map(|node| engine.node_memory_len(node).expect("no node crashed"))
+            .collect();
+        held.sort_unstable();
+        most = most.max(held[3]);
+    }
+    engine.wait_committed(last);
+    engine.shutdown();
+    let bound = LIMIT as usize + 64 + CACHE;
+    assert!(
+        most <= bound,
+        "a write quorum held {most} records in memory (limit {LIMIT}, bound {bound})"
+    );
+}
