@@ -9,27 +9,16 @@
 //! equal signatures are indistinguishable, so the sorted state is canonical: every state in a
 //! class maps to the same representative.
 
-use crate::state::{LsnSet, Node, NodeSet, Phase, State};
-use crate::types::{Az, Epoch, Lsn, NodeId, STORAGE_NODES};
+use crate::state::{NodeSet, NodeStatus, Phase, State};
+use crate::types::{Az, Lsn, NodeId, STORAGE_NODES};
 
-/// Everything a state says about one node, for sorting nodes. Heap-free and `Copy`: the messages
-/// to the node are its bitset of `Append`s in flight ([`crate::network::Network::to_node`]), which
-/// names no node, so it moves with the node under any renaming.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Signature {
-    node: Node,
-    announced_scl: Lsn,
-    announced_flushed: Lsn,
-    announced_epoch: Epoch,
-    announced_prev: (Epoch, Lsn, Lsn),
-    flushed_history: LsnSet,
-    truthful_ack: Lsn,
-    disk_high: Lsn,
-    prev_disk_high: Lsn,
-    /// Whether the recovering writer has sealed it.
-    sealed_by_writer: bool,
-    messages: u64,
-}
+/// Everything a state says about one node, for sorting nodes, packed into four words compared in
+/// order: its logs; its status, epochs, announcements and ghost watermarks, and whether the
+/// recovering writer has sealed it; its flushed history; and the messages to it, as its bitset of
+/// `Append`s in flight ([`crate::network::Network::to_node`]), which names no node, so it moves
+/// with the node under any renaming. Two nodes with equal signatures are indistinguishable: each
+/// field has its own bits (an LSN or an epoch fits a byte).
+type Signature = [u64; 4];
 
 /// The nodes the recovering writer's write phase has sealed so far.
 fn sealed_set(phase: &Phase) -> NodeSet {
@@ -49,19 +38,31 @@ fn rename_set(set: &mut NodeSet, new_of_old: &[usize; STORAGE_NODES]) {
 
 fn signature(s: &State, sealed: NodeSet, n: NodeId) -> Signature {
     let i = n.index();
-    Signature {
-        node: s.nodes[i],
-        announced_scl: s.announced.scl[i],
-        announced_flushed: s.announced.flushed[i],
-        announced_epoch: s.announced.epoch[i],
-        announced_prev: s.announced.prev[i],
-        flushed_history: s.announced.flushed_history[i],
-        truthful_ack: s.ghost.truthful_ack[i],
-        disk_high: s.ghost.disk_high[i],
-        prev_disk_high: s.ghost.prev_disk_high[i],
-        sealed_by_writer: sealed.contains(n),
-        messages: s.network.to_node(n),
-    }
+    let node = &s.nodes[i];
+    let (a, g) = (&s.announced, &s.ghost);
+    let byte = |l: Lsn| l.0 & 0xff;
+    let status = match node.status {
+        NodeStatus::Up => 0,
+        NodeStatus::Crashed => 1,
+        NodeStatus::Lost => 2,
+    };
+    let logs = (node.mem.bits() as u64) << 48
+        | (node.disk.bits() as u64) << 32
+        | node.epochs.bits() as u64;
+    let facts = status << 62
+        | (node.epoch.0 as u64 & 3) << 60
+        | (node.sealed.0 as u64 & 3) << 58
+        | (a.epoch[i].0 as u64 & 3) << 56
+        | byte(a.scl[i]) << 48
+        | byte(a.flushed[i]) << 40
+        | (a.prev[i].0 .0 as u64 & 3) << 38
+        | (sealed.contains(n) as u64) << 37
+        | byte(a.prev[i].1) << 24
+        | byte(a.prev[i].2) << 16
+        | byte(g.truthful_ack[i]) << 8
+        | byte(g.disk_high[i]);
+    let more = byte(g.prev_disk_high[i]) << 16 | a.flushed_history[i].bits() as u64;
+    [logs, facts, more, s.network.to_node(n)]
 }
 
 fn permute<T: Copy>(values: &mut [T; STORAGE_NODES], new_of_old: &[usize; STORAGE_NODES]) {
