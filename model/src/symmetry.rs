@@ -105,19 +105,25 @@ pub fn representative(state: &State) -> State {
         new_of_old[pair[0]] = 2 * slot;
         new_of_old[pair[1]] = 2 * slot + 1;
     }
-    let mut s = if new_of_old == [0, 1, 2, 3, 4, 5] {
-        state.clone()
-    } else {
-        apply(state, &new_of_old)
-    };
+    let mut s = state.clone();
+    if new_of_old != [0, 1, 2, 3, 4, 5] {
+        rename(&mut s, &new_of_old);
+    }
     // Replicas are interchangeable too: no message in flight names one (pulls are single steps).
     s.replicas.sort_unstable();
     s
 }
 
-/// Renames node `i` to `new_of_old[i]` throughout the state.
+/// `state` with node `i` renamed to `new_of_old[i]` throughout.
+#[cfg(test)]
 fn apply(state: &State, new_of_old: &[usize; STORAGE_NODES]) -> State {
     let mut s = state.clone();
+    rename(&mut s, new_of_old);
+    s
+}
+
+/// Renames node `i` to `new_of_old[i]` throughout the state, in place.
+fn rename(s: &mut State, new_of_old: &[usize; STORAGE_NODES]) {
     permute(&mut s.nodes, new_of_old);
     permute(&mut s.announced.scl, new_of_old);
     permute(&mut s.announced.flushed, new_of_old);
@@ -134,7 +140,6 @@ fn apply(state: &State, new_of_old: &[usize; STORAGE_NODES]) -> State {
     s.az_out = s
         .az_out
         .map(|az| NodeId(new_of_old[az.nodes()[0].index()] as u8).az());
-    s
 }
 
 #[cfg(test)]
