@@ -173,16 +173,24 @@ pub enum Preset {
     /// A writer failover with a zombie writer and a storage crash, ack `disk`, one LSN: recovery,
     /// fencing and the reuse of an LSN above the recovery point.
     Recovery,
+    /// `full` with every fault of the seed's list on top: a storage crash and an AZ outage
+    /// besides the replica crash (3 LSNs, 2 replicas, ack `disk`).
+    AllFaults,
+    /// `recovery` with two LSNs: a failover can now strike between two records, and the new
+    /// writer can reuse an LSN that the zombie also writes.
+    Recovery2,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 6] = [
+    pub const ALL: [Preset; 8] = [
         Preset::Quick,
         Preset::Default,
         Preset::Faults,
         Preset::AzPlusOne,
         Preset::Full,
         Preset::Recovery,
+        Preset::AllFaults,
+        Preset::Recovery2,
     ];
 }
 
@@ -273,6 +281,15 @@ impl Config {
                 ack: AckPolicy::Disk,
                 network: NetworkKind::Unordered,
                 ..seed
+            },
+            Preset::AllFaults => Config {
+                storage_crashes: 1,
+                az_outages: 1,
+                ..Config::preset(Preset::Full)
+            },
+            Preset::Recovery2 => Config {
+                lsns: 2,
+                ..Config::preset(Preset::Recovery)
             },
         }
     }
@@ -391,6 +408,8 @@ named_enum!(Preset, "preset", {
     Preset::AzPlusOne => "az-plus-one",
     Preset::Full => "full",
     Preset::Recovery => "recovery",
+    Preset::AllFaults => "all-faults",
+    Preset::Recovery2 => "recovery-2",
 });
 
 impl FromStr for Bug {
@@ -428,5 +447,26 @@ mod tests {
             ..Config::preset(Preset::Quick)
         };
         assert!(too_many.validate().is_err());
+    }
+
+    /// `all-faults` is `full` with a storage crash and an AZ outage; `recovery-2` is `recovery`
+    /// with two LSNs.
+    #[test]
+    fn the_larger_presets_build_on_the_smaller() {
+        let all = Config::preset(Preset::AllFaults);
+        assert_eq!((all.lsns, all.replicas), (3, 2));
+        assert_eq!(
+            (all.storage_crashes, all.az_outages, all.replica_crashes),
+            (1, 1, 1)
+        );
+        assert_eq!(all.ack, AckPolicy::Disk);
+        let two = Config::preset(Preset::Recovery2);
+        assert_eq!(
+            two,
+            Config {
+                lsns: 2,
+                ..Config::preset(Preset::Recovery)
+            }
+        );
     }
 }

@@ -12,7 +12,7 @@
 //! - [`config`]: switches, fault budgets, seeded bugs, presets.
 //! - [`state`]: what a model state holds, and the ghost bookkeeping (`State::judge_*`) that
 //!   records, as a step happens, the facts the invariants judge by; [`network`]: the messages in
-//!   flight.
+//!   flight; [`fingerprint`]: how a state is hashed.
 //! - [`writer`], [`storage`], [`replica`]: each role's rules, one place each.
 //! - [`model`]: the stateright `Model`: enabled steps and their effects; `Config::into_model`.
 //! - [`properties`]: the invariants, reachability facts and liveness as stateright properties.
@@ -26,6 +26,7 @@
 //! checker's reports), so no rule, and not `config`, depends on the checking.
 
 pub mod config;
+pub mod fingerprint;
 pub mod invariants;
 pub mod model;
 pub mod network;

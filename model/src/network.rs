@@ -4,92 +4,212 @@
 //! protocol is idempotent (watermarks take the max, records apply once, a re-ack repeats an ack),
 //! so a second identical copy adds nothing the `duplicating` network does not already explore,
 //! and coalescing keeps the state space finite when a replica re-pulls in a loop.
+//!
+//! The only messages the model keeps in flight are the writers' `Append`s (see `crate::model`),
+//! and the model's records are a function of their identity `(epoch, LSN)`
+//! ([`crate::state::record_for`]). So the network is a bitset: per storage node, one bit for each
+//! `(LSN, epoch)` an `Append` to it may carry (16 LSNs by 4 epochs, one `u64`). A state holds no
+//! envelope; [`Network::iter`] yields them from a table built once, in the order of `Envelope`'s
+//! `Ord` (node, then LSN, then epoch), the order the sorted list this replaces had.
 
-use crate::types::{Actor, Envelope};
+use crate::state::{record_for, MAX_EPOCHS};
+use crate::types::{Actor, Envelope, Epoch, Lsn, Msg, NodeId, STORAGE_NODES};
+use std::sync::LazyLock;
 
-/// Messages in flight, kept sorted so equal networks hash equally.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Network(Vec<Envelope>);
+/// Bits per node: one per `(LSN, epoch)`.
+const BITS: usize = 64;
+
+/// `Append` messages in flight, one bitset per destination node.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Network([u64; STORAGE_NODES]);
+
+/// Every envelope the network can hold, at `node * 64 + bit`.
+static ENVELOPES: LazyLock<Vec<Envelope>> = LazyLock::new(|| {
+    NodeId::all()
+        .flat_map(|node| (0..BITS).map(move |bit| Envelope::append(node, record_of(bit))))
+        .collect()
+});
+
+/// The bit of an `Append` of `(epoch, lsn)`: LSN-major, so that bits ascend as envelopes sort.
+fn bit_of(epoch: Epoch, lsn: Lsn) -> usize {
+    (lsn.0 as usize - 1) * MAX_EPOCHS as usize + epoch.0 as usize
+}
+
+fn record_of(bit: usize) -> crate::types::Record {
+    let lsn = Lsn((bit / MAX_EPOCHS as usize) as u64 + 1);
+    record_for(Epoch((bit % MAX_EPOCHS as usize) as u32), lsn)
+}
+
+/// Where `envelope` sits in the network, if it is one the network can hold: an `Append` from the
+/// writer to a node, of a record the model creates.
+fn slot(envelope: &Envelope) -> Option<(usize, u64)> {
+    let (Actor::Writer, Actor::Storage(node), Msg::Append(record)) =
+        (envelope.src, envelope.dst, &envelope.msg)
+    else {
+        return None;
+    };
+    let fits = (1..=16).contains(&record.lsn.0)
+        && record.epoch.0 < MAX_EPOCHS
+        && node.index() < STORAGE_NODES
+        && *record == record_for(record.epoch, record.lsn);
+    fits.then(|| (node.index(), 1 << bit_of(record.epoch, record.lsn)))
+}
 
 impl Network {
     /// Puts a message in flight. Returns whether it was not already there.
+    ///
+    /// # Panics
+    /// If the envelope is not an `Append` the model creates (the model sends no other).
     pub fn send(&mut self, envelope: Envelope) -> bool {
-        match self.0.binary_search(&envelope) {
-            Ok(_) => false,
-            Err(at) => {
-                self.0.insert(at, envelope);
-                true
-            }
-        }
+        let (node, bit) = slot(&envelope).expect("the network holds the model's Appends only");
+        let fresh = self.0[node] & bit == 0;
+        self.0[node] |= bit;
+        fresh
     }
 
     /// Takes a message out of flight (delivered once, or lost).
     pub fn remove(&mut self, envelope: &Envelope) {
-        if let Ok(at) = self.0.binary_search(envelope) {
-            self.0.remove(at);
+        if let Some((node, bit)) = slot(envelope) {
+            self.0[node] &= !bit;
         }
+    }
+
+    /// Whether `envelope` is in flight.
+    pub fn contains(&self, envelope: &Envelope) -> bool {
+        slot(envelope).is_some_and(|(node, bit)| self.0[node] & bit != 0)
     }
 
     /// Forgets every message addressed to `dst` (it will never be delivered).
     pub fn discard_to(&mut self, dst: Actor) {
-        self.0.retain(|e| e.dst != dst);
+        if let Actor::Storage(node) = dst {
+            self.0[node.index()] = 0;
+        }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Envelope> {
-        self.0.iter()
+    /// The messages in flight, in envelope order.
+    pub fn iter(&self) -> impl Iterator<Item = &'static Envelope> + '_ {
+        let table = &*ENVELOPES;
+        self.0
+            .iter()
+            .enumerate()
+            .flat_map(move |(node, &bits)| Bits(bits).map(move |bit| &table[node * BITS + bit]))
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.iter().map(|b| b.count_ones() as usize).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.iter().all(|&b| b == 0)
     }
 
-    /// Rewrites every envelope (used by symmetry reduction), restoring the order.
-    pub fn map(&mut self, mut f: impl FnMut(&mut Envelope)) {
-        self.0.iter_mut().for_each(&mut f);
-        self.0.sort_unstable();
-        self.0.dedup();
+    /// The messages to `node`, as its bitset (for symmetry reduction: a renaming of the nodes
+    /// moves each node's messages with it).
+    pub fn to_node(&self, node: NodeId) -> u64 {
+        self.0[node.index()]
+    }
+
+    /// The bitsets, in node order.
+    pub fn words(&self) -> [u64; STORAGE_NODES] {
+        self.0
+    }
+
+    /// Renames node `i` to `new_of_old[i]` in every message.
+    pub fn rename(&mut self, new_of_old: &[usize; STORAGE_NODES]) {
+        let old = self.0;
+        for (i, bits) in old.into_iter().enumerate() {
+            self.0[new_of_old[i]] = bits;
+        }
+    }
+}
+
+/// The set bits of a word, lowest first.
+struct Bits(u64);
+
+impl Iterator for Bits {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let bit = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(bit)
     }
 }
 
 impl std::fmt::Debug for Network {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(&self.0).finish()
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Lsn, NodeId};
 
-    fn ack(node: u8, scl: u64) -> Envelope {
-        Envelope::ack(NodeId(node), Lsn(scl))
+    fn append(node: u8, epoch: u32, lsn: u64) -> Envelope {
+        Envelope::append(NodeId(node), record_for(Epoch(epoch), Lsn(lsn)))
     }
 
     #[test]
     fn identical_messages_coalesce() {
         let mut net = Network::default();
-        assert!(net.send(ack(1, 1)));
-        assert!(!net.send(ack(1, 1)));
-        assert!(net.send(ack(0, 1)));
+        assert!(net.send(append(1, 0, 1)));
+        assert!(!net.send(append(1, 0, 1)));
+        assert!(net.send(append(0, 0, 1)));
         assert_eq!(net.len(), 2);
-        net.remove(&ack(1, 1));
-        assert_eq!(net.iter().collect::<Vec<_>>(), vec![&ack(0, 1)]);
+        net.remove(&append(1, 0, 1));
+        assert_eq!(net.iter().collect::<Vec<_>>(), vec![&append(0, 0, 1)]);
     }
 
     #[test]
     fn sending_order_does_not_matter() {
         let (mut a, mut b) = (Network::default(), Network::default());
-        for e in [ack(2, 1), ack(0, 2), ack(1, 1)] {
+        for e in [append(2, 0, 1), append(0, 0, 2), append(1, 1, 1)] {
             a.send(e);
         }
-        for e in [ack(1, 1), ack(2, 1), ack(0, 2)] {
+        for e in [append(1, 1, 1), append(2, 0, 1), append(0, 0, 2)] {
             b.send(e);
         }
         assert_eq!(a, b);
+    }
+
+    /// The bitset yields its envelopes in `Envelope`'s own order, so the steps the model offers
+    /// come in the order a sorted list of envelopes gave them.
+    #[test]
+    fn iteration_follows_envelope_order() {
+        let mut net = Network::default();
+        let mut sent = Vec::new();
+        for node in [5, 0, 3] {
+            for (epoch, lsn) in [(2, 16), (0, 1), (1, 1), (3, 7), (0, 2)] {
+                let e = append(node, epoch, lsn);
+                net.send(e.clone());
+                sent.push(e);
+            }
+        }
+        sent.sort();
+        assert_eq!(net.iter().cloned().collect::<Vec<_>>(), sent);
+        assert!(net.contains(&sent[3]));
+        net.discard_to(Actor::Storage(NodeId(0)));
+        assert!(!net.contains(&sent[3]));
+        assert_eq!(net.len(), 10);
+    }
+
+    /// An envelope the model never sends (another record, another sender) is not in flight and
+    /// removing it changes nothing.
+    #[test]
+    fn foreign_envelopes_are_never_in_flight() {
+        let mut net = Network::default();
+        net.send(append(1, 0, 1));
+        let mut forged = append(1, 0, 1);
+        if let Msg::Append(r) = &mut forged.msg {
+            r.value += 1;
+        }
+        assert!(!net.contains(&forged));
+        net.remove(&forged);
+        net.remove(&Envelope::ack(NodeId(1), Lsn(1)));
+        assert_eq!(net.len(), 1);
     }
 }

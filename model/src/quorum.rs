@@ -6,14 +6,41 @@
 use crate::types::{Lsn, WRITE_QUORUM};
 
 /// The `k`-th highest of `values` (1-based), or `Lsn::ZERO` when there are fewer than `k`.
+///
+/// Up to eight values (a protection group's six, the common case) are ranked on the stack with
+/// no allocation: the model computes a watermark for nearly every state it generates.
 pub fn kth_highest(values: impl IntoIterator<Item = Lsn>, k: usize) -> Lsn {
     assert!(k > 0, "k is 1-based");
-    let mut values: Vec<Lsn> = values.into_iter().collect();
-    if values.len() < k {
+    let mut values = values.into_iter();
+    let mut small = [Lsn::ZERO; 8];
+    let mut len = 0;
+    for (slot, value) in small.iter_mut().zip(values.by_ref()) {
+        *slot = value;
+        len += 1;
+    }
+    if len == small.len() {
+        if let Some(more) = values.next() {
+            let mut all: Vec<Lsn> = small.into_iter().chain([more]).chain(values).collect();
+            if all.len() < k {
+                return Lsn::ZERO;
+            }
+            let (_, kth, _) = all.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+            return *kth;
+        }
+    }
+    let small = &mut small[..len];
+    if small.len() < k {
         return Lsn::ZERO;
     }
-    let (_, kth, _) = values.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
-    *kth
+    // Insertion sort, highest first: a handful of values.
+    for i in 1..small.len() {
+        let mut j = i;
+        while j > 0 && small[j - 1] < small[j] {
+            small.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    small[k - 1]
 }
 
 /// The highest `L` that at least [`WRITE_QUORUM`] (4) of the per-node `watermarks` reach: the
@@ -53,6 +80,23 @@ mod tests {
         assert_eq!(kth_highest(values.clone(), 1), Lsn(9));
         assert_eq!(kth_highest(values.clone(), 3), Lsn(3));
         assert_eq!(kth_highest(values, 5), Lsn(0));
+    }
+
+    /// More values than fit on the stack rank the same way.
+    #[test]
+    fn many_values_rank_alike() {
+        let values = lsns(&[3, 9, 1, 4, 12, 0, 7, 7, 5, 2, 11]);
+        let mut sorted = values.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        for k in 1..=values.len() {
+            assert_eq!(kth_highest(values.clone(), k), sorted[k - 1], "k = {k}");
+            assert_eq!(kth_highest(values[..8].to_vec(), k.min(8)), {
+                let mut eight = values[..8].to_vec();
+                eight.sort_by(|a, b| b.cmp(a));
+                eight[k.min(8) - 1]
+            });
+        }
+        assert_eq!(kth_highest(values.clone(), 12), Lsn(0));
     }
 
     #[test]

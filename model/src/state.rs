@@ -33,6 +33,11 @@ pub const MAX_EPOCHS: u32 = 4;
 pub struct EpochMap(u32);
 
 impl EpochMap {
+    /// The map as its bits (2 per LSN).
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
     pub fn get(self, lsn: Lsn) -> Epoch {
         Epoch((self.0 >> (2 * (lsn.0 - 1))) & 3)
     }
@@ -118,6 +123,11 @@ pub struct LsnSet(u16);
 
 impl LsnSet {
     pub const EMPTY: LsnSet = LsnSet(0);
+
+    /// The set as its bits (bit `L - 1` for LSN `L`).
+    pub fn bits(self) -> u16 {
+        self.0
+    }
 
     fn bit(lsn: Lsn) -> u16 {
         debug_assert!(
@@ -242,7 +252,7 @@ pub enum NodeStatus {
 }
 
 /// A storage node: its in-memory log and its disk log, and its epochs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Node {
     pub status: NodeStatus,
     pub mem: LsnSet,
@@ -291,7 +301,7 @@ impl Node {
 }
 
 /// A read replica.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Replica {
     pub up: bool,
     /// The epoch whose messages it follows; a newer epoch makes it start over.
@@ -314,6 +324,68 @@ pub struct Replica {
     /// rule. RetainUntilDurable compares it with `retained`: under the correct rules it is exactly
     /// the applied records no longer retained, so it adds no state.
     pub discarded: LsnSet,
+}
+
+/// The most read replicas a state holds (the checker's limit, `crate::config::MAX_REPLICAS`).
+pub const MAX_REPLICAS: usize = crate::config::MAX_REPLICAS as usize;
+
+/// A state's read replicas: a fixed array and a count, so that a state holds no heap data. It
+/// reads as the slice of its replicas (`iter`, indexing, `len`, sorting); the unused slots stay
+/// at their default, so equal sets of replicas compare and hash equally.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Replicas {
+    len: u8,
+    slots: [Replica; MAX_REPLICAS],
+}
+
+impl Replicas {
+    /// `count` fresh replicas of the first epoch.
+    ///
+    /// # Panics
+    /// If `count` is above [`MAX_REPLICAS`] (`Config::validate` rejects that).
+    pub fn new(count: u8) -> Replicas {
+        assert!(
+            count as usize <= MAX_REPLICAS,
+            "at most {MAX_REPLICAS} replicas"
+        );
+        let mut replicas = Replicas {
+            len: count,
+            ..Replicas::default()
+        };
+        replicas
+            .iter_mut()
+            .for_each(|r| *r = Replica::fresh(0, Epoch::FIRST));
+        replicas
+    }
+}
+
+impl std::ops::Deref for Replicas {
+    type Target = [Replica];
+
+    fn deref(&self) -> &[Replica] {
+        &self.slots[..self.len as usize]
+    }
+}
+
+impl std::ops::DerefMut for Replicas {
+    fn deref_mut(&mut self) -> &mut [Replica] {
+        &mut self.slots[..self.len as usize]
+    }
+}
+
+impl<'a> IntoIterator for &'a Replicas {
+    type Item = &'a Replica;
+    type IntoIter = std::slice::Iter<'a, Replica>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl fmt::Debug for Replicas {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
 }
 
 impl Replica {
@@ -385,6 +457,11 @@ impl Flags {
     /// A node took an older epoch's record after adopting a newer epoch.
     pub const FENCE_BROKEN: Flags = Flags(32);
 
+    /// The flags as their bits.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
     pub fn contains(self, flag: Flags) -> bool {
         self.0 & flag.0 != 0
     }
@@ -424,12 +501,13 @@ pub struct FaultsUsed {
 }
 
 /// One state of the whole system. Its `Debug` (readable view, then the raw fields) is in
-/// [`crate::view`].
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// [`crate::view`]; its `Hash`, over a packed image of these fields, in [`crate::fingerprint`].
+/// It holds no heap data: cloning it is a copy.
+#[derive(Clone, PartialEq, Eq)]
 pub struct State {
     pub writer: Writer,
     pub nodes: [Node; STORAGE_NODES],
-    pub replicas: Vec<Replica>,
+    pub replicas: Replicas,
     /// The previous writer, still running and sending after a failover (`--zombie-writer`): cut
     /// off from clients, so only its `Append`s matter.
     pub zombie: Option<Writer>,
@@ -448,9 +526,7 @@ impl State {
             writer: Writer::default(),
             zombie: None,
             nodes: Default::default(),
-            replicas: (0..replicas)
-                .map(|_| Replica::fresh(0, Epoch::FIRST))
-                .collect(),
+            replicas: Replicas::new(replicas),
             network: Network::default(),
             announced: Announced::default(),
             az_out: None,

@@ -500,7 +500,7 @@ fn a_replica_crash_starts_a_new_incarnation_that_knows_nothing() {
     s.replica_mut(R0).applied = Lsn(2);
     s.replica_mut(R0).retained = set(&[2]);
     replica::crash(&mut s, R0);
-    let r = s.replica(R0).clone();
+    let r = *s.replica(R0);
     assert!(!r.up);
     assert_eq!(r.incarnation, 1);
     assert_eq!(
