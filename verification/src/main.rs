@@ -191,8 +191,22 @@ fn die_quietly_on_closed_pipes() {
     }
 }
 
+/// Caps glibc's malloc at two arenas. The engine's threads allocate on one thread and free on
+/// another all the time; with an arena per thread, freed memory stayed in arenas no thread
+/// reused, and the peak RSS of a long `run` wandered with scheduling (45 to 82 MiB for the same
+/// million records) rather than following what the engine holds.
+fn few_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called once at start-up, before any other thread exists; mallopt only sets a
+    // parameter of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
     die_quietly_on_closed_pipes();
+    few_malloc_arenas();
     match Cli::parse().command {
         Command::Check(args) => check(args),
         Command::Mutants(args) => mutants(args),
