@@ -146,15 +146,11 @@ impl GhostLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aurora_redo_model::state::record_for;
     use aurora_redo_model::types::Epoch;
 
     fn record(lsn: u64) -> Record {
-        Record {
-            lsn: Lsn(lsn),
-            page: (lsn % 7) as PageId,
-            value: lsn * 10,
-            epoch: Epoch::FIRST,
-        }
+        record_for(Epoch::FIRST, Lsn(lsn))
     }
 
     #[test]
