@@ -314,4 +314,33 @@ mod tests {
         assert_eq!(q.node(NodeId(1)), Lsn(5));
         assert_eq!(q.point(), Lsn(1));
     }
+
+    /// The allocation limit waits for the LSN that keeps the last new record within the limit
+    /// of the durable point (and for everything before a batch larger than the limit).
+    #[test]
+    fn admission_waits_for_the_durable_point_the_limit_needs() {
+        let q = SharedQuorum::new();
+        let gate = AllocationLimit::new(5);
+        // Within the limit of nothing durable: no wait.
+        assert_eq!(gate.admit(2, 3, &q), Lsn::ZERO);
+        for n in 0..4 {
+            q.report(NodeId(n), Lsn(10));
+        }
+        // 14 + 1 records: the 15th needs 10 durable.
+        assert_eq!(gate.admit(14, 1, &q), Lsn(10));
+        // A batch of 8 past the limit of 5: everything before it must be durable.
+        assert_eq!(gate.admit(10, 8, &q), Lsn(10));
+        // Once the point moves on another thread, a waiting admission returns.
+        let q = Arc::new(q);
+        let reporter = {
+            let q = q.clone();
+            thread::spawn(move || {
+                for n in 0..4 {
+                    q.report(NodeId(n), Lsn(12));
+                }
+            })
+        };
+        assert_eq!(gate.admit(16, 1, &q), Lsn(12));
+        reporter.join().unwrap();
+    }
 }
