@@ -111,7 +111,7 @@ impl EngineConfig {
             cache_records: 1024,
             epoch: Epoch::FIRST,
             resume_at: Lsn::ZERO,
-            allocation_limit: 16_384,
+            allocation_limit: 4_096,
         }
     }
 

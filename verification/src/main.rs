@@ -197,8 +197,8 @@ fn die_quietly_on_closed_pipes() {
 /// million records) rather than following what the engine holds.
 fn few_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: called once at start-up, before any other thread exists; mallopt only sets a
-    // parameter of the allocator.
+    // SAFETY: called once, before the command starts any thread; mallopt only sets a parameter
+    // of the allocator.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
@@ -206,14 +206,19 @@ fn few_malloc_arenas() {
 
 fn main() -> ExitCode {
     die_quietly_on_closed_pipes();
-    few_malloc_arenas();
     match Cli::parse().command {
         Command::Check(args) => check(args),
         Command::Mutants(args) => mutants(args),
         Command::Explore(args) => explore(args),
         Command::Replay(args) => replay(args),
-        Command::Run(args) => run::run(args),
-        Command::Bench(args) => bench::bench(args),
+        Command::Run(args) => {
+            few_malloc_arenas();
+            run::run(args)
+        }
+        Command::Bench(args) => {
+            few_malloc_arenas();
+            bench::bench(args)
+        }
         Command::Recover(args) => recover::recover(args),
         Command::SwarmReport(args) => swarm_report(args),
     }
