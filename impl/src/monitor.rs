@@ -427,19 +427,20 @@ impl Observer for Monitor {
                 view.applied = record.lsn;
                 view.owed.insert(record.lsn);
                 view.digest = chain(view.digest, &record);
-                let expected = match lookup {
-                    Lookup::Record(r) => Some(r),
+                let is_writers = match lookup {
+                    Lookup::Record(r) => r == record,
+                    // Judged by digest where this incarnation's applies reach the window.
                     Lookup::Folded => {
                         view.folded = true;
-                        Some(record) // judged by digest later
+                        true
                     }
-                    Lookup::Beyond => None,
+                    Lookup::Beyond => false,
                 };
-                let matches = in_order && earlier_match && expected == Some(record);
+                let matches = in_order && earlier_match && is_writers;
                 let sent = s.sent;
                 if !replica_prefix(record.lsn, matches, sent) {
                     let d = format!(
-                        "{replica} applied {record:?} (writer's: {expected:?}, in order: {in_order}) \
+                        "{replica} applied {record:?} (writer's: {lookup:?}, in order: {in_order}) \
                          with acks sent {sent:?}"
                     );
                     self.violate(s, REPLICA_PREFIX, d);

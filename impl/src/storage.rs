@@ -456,15 +456,7 @@ impl StorageNode {
         }));
         out.push(Output::Send(sealed_msg(self.id, epoch)));
         self.announced = Lsn::ZERO;
-        let lsn = self.flushed;
-        out.push(Output::Send(
-            Envelope::flushed(self.id, Actor::Writer, lsn).in_epoch(epoch),
-        ));
-        for r in self.cfg.replicas.clone() {
-            out.push(Output::Send(
-                Envelope::flushed(self.id, r, lsn).in_epoch(epoch),
-            ));
-        }
+        self.announce_flushed(out);
         let scl = match self.cfg.ack {
             AckPolicy::Memory => self.scl,
             AckPolicy::Disk => self.flushed,
@@ -506,6 +498,19 @@ impl StorageNode {
         ));
     }
 
+    /// `Flushed` of the node's flushed LSN, in its epoch, to the writer and every replica.
+    fn announce_flushed(&self, out: &mut Vec<Output>) {
+        let (lsn, epoch) = (self.flushed, self.epoch);
+        out.push(Output::Send(
+            Envelope::flushed(self.id, Actor::Writer, lsn).in_epoch(epoch),
+        ));
+        for &r in &self.cfg.replicas {
+            out.push(Output::Send(
+                Envelope::flushed(self.id, r, lsn).in_epoch(epoch),
+            ));
+        }
+    }
+
     /// Step 6, **Flush** (`docs/protocol.md`), the flush handoff: the records `..=upto` are synced;
     /// free them (into the cache of recently flushed records), then announce it.
     fn on_flush_done(&mut self, upto: Lsn, out: &mut Vec<Output>) {
@@ -526,20 +531,11 @@ impl StorageNode {
         }
         self.flushed = self.flushed.max(upto);
         self.beyond = self.beyond.split_off(&self.flushed.next());
-        let lsn = self.flushed;
         if self.speaks() {
-            let epoch = self.epoch;
-            out.push(Output::Send(
-                Envelope::flushed(self.id, Actor::Writer, lsn).in_epoch(epoch),
-            ));
-            for r in self.cfg.replicas.clone() {
-                out.push(Output::Send(
-                    Envelope::flushed(self.id, r, lsn).in_epoch(epoch),
-                ));
-            }
+            self.announce_flushed(out);
         }
         if self.cfg.ack == AckPolicy::Disk {
-            self.ack(lsn, out);
+            self.ack(self.flushed, out);
         }
     }
 

@@ -14,7 +14,7 @@ fn json(out: &std::process::Output) -> serde_json::Value {
 
 #[test]
 fn a_timed_out_check_is_incomplete() {
-    let out = aurora_redo(&["check", "--preset", "default", "--timeout", "1"]);
+    let out = aurora_redo(&["check", "--preset", "full", "--timeout", "1"]);
     assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
     let text = stdout(&out);
     assert!(
@@ -28,7 +28,7 @@ fn a_timed_out_check_is_incomplete() {
         "nothing holds after a timeout:\n{text}"
     );
 
-    let out = aurora_redo(&["check", "--preset", "default", "--timeout", "1", "--json"]);
+    let out = aurora_redo(&["check", "--preset", "full", "--timeout", "1", "--json"]);
     assert_eq!(out.status.code(), Some(3));
     let report = json(&out);
     assert_eq!(report["verdict"], "incomplete", "{report}");
@@ -54,7 +54,7 @@ fn allow_incomplete_exits_0_and_still_says_incomplete() {
     let out = aurora_redo(&[
         "check",
         "--preset",
-        "default",
+        "full",
         "--timeout",
         "1",
         "--allow-incomplete",
@@ -64,7 +64,7 @@ fn allow_incomplete_exits_0_and_still_says_incomplete() {
     let out = aurora_redo(&[
         "check",
         "--preset",
-        "default",
+        "full",
         "--timeout",
         "1",
         "--allow-incomplete",
@@ -348,7 +348,7 @@ fn junit_has_one_testcase_per_property_and_counts_that_match() {
     let out = aurora_redo(&[
         "check",
         "--preset",
-        "default",
+        "full",
         "--timeout",
         "1",
         "--junit",
@@ -360,10 +360,7 @@ fn junit_has_one_testcase_per_property_and_counts_that_match() {
     assert!(skipped > 0, "{junit:?}");
     assert_eq!(junit.root["skipped"], skipped.to_string());
     assert_eq!(junit.root["failures"], "0");
-    assert!(junit
-        .cases
-        .iter()
-        .all(|c| c.1 == "aurora-redo.check.default"));
+    assert!(junit.cases.iter().all(|c| c.1 == "aurora-redo.check.full"));
 
     // A pass: no failure, nothing skipped.
     let file = temp_file("pass.xml");
@@ -387,7 +384,7 @@ fn progress_lines_appear_on_a_pipe() {
     let out = aurora_redo(&[
         "check",
         "--preset",
-        "default",
+        "full",
         "--timeout",
         "2",
         "--progress-interval",
@@ -477,7 +474,7 @@ fn no_debug_text_in_reports_and_errors() {
             "--strategy",
             "bfs",
         ],
-        &["check", "--preset", "default", "--timeout", "1"],
+        &["check", "--preset", "full", "--timeout", "1"],
         &[
             "check",
             "--preset",
