@@ -43,6 +43,6 @@ pub mod view;
 pub mod writer;
 
 pub use config::{AckPolicy, Bug, Config, NetworkKind, Preset};
-pub use model::{Action, RedoModel};
+pub use model::{Action, Moves, RedoModel};
 pub use state::State;
 pub use types::*;

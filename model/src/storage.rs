@@ -56,9 +56,17 @@ fn announce_flushed(config: &Config, state: &mut State, id: NodeId) {
     let flushed = node.flushed();
     let announced = &mut state.announced;
     announced.flushed[id.index()] = announced.flushed[id.index()].max(flushed);
-    if config.bug == Some(Bug::DurableLastMessage) {
+    if keeps_flushed_history(config) {
         announced.flushed_history[id.index()].insert(flushed);
     }
+}
+
+/// Whether every `Flushed` a node sends is remembered by its value, not only the highest so far:
+/// under `durable-last-message`, the one rule that can act on a stale `Flushed`. Then a flush to
+/// `L` in one step and the same flush in two (to `L - 1`, then `L`) differ: the second also sent
+/// `L - 1`.
+pub fn keeps_flushed_history(config: &Config) -> bool {
+    config.bug == Some(Bug::DurableLastMessage)
 }
 
 /// A node adopts `epoch` (persisted), if it is newer than its own: from now on it takes nothing

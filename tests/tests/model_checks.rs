@@ -82,7 +82,7 @@ fn every_mutant_is_caught_by_exactly_its_catchers() {
             [&[COQ, COMMITTED_RECOVERABLE]; 3],
         ),
         ("durable-from-one-node", "quick, 1 LSN", 9, [&[NDBF]; 3]),
-        ("durable-last-message", "quick, 2 LSNs", 17, [&[DLM]; 3]),
+        ("durable-last-message", "quick, 2 LSNs", 18, [&[DLM]; 3]),
         ("apply-uncommitted", "quick, 1 LSN", 3, [&[RP]; 3]),
         (
             "scl-with-holes",
@@ -91,7 +91,7 @@ fn every_mutant_is_caught_by_exactly_its_catchers() {
             [&[COQ, COMMITTED_RECOVERABLE]; 3],
         ),
         ("ignore-flushed", "quick, 1 LSN", 16, [&[QC]; 3]),
-        ("evict-retained", "quick, 2 LSNs", 12, [&[RUD]; 3]),
+        ("evict-retained", "quick, 2 LSNs", 13, [&[RUD]; 3]),
         (
             "shrink-quorum-on-loss",
             "quick, 1 LSN, 1 lost node",

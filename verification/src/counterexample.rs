@@ -145,25 +145,29 @@ impl CounterexampleFile {
     }
 
     /// The trace as a path through the model, or the first step the model does not allow.
+    ///
+    /// A step may move a watermark any distance the protocol allows; the path takes such a move
+    /// one LSN at a time, as the checker does ([`RedoModel::single_steps`]), so it may be longer
+    /// than the trace.
     pub fn model_path(&self) -> Result<Path<State, Action>, String> {
         let model = self.model();
-        let mut state = model.init_states().remove(0);
+        let init = model.init_states().remove(0);
+        let mut state = init.clone();
+        let mut singles = Vec::new();
         for (i, step) in self.steps.iter().enumerate() {
-            let mut enabled = Vec::new();
-            model.actions(&state, &mut enabled);
-            if !enabled.contains(&step.action) {
-                return Err(format!(
+            let chain = model.single_steps(&state, &step.action).ok_or_else(|| {
+                format!(
                     "step {} ({:?}) is not a step the model allows there",
                     i + 1,
                     step.action
-                ));
-            }
+                )
+            })?;
             state = model
                 .next_state(&state, step.action.clone())
                 .ok_or_else(|| format!("step {} ({:?}) changes nothing", i + 1, step.action))?;
+            singles.extend(chain);
         }
-        let init = model.init_states().remove(0);
-        Path::from_actions(&model, init, self.steps.iter().map(|s| &s.action))
+        Path::from_actions(&model, init, &singles)
             .ok_or_else(|| "the steps do not form a path of the model".to_string())
     }
 }

@@ -54,8 +54,8 @@ use aurora_redo_impl::EngineConfig;
 use aurora_redo_model::state::record_for;
 use aurora_redo_model::Epoch;
 use aurora_redo_model::{
-    Action, Actor, Config, Envelope, Lsn, Msg, NetworkKind, NodeId, Record, RedoModel, ReplicaId,
-    State,
+    Action, Actor, Config, Envelope, Lsn, Moves, Msg, NetworkKind, NodeId, Record, RedoModel,
+    ReplicaId, State,
 };
 use stateright::Model;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -195,7 +195,7 @@ impl Checker {
     /// `a` taken in `s`, if the model allows it there.
     fn step(&self, s: &State, a: &Action) -> Option<State> {
         let mut actions = Vec::new();
-        self.model.actions(s, &mut actions);
+        self.model.steps(s, Moves::All, &mut actions);
         if actions.contains(a) {
             self.model.next_state(s, a.clone())
         } else {
@@ -217,7 +217,7 @@ impl Checker {
     /// The enabled steps in `s` that `pick` selects, taken.
     fn steps_where(&self, s: &State, pick: impl Fn(&Action) -> bool) -> Vec<State> {
         let mut actions = Vec::new();
-        self.model.actions(s, &mut actions);
+        self.model.steps(s, Moves::All, &mut actions);
         actions
             .into_iter()
             .filter(|a| pick(a))
