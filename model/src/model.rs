@@ -8,16 +8,17 @@
 //! `Append` messages are individual envelopes in [`crate::network::Network`], delivered in any
 //! order, and (by the network switch) redelivered or lost.
 //!
-//! The watermark messages `Ack`, `Available` and `Flushed` are modelled by what they announce.
-//! Each carries a node's watermark, and every receiver keeps the highest per node, so the order,
+//! The watermark messages `Ack`, `Available` and `Flushed` are modelled by what they announce. Each
+//! carries a node's watermark, and every receiver keeps the highest per node, so the order,
 //! duplication or loss of individual copies only decides *how far* a receiver has got, never
 //! *where* it can get: the 4th-highest of what the nodes have sent. The state therefore keeps, per
-//! node, the highest value sent ([`crate::state::Announced`]), and a receiver moves its
-//! watermark in a step of its own to any value that quorum allows. This is the "a quorum of such
-//! messages exists" style of quorum-protocol specifications; it covers every order of delivery,
-//! and it keeps the state small, because no receiver holds six per-node views that lag
-//! independently. (Announcements stay receivable once sent, as on a duplicating network: for the
-//! other networks this adds behaviours, which is safe for checking safety.)
+//! node, the highest value sent ([`crate::state::Announced`]), and a receiver moves its watermark
+//! in a step of its own to any value that quorum allows (the checker takes such a move one LSN at a
+//! time: see [`Moves`]). This is the "a quorum of such messages exists" style of quorum-protocol
+//! specifications; it covers every order of delivery, and it keeps the state small, because no
+//! receiver holds six per-node views that lag independently. (Announcements stay receivable once
+//! sent, as on a duplicating network: for the other networks this adds behaviours, which is safe
+//! for checking safety.)
 //!
 //! `Pull` and its `Records` answer are one step: records are immutable, so when the answer is
 //! read only changes how many of them arrive, which the choice of node and moment already

@@ -99,7 +99,7 @@ fn durable_from_one_node() {
 
 #[test]
 fn durable_last_message() {
-    reproduce(Bug::DurableLastMessage, OnCorrectEngine::InfeasibleAt(17));
+    reproduce(Bug::DurableLastMessage, OnCorrectEngine::InfeasibleAt(18));
 }
 
 #[test]

@@ -171,3 +171,61 @@ impl CounterexampleFile {
             .ok_or_else(|| "the steps do not form a path of the model".to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aurora_redo_model::state::record_for;
+    use aurora_redo_model::{Envelope, Epoch, Lsn, NodeId, Preset};
+
+    /// Two records written and delivered to four nodes (acked from memory), then `last`.
+    fn trace_ending_with(last: Action) -> CounterexampleFile {
+        let config = Config {
+            lsns: 2,
+            ..Config::preset(Preset::Quick)
+        };
+        let mut actions = vec![Action::Write, Action::Write];
+        for lsn in [Lsn(1), Lsn(2)] {
+            for node in 0..4 {
+                let record = record_for(Epoch::FIRST, lsn);
+                actions.push(Action::Deliver(Envelope::append(NodeId(node), record)));
+            }
+        }
+        actions.push(last);
+        let steps = actions
+            .into_iter()
+            .map(|action| CounterexampleStep {
+                action,
+                description: String::new(),
+            })
+            .collect();
+        CounterexampleFile {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            config,
+            property: None,
+            steps,
+        }
+    }
+
+    #[test]
+    fn a_shortcut_opens_as_single_steps_and_a_move_past_the_quorum_is_refused() {
+        let trace = trace_ending_with(Action::Commit(Lsn(2)));
+        let path = trace
+            .model_path()
+            .expect("committing 2 at once is a protocol step");
+        let actions = path.clone().into_actions();
+        assert_eq!(actions.len(), trace.steps.len() + 1);
+        assert_eq!(
+            actions[actions.len() - 2..],
+            [Action::Commit(Lsn(1)), Action::Commit(Lsn(2))]
+        );
+        assert_eq!(path.last_state().writer.commit, Lsn(2));
+        // The Explorer addresses the path by the checker's step indices.
+        assert!(!path.encode(&trace.model()).is_empty());
+
+        let past = trace_ending_with(Action::Commit(Lsn(3)));
+        let err = past.model_path().unwrap_err();
+        assert!(err.starts_with("step 11 "), "{err}");
+    }
+}
