@@ -137,7 +137,10 @@ impl StorageNode {
             scl: flushed,
             flushed,
             flushing: None,
-            announced: flushed,
+            // Nothing announced in this life yet: a flush synced just before the crash may never
+            // have been acknowledged, and a pull's re-announce must not carry an `Available` that
+            // no `Ack` went with. The next acknowledgement (any `Append` it takes) sets it.
+            announced: Lsn::ZERO,
             epoch: adopted.max(sealed),
             sealed,
             read_backs: Vec::new(),
@@ -721,6 +724,38 @@ mod tests {
         let pull = Envelope::pull(ReplicaId(0), NodeId(2), Lsn(3));
         let out = n.handle(StorageInput::Deliver(vec![pull]));
         assert_eq!(sends(&out)[0], Envelope::records(s2, r0, vec![rec(3)]));
+    }
+
+    /// A restarted node announces to a puller only what it has acknowledged since the restart:
+    /// its disk may hold a flush that was synced but never acknowledged before the crash, and an
+    /// `Available` travels only with an `Ack` (else a replica could apply what only three nodes
+    /// acknowledged). The next `Append` it takes acknowledges the disk, and from then on the
+    /// re-announce carries it.
+    #[test]
+    fn a_restarted_node_announces_nothing_it_has_not_acknowledged() {
+        let (r0, s2) = (ReplicaId(0), NodeId(2));
+        let mut n = StorageNode::recover(
+            s2,
+            EngineConfig::new(AckPolicy::Disk, 1),
+            vec![rec(1), rec(2)],
+        );
+        let available = |out: &[Output]| {
+            sends(out).into_iter().find_map(|e| match e.msg {
+                Msg::Available { scl, .. } if e.dst == Actor::Replica(r0) => Some(scl),
+                _ => None,
+            })
+        };
+        let pull = Envelope::pull(r0, s2, Lsn(3));
+        let out = n.handle(StorageInput::Deliver(vec![pull.clone()]));
+        assert_eq!(available(&out), Some(Lsn::ZERO));
+        let out = n.handle(StorageInput::Deliver(vec![append(1)]));
+        let acked = out
+            .iter()
+            .any(|o| matches!(o, Output::Observe(Event::Acked { sent, .. }) if *sent == Lsn(2)));
+        assert!(acked, "{out:?}");
+        assert_eq!(available(&out), Some(Lsn(2)));
+        let out = n.handle(StorageInput::Deliver(vec![pull]));
+        assert_eq!(available(&out), Some(Lsn(2)));
     }
 
     /// A read-back asked for a pull while the node spoke for its epoch is not answered once a
