@@ -357,8 +357,9 @@ impl StorageNode {
         // Re-announce, so a restarted replica re-learns the commit and durable points. What the
         // node may acknowledge but has not (a restarted node's disk) is acknowledged first: an
         // `Available` travels only with an `Ack`.
-        if self.ackable() > self.announced {
-            self.ack(self.ackable(), out);
+        let ackable = self.ackable();
+        if ackable > self.announced {
+            self.ack(ackable, out);
         }
         let (scl, lsn, epoch) = (self.announced, self.flushed, self.epoch);
         out.push(Output::Send(

@@ -126,7 +126,6 @@ impl RedoModel {
     /// [`Moves::All`], because an engine's receiver moves as far as the messages it gets allow.
     pub fn steps(&self, s: &State, moves: Moves, actions: &mut Vec<Action>) {
         let config = &self.config;
-
         if writer::may_write(config, s) {
             actions.push(Action::Write);
         }
@@ -154,18 +153,16 @@ impl RedoModel {
         if config.network == NetworkKind::Lossy {
             actions.extend(s.network.iter().cloned().map(Action::Drop));
         }
+        // A flush that announces every value it passes has no shortcuts (see `Moves::Stepwise`).
+        let flush_moves = if storage::keeps_flushed_history(config) {
+            Moves::All
+        } else {
+            moves
+        };
         for n in NodeId::all() {
-            let targets = storage::flush_targets(s.node(n));
-            if storage::keeps_flushed_history(config) {
-                actions.extend(targets.map(|upto| Action::Flush(n, upto)));
-            } else {
-                let flushed = s.node(n).flushed();
-                actions.extend(
-                    moves
-                        .offered(flushed, targets)
-                        .map(|upto| Action::Flush(n, upto)),
-                );
-            }
+            let (flushed, targets) = (s.node(n).flushed(), storage::flush_targets(s.node(n)));
+            let offered = flush_moves.offered(flushed, targets);
+            actions.extend(offered.map(|upto| Action::Flush(n, upto)));
         }
         let commit = s.writer.commit;
         let commits = (commit.0 + 1..=writer::commit_bound(config, s).0).map(Lsn);
@@ -415,7 +412,7 @@ impl RedoModel {
     /// reach the same state. `None` if it is not a step there. A trace written with shortcuts
     /// (a file from an older version, or by hand) opens in the Explorer through this.
     pub fn single_steps(&self, s: &State, action: &Action) -> Option<Vec<Action>> {
-        /// The receiver and target of a watermark move.
+        /// The receiver of a watermark move (the move with its target zeroed) and its target.
         fn moving(a: &Action) -> Option<(Action, Lsn)> {
             match *a {
                 Action::Flush(n, to) => Some((Action::Flush(n, Lsn::ZERO), to)),
@@ -440,26 +437,21 @@ impl RedoModel {
                 chain.push(action.clone());
                 return Some(chain);
             }
+            // The furthest single move of the same receiver short of the target.
             let (receiver, target) = moving(action)?;
-            let step = offered
+            let (_, single) = offered
                 .into_iter()
-                .filter_map(|a| moving(&a).filter(|(r, to)| *r == receiver && *to < target))
-                .max_by_key(|(_, to)| *to)?;
-            let single = match step {
-                (Action::Flush(n, _), to) => Action::Flush(n, to),
-                (Action::Commit(_), to) => Action::Commit(to),
-                (Action::LearnCommit(r, _), to) => Action::LearnCommit(r, to),
-                (Action::LearnDurable(r, _), to) => Action::LearnDurable(r, to),
-                _ => unreachable!("moving() yields watermark moves only"),
-            };
+                .filter_map(|a| {
+                    let (r, to) = moving(&a)?;
+                    (r == receiver && to < target).then_some((to, a))
+                })
+                .max_by_key(|(to, _)| *to)?;
             state = self.next_state(&state, single.clone())?;
             chain.push(single);
         }
         None
     }
-}
 
-impl RedoModel {
     /// The faults still in the budget, as steps.
     fn fault_actions(&self, s: &State, actions: &mut Vec<Action>) {
         let (config, used) = (&self.config, &s.faults);
