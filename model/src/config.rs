@@ -219,6 +219,11 @@ pub struct Config {
     pub ack: AckPolicy,
     pub network: NetworkKind,
     pub bug: Option<Bug>,
+    /// Whether faults take no time: a crashed node or replica restarts in the step that crashes
+    /// it, and AZ outages, which only delay, are not taken. A reduction that keeps every
+    /// invariant's and reachability fact's verdict ([`crate::reduction::Reduction::FaultWindows`]).
+    #[serde(default)]
+    pub instant_faults: bool,
 }
 
 /// The largest LSN count a model state can hold (see `LsnSet`).
@@ -240,6 +245,7 @@ impl Config {
             ack: AckPolicy::Memory,
             network: NetworkKind::Duplicating,
             bug: None,
+            instant_faults: false,
         };
         match preset {
             Preset::Quick => Config {
@@ -327,6 +333,11 @@ impl Config {
                 self.lost_nodes
             ));
         }
+        if self.instant_faults {
+            if let Some(refusal) = crate::reduction::Reduction::FaultWindows.refusal(self) {
+                return Err(refusal);
+            }
+        }
         Ok(())
     }
 
@@ -364,6 +375,9 @@ impl fmt::Display for Config {
                 " writer-crashes={} zombie-writer={}",
                 self.writer_crashes, self.zombie_writer
             )?;
+        }
+        if self.instant_faults {
+            f.write_str(" instant-faults")?;
         }
         Ok(())
     }

@@ -16,7 +16,8 @@
 //! - [`writer`], [`storage`], [`replica`]: each role's rules, one place each.
 //! - [`model`]: the stateright `Model`: enabled steps and their effects; `Config::into_model`.
 //! - [`properties`]: the invariants, reachability facts and liveness as stateright properties.
-//! - [`symmetry`]: the node-renaming reduction used with DFS.
+//! - [`symmetry`]: the node-renaming reduction used with DFS; [`reduction`]: the fault-window
+//!   and one-replica reductions, and why they keep every verdict.
 //! - [`render`]: counterexamples as numbered steps, Mermaid and SVG.
 //! - [`view`]: a state in words (violations with their evidence, then each actor), as the
 //!   Explorer shows it.
@@ -33,6 +34,7 @@ pub mod network;
 pub mod properties;
 pub mod quorum;
 pub mod recovery;
+pub mod reduction;
 pub mod render;
 pub mod replica;
 pub mod state;
@@ -44,5 +46,6 @@ pub mod writer;
 
 pub use config::{AckPolicy, Bug, Config, NetworkKind, Preset};
 pub use model::{Action, Moves, RedoModel};
+pub use reduction::Reduction;
 pub use state::State;
 pub use types::*;

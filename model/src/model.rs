@@ -317,6 +317,9 @@ impl Model for RedoModel {
             Action::CrashNode(n) => {
                 s.faults.storage_crashes += 1;
                 storage::crash(&mut s, *n);
+                if self.config.instant_faults {
+                    storage::restart(&mut s, *n);
+                }
             }
             Action::RestartNode(n) => storage::restart(&mut s, *n),
             Action::LoseNode(n) => {
@@ -331,6 +334,9 @@ impl Model for RedoModel {
             Action::CrashReplica(r) => {
                 s.faults.replica_crashes += 1;
                 replica::crash(&mut s, *r);
+                if self.config.instant_faults {
+                    replica::restart(&mut s, *r);
+                }
             }
             Action::RestartReplica(r) => replica::restart(&mut s, *r),
             Action::FailOver => {
@@ -452,7 +458,8 @@ impl RedoModel {
         None
     }
 
-    /// The faults still in the budget, as steps.
+    /// The faults still in the budget, as steps. With `Config::instant_faults` a crash is its
+    /// restart too (see `next_state`), so nothing is ever down to restart.
     fn fault_actions(&self, s: &State, actions: &mut Vec<Action>) {
         let (config, used) = (&self.config, &s.faults);
         for n in NodeId::all() {
@@ -472,7 +479,8 @@ impl RedoModel {
         }
         match s.az_out {
             Some(az) => actions.push(Action::AzRecover(az)),
-            None if used.az_outages < config.az_outages => {
+            // With instant faults an outage is over as it begins: no step (`crate::reduction`).
+            None if used.az_outages < config.az_outages && !config.instant_faults => {
                 actions.extend(Az::ALL.map(Action::AzOutage))
             }
             None => {}

@@ -30,6 +30,7 @@ impl Profile for Seed {
             ack: AckPolicy::Memory,
             network: NetworkKind::Duplicating,
             bug: None,
+            instant_faults: false,
         }
     }
 }
@@ -51,6 +52,7 @@ impl Profile for Paper {
             ack: AckPolicy::Disk,
             network: NetworkKind::Lossy,
             bug: None,
+            instant_faults: false,
         }
     }
 }
@@ -72,6 +74,7 @@ impl Profile for Failover {
             ack: AckPolicy::Disk,
             network: NetworkKind::Unordered,
             bug: None,
+            instant_faults: false,
         }
     }
 }
