@@ -5,6 +5,7 @@ use aurora_redo::checking::Verdict;
 use aurora_redo::mutants::{self, run_control};
 use aurora_redo_model::invariants::COMMITTED_RECOVERABLE;
 use aurora_redo_model::properties::EVENTUALLY_CONVERGED;
+use aurora_redo_model::reduction::{preset_reductions, reduce};
 use aurora_redo_model::render::numbered_steps;
 use aurora_redo_model::{AckPolicy, Bug, Config, NetworkKind, Preset};
 use aurora_redo_tests::check_exhaustively;
@@ -23,7 +24,11 @@ fn verdict(report: &aurora_redo::checking::Report, name: &str) -> Verdict {
 /// A preset passes: exhaustive, no violation, every reachability fact reached, and the state
 /// count is the pinned one (a change in it is a change in the model, to be made on purpose).
 fn assert_preset_passes(preset: Preset, unique_states: usize) {
-    let report = check_exhaustively(Config::preset(preset));
+    assert_passes(preset, Config::preset(preset), unique_states);
+}
+
+fn assert_passes(preset: Preset, config: Config, unique_states: usize) {
+    let report = check_exhaustively(config);
     assert!(report.complete);
     assert_eq!(report.violations(), BTreeSet::new(), "{preset} violates");
     assert_eq!(
@@ -52,6 +57,16 @@ fn default_preset_holds() {
 #[test]
 fn az_plus_one_preset_holds() {
     assert_preset_passes(Preset::AzPlusOne, 150_717);
+}
+
+/// `all-faults` through the reductions `check` applies to it (`aurora_redo_model::reduction`):
+/// the whole product is past an exhaustive search here; this is the run the README times.
+#[test]
+fn all_faults_preset_holds_through_its_reductions() {
+    let asked = Config::preset(Preset::AllFaults);
+    let checked = reduce(&asked, preset_reductions(Preset::AllFaults)).unwrap();
+    assert_eq!((checked.replicas, checked.instant_faults), (1, true));
+    assert_passes(Preset::AllFaults, checked, 38_666_384);
 }
 
 #[test]

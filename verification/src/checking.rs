@@ -4,7 +4,7 @@
 use aurora_redo_model::model::Action;
 use aurora_redo_model::properties::{eventually_converged_evidence, explain, EVENTUALLY_CONVERGED};
 use aurora_redo_model::render::numbered_steps;
-use aurora_redo_model::{Config, RedoModel, State};
+use aurora_redo_model::{Config, RedoModel, Reduction, State};
 use serde::Serialize;
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Path};
 use std::collections::BTreeSet;
@@ -165,6 +165,15 @@ pub struct Report {
     pub paths: Vec<(&'static str, Path<State, Action>)>,
     /// For `--strategy sim`: the seed, the walks covered, the budget and how to replay them.
     pub simulation: Option<crate::simulation::Simulation>,
+    /// The configuration asked about, when `config` is its reduction (`reductions`); the
+    /// verdicts are that configuration's (`aurora_redo_model::reduction`).
+    pub reduced_from: Option<Config>,
+    #[serde(serialize_with = "reduction_names")]
+    pub reductions: Vec<Reduction>,
+}
+
+fn reduction_names<S: serde::Serializer>(list: &[Reduction], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(list.iter().map(|r| r.name()))
 }
 
 impl Report {
@@ -417,6 +426,8 @@ pub fn check(run: &Run) -> Report {
         properties: reports,
         paths,
         simulation: None,
+        reduced_from: None,
+        reductions: Vec::new(),
     }
 }
 
@@ -441,7 +452,19 @@ pub fn shorten_counterexamples(report: &mut Report, budget: Duration) {
 
 /// Prints a report for a person to read.
 pub fn print(report: &Report) {
-    println!("configuration: {}", report.config);
+    match &report.reduced_from {
+        None => println!("configuration: {}", report.config),
+        Some(asked) => {
+            println!("configuration: {asked}");
+            println!(
+                "checked as: {} (a reduction with the same verdicts; README, \"Reductions\")",
+                report.config
+            );
+            for r in &report.reductions {
+                println!("  {}: {}", r.name(), r.describe());
+            }
+        }
+    }
     println!(
         "strategy: {}, threads: {}{}",
         report.strategy,

@@ -5,6 +5,7 @@ use aurora_redo::checking::{self, Run, Stop, Strategy, EXIT_FAIL, EXIT_PASS, EXI
 use aurora_redo::counterexample::CounterexampleFile;
 use aurora_redo::model_args::{parse_threads, ModelArgs};
 use aurora_redo::{bench, explore, junit, mutants, recover, replay, run, simulation, swarm_report};
+use aurora_redo_model::reduction::{self, Reduction};
 use aurora_redo_model::render::mermaid;
 use aurora_redo_model::Bug;
 use clap::{Parser, Subcommand};
@@ -111,6 +112,11 @@ struct CheckArgs {
     /// How to search the state space.
     #[arg(long, value_enum, default_value = "dfs")]
     strategy: Strategy,
+    /// Check a smaller system with the same verdicts: a comma-separated list of `fault-windows`
+    /// (faults take no time) and `one-replica` (replicas only observe), or `none`. Default: both
+    /// for `all-faults`, none otherwise. README, "Reductions".
+    #[arg(long, value_name = "LIST", value_parser = parse_reductions)]
+    reduce: Option<Reductions>,
     /// Checker threads (at least 1).
     #[arg(long, default_value = "2", value_parser = parse_threads)]
     threads: usize,
@@ -240,11 +246,45 @@ fn set_progress_interval(seconds: f64) -> Result<(), String> {
     Ok(())
 }
 
+/// The reductions of `--reduce`.
+#[derive(Clone, Debug)]
+struct Reductions(Vec<Reduction>);
+
+fn parse_reductions(s: &str) -> Result<Reductions, String> {
+    if s == "none" {
+        return Ok(Reductions(Vec::new()));
+    }
+    let mut list: Vec<Reduction> = s.split(',').map(str::parse).collect::<Result<_, _>>()?;
+    list.sort();
+    list.dedup();
+    Ok(Reductions(list))
+}
+
 fn check(args: CheckArgs) -> ExitCode {
     if let Err(message) = set_progress_interval(args.progress_interval) {
         return usage_error(message);
     }
-    let config = match args.model.config() {
+    let asked = match args.model.config() {
+        Ok(config) => config,
+        Err(message) => return usage_error(message),
+    };
+    // A preset's own reductions apply where they can (the report names those used); asked for
+    // by name, each must.
+    // Random walks take the system as it is (their replay command names no reduction).
+    let sim = args.strategy == Strategy::Sim;
+    let reductions = match &args.reduce {
+        Some(Reductions(list)) if sim && !list.is_empty() => {
+            return usage_error("--reduce goes with an exhaustive search (--strategy dfs or bfs)")
+        }
+        Some(Reductions(list)) => list.clone(),
+        None if sim => Vec::new(),
+        None => reduction::preset_reductions(args.model.preset)
+            .iter()
+            .copied()
+            .filter(|r| r.refusal(&asked).is_none())
+            .collect(),
+    };
+    let config = match reduction::reduce(&asked, &reductions) {
         Ok(config) => config,
         Err(message) => return usage_error(message),
     };
@@ -266,7 +306,6 @@ fn check(args: CheckArgs) -> ExitCode {
             ));
         }
     }
-    let sim = args.strategy == Strategy::Sim;
     if !sim && (args.walks.is_some() || args.seed.is_some()) {
         return usage_error("--seed and --walks go with --strategy sim");
     }
@@ -295,6 +334,10 @@ fn check(args: CheckArgs) -> ExitCode {
     } else {
         checking::check(&run)
     };
+    if !reductions.is_empty() {
+        report.reduced_from = Some(asked.clone());
+        report.reductions = reductions;
+    }
     // A walk's counterexample is kept as the walk took it, so that its seed replays it.
     if !sim {
         checking::shorten_counterexamples(&mut report, Duration::from_secs(60));
@@ -307,7 +350,7 @@ fn check(args: CheckArgs) -> ExitCode {
         checking::print_verdict(&report, expected, args.allow_incomplete);
     }
     if let Some(file) = &args.junit {
-        let classname = junit::classname(args.model.preset, &config);
+        let classname = junit::classname(args.model.preset, &asked);
         if let Err(e) = junit::write(&report, &classname, expected, file) {
             return usage_error(e);
         }
@@ -322,7 +365,8 @@ fn check(args: CheckArgs) -> ExitCode {
     if let Some(file) = &args.counterexample_out {
         match chosen.and_then(|name| report.path(name).map(|path| (name, path))) {
             Some((name, path)) => {
-                if let Err(e) = CounterexampleFile::from_path(&config, Some(name), path).write(file)
+                if let Err(e) =
+                    CounterexampleFile::from_path(&report.config, Some(name), path).write(file)
                 {
                     return usage_error(e);
                 }

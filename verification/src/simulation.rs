@@ -304,6 +304,8 @@ pub fn simulate(run: &Run, budget: Budget) -> Report {
             counterexample_walk: counterexample.as_ref().map(|c| c.0),
             replay_command: replay_command(&run.config, budget.seed, covered),
         }),
+        reduced_from: None,
+        reductions: Vec::new(),
     }
 }
 
