@@ -32,6 +32,7 @@
 //! QuiescenceConverges). The replica crash budget is shared, and one replica can spend all of it.
 
 use crate::config::{Config, Preset};
+use crate::model::Action;
 use std::fmt;
 use std::str::FromStr;
 
@@ -114,6 +115,24 @@ pub fn reduce(config: &Config, reductions: &[Reduction]) -> Result<Config, Strin
     })
 }
 
+/// A run of a configuration with `instant_faults` as the same run with faults that take time:
+/// each crash followed at once by its restart, the step the crash takes too when faults take no
+/// time. Every state along it is the state the instant run reaches, so it is a run of the
+/// configuration without `instant_faults` that violates what the instant one violates.
+pub fn with_restarts(actions: impl IntoIterator<Item = Action>) -> Vec<Action> {
+    actions
+        .into_iter()
+        .flat_map(|action| {
+            let restart = match action {
+                Action::CrashNode(n) => Some(Action::RestartNode(n)),
+                Action::CrashReplica(r) => Some(Action::RestartReplica(r)),
+                _ => None,
+            };
+            std::iter::once(action).chain(restart)
+        })
+        .collect()
+}
+
 impl fmt::Display for Reduction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -153,6 +172,47 @@ mod tests {
             .parse::<Reduction>()
             .unwrap_err()
             .contains("fault-windows, one-replica"));
+    }
+
+    /// An instant run, with its restarts put back, is a run with faults that take time and ends
+    /// in the same state.
+    #[test]
+    fn an_instant_run_is_a_run_with_its_restarts() {
+        use crate::types::{NodeId, ReplicaId};
+        use stateright::Model;
+        let instant = Config {
+            lsns: 1,
+            storage_crashes: 1,
+            ..Config::preset(Preset::Full)
+        };
+        let timed = Config {
+            instant_faults: false,
+            ..reduce(&instant, &[Reduction::FaultWindows]).unwrap()
+        };
+        let run = [
+            Action::Write,
+            Action::CrashReplica(ReplicaId(1)),
+            Action::CrashNode(NodeId(2)),
+        ];
+        let run_through = |config: &Config, actions: &[Action]| {
+            let model = config.clone().into_model();
+            actions
+                .iter()
+                .try_fold(model.init_states().remove(0), |s, a| {
+                    let mut enabled = Vec::new();
+                    model.actions(&s, &mut enabled);
+                    enabled
+                        .contains(a)
+                        .then(|| model.next_state(&s, a.clone()))?
+                })
+                .expect("every step enabled")
+        };
+        let restarted = with_restarts(run.clone());
+        assert_eq!(restarted.len(), 5);
+        assert_eq!(restarted[2], Action::RestartReplica(ReplicaId(1)));
+        assert_eq!(restarted[4], Action::RestartNode(NodeId(2)));
+        let reduced = reduce(&instant, &[Reduction::FaultWindows]).unwrap();
+        assert_eq!(run_through(&timed, &restarted), run_through(&reduced, &run));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! Reading a trace checks it against the model: every step must be enabled where it is taken,
 //! so a file that does not describe a run of the model is rejected, not half-replayed.
 
+use aurora_redo_model::reduction::with_restarts;
 use aurora_redo_model::render::described_steps;
 use aurora_redo_model::{Action, Config, RedoModel, State};
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,32 @@ impl CounterexampleFile {
             property: property.map(str::to_string),
             steps,
         }
+    }
+
+    /// The counterexample file of a path a check found in the model of `config`. A check with
+    /// faults that take no time (`Config::instant_faults`, a reduction) writes its run as the same
+    /// run with faults that take time (each crash followed by its restart), so that `replay`, the
+    /// engine and the Explorer take it as any other run.
+    pub fn of_check(
+        config: &Config,
+        property: Option<&str>,
+        path: &Path<State, Action>,
+    ) -> Result<Self, String> {
+        if !config.instant_faults {
+            return Ok(Self::from_path(config, property, path));
+        }
+        let timed = Config {
+            instant_faults: false,
+            ..config.clone()
+        };
+        let model = timed.clone().into_model();
+        let actions = with_restarts(path.clone().into_actions());
+        let init = model.init_states().remove(0);
+        let path = Path::from_actions(&model, init, actions.iter()).ok_or_else(|| {
+            "internal error: the counterexample with its restarts is not a run of the model"
+                .to_string()
+        })?;
+        Ok(Self::from_path(&timed, property, &path))
     }
 
     pub fn actions(&self) -> Vec<Action> {

@@ -365,9 +365,9 @@ fn check(args: CheckArgs) -> ExitCode {
     if let Some(file) = &args.counterexample_out {
         match chosen.and_then(|name| report.path(name).map(|path| (name, path))) {
             Some((name, path)) => {
-                if let Err(e) =
-                    CounterexampleFile::from_path(&report.config, Some(name), path).write(file)
-                {
+                let written = CounterexampleFile::of_check(&report.config, Some(name), path)
+                    .and_then(|trace| trace.write(file));
+                if let Err(e) = written {
                     return usage_error(e);
                 }
                 eprintln!("wrote the counterexample of {name} to {}", file.display());
