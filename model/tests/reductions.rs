@@ -3,32 +3,15 @@
 //! the reduction drops), each state's properties judge it as its counterpart is judged, and every
 //! seeded bug gets the same verdicts.
 
+mod common;
 use aurora_redo_model::reduction::reduce;
 use aurora_redo_model::state::{NodeStatus, Replicas};
-use aurora_redo_model::{AckPolicy, Bug, Config, NetworkKind, Preset, RedoModel, Reduction, State};
+use aurora_redo_model::{
+    AckPolicy, Bug, Config, Moves, NetworkKind, Preset, RedoModel, Reduction, State,
+};
+use common::reachable;
 use stateright::{Checker, Expectation, Model};
-use std::collections::{BTreeSet, HashSet, VecDeque};
-
-/// Every reachable state, up to symmetry (the representative of each), by a plain breadth-first
-/// search.
-fn reachable(model: &RedoModel) -> HashSet<State> {
-    let init = RedoModel::representative(&model.init_states().remove(0));
-    let mut seen = HashSet::from([init.clone()]);
-    let mut frontier = VecDeque::from([init]);
-    let mut steps = Vec::new();
-    while let Some(s) = frontier.pop_front() {
-        model.actions(&s, &mut steps);
-        for action in steps.drain(..) {
-            if let Some(next) = model.next_state(&s, action) {
-                let next = RedoModel::representative(&next);
-                if seen.insert(next.clone()) {
-                    frontier.push_back(next);
-                }
-            }
-        }
-    }
-    seen
-}
+use std::collections::{BTreeSet, HashSet};
 
 /// The state with every fault window over: nothing down, no zone out, no outage counted.
 fn windows_over(s: &State) -> State {
@@ -116,8 +99,8 @@ fn instant_faults_reach_every_state_up_to_the_windows_and_judge_it_alike() {
         let reduced = reduce(&config, &[Reduction::FaultWindows])
             .unwrap()
             .into_model();
-        let states = reachable(&full);
-        let reduced_states = reachable(&reduced);
+        let states = reachable(&full, Moves::Stepwise);
+        let reduced_states = reachable(&reduced, Moves::Stepwise);
         let over: HashSet<State> = states
             .iter()
             .map(|s| RedoModel::representative(&windows_over(s)))
@@ -160,13 +143,13 @@ fn one_replica_at_a_time_reaches_the_same_states() {
             .unwrap()
             .into_model();
         assert_eq!(one.config.replicas, 1);
-        let states = reachable(&full);
+        let states = reachable(&full, Moves::Stepwise);
         let parts: HashSet<State> = states
             .iter()
             .flat_map(|s| (0..s.replicas.len()).map(move |i| with_replica(s, i)))
             .map(|s| RedoModel::representative(&s))
             .collect();
-        let alone: HashSet<State> = reachable(&one)
+        let alone: HashSet<State> = reachable(&one, Moves::Stepwise)
             .iter()
             .map(|s| RedoModel::representative(&with_replica(s, 0)))
             .collect();

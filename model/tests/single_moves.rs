@@ -3,30 +3,10 @@
 //! bugs included, and hold every shortcut to the chain of single moves that replaces it
 //! ([`RedoModel::single_steps`], which opens traces written with shortcuts).
 
-use aurora_redo_model::{AckPolicy, Bug, Config, Moves, Preset, RedoModel, State};
+use aurora_redo_model::{AckPolicy, Bug, Config, Moves, Preset};
+mod common;
+use common::reachable;
 use stateright::Model;
-use std::collections::{HashSet, VecDeque};
-
-/// Every state reachable with `moves`, up to symmetry (the representative of each), by a plain
-/// breadth-first search.
-fn reachable(model: &RedoModel, moves: Moves) -> HashSet<State> {
-    let init = RedoModel::representative(&model.init_states().remove(0));
-    let mut seen = HashSet::from([init.clone()]);
-    let mut frontier = VecDeque::from([init]);
-    let mut steps = Vec::new();
-    while let Some(s) = frontier.pop_front() {
-        model.steps(&s, moves, &mut steps);
-        for action in steps.drain(..) {
-            if let Some(next) = model.next_state(&s, action) {
-                let next = RedoModel::representative(&next);
-                if seen.insert(next.clone()) {
-                    frontier.push_back(next);
-                }
-            }
-        }
-    }
-    seen
-}
 
 /// Small configurations with ranges to move through: two LSNs, each ack policy, and the
 /// seeded bugs whose watermark rules differ from the correct ones.

@@ -8,7 +8,10 @@ use aurora_redo::counterexample::CounterexampleFile;
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{aurora_redo, explore_counterexample, stderr, stdout, write_counterexample};
+use common::{
+    assert_engine_violates, aurora_redo, explore_counterexample, stderr, stdout,
+    write_counterexample,
+};
 
 /// The shortest counterexample of `bug`, written to `dir/<bug>.json`.
 fn counterexample_of(dir: &Path, bug: &str) -> PathBuf {
@@ -44,13 +47,7 @@ fn check_writes_a_counterexample_that_the_engine_reproduces() {
     assert!(steps.iter().all(|s| s["description"].is_string()));
     assert!(steps.iter().any(|s| s["action"].get("CrashNode").is_some()));
 
-    let out = aurora_redo(&["replay", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(
-        stdout(&out).contains("CommittedRecoverable VIOLATED on the implementation"),
-        "{}",
-        stdout(&out)
-    );
+    assert_engine_violates(&file, "CommittedRecoverable");
 }
 
 #[test]

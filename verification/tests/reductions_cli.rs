@@ -2,7 +2,7 @@
 //! is reduced by default, and a reduction that does not apply is refused, never dropped.
 
 mod common;
-use common::{aurora_redo, stderr, stdout};
+use common::{assert_engine_violates, aurora_redo, stderr, stdout};
 
 /// A small configuration with every fault that has a window and two replicas.
 const SMALL: &[&str] = &[
@@ -170,11 +170,5 @@ fn a_reduced_counterexample_is_written_with_its_restarts_and_replays() {
         actions[crash + 1],
         actions[crash].replace("CrashNode", "RestartNode")
     );
-    let out = aurora_redo(&["replay", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(
-        stdout(&out).contains("CommittedRecoverable VIOLATED on the implementation"),
-        "{}",
-        stdout(&out)
-    );
+    assert_engine_violates(&file, "CommittedRecoverable");
 }

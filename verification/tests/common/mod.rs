@@ -19,6 +19,17 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `replay FILE` runs the counterexample on the engine and reports `property` broken there.
+pub fn assert_engine_violates(file: &std::path::Path, property: &str) {
+    let out = aurora_redo(&["replay", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("{property} VIOLATED on the implementation")),
+        "{}",
+        stdout(&out)
+    );
+}
+
 /// Writes the shortest counterexample of `bug` (its smallest configuration, breadth-first, as
 /// `aurora-redo mutants` finds it) to `dir/<bug>.json`.
 pub fn write_counterexample(
