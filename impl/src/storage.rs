@@ -940,4 +940,360 @@ mod tests {
         assert!(n.on_disk(Lsn(3)) && !n.in_memory(Lsn(3)));
         assert!(!n.flushing());
     }
+
+    fn rec_in(l: u64, epoch: u32) -> Record {
+        let mut r = rec(l);
+        r.epoch = Epoch(epoch);
+        r
+    }
+
+    fn from_writer(node: NodeId, msg: Msg) -> StorageInput {
+        StorageInput::Deliver(vec![Envelope {
+            src: Actor::Writer,
+            dst: Actor::Storage(node),
+            msg,
+        }])
+    }
+
+    fn read(node: NodeId, epoch: u32) -> StorageInput {
+        from_writer(
+            node,
+            Msg::Read {
+                epoch: Epoch(epoch),
+            },
+        )
+    }
+
+    fn seal(node: NodeId, epoch: u32, point: u64, records: Vec<Record>) -> StorageInput {
+        from_writer(
+            node,
+            Msg::Seal {
+                epoch: Epoch(epoch),
+                point: Lsn(point),
+                records,
+            },
+        )
+    }
+
+    fn records_to(out: &[Output], to: impl Into<Actor>) -> Option<Vec<Record>> {
+        let to = to.into();
+        sends(out).into_iter().find_map(|e| match e.msg {
+            Msg::Records { records, .. } if e.dst == to => Some(records),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn recovery_keeps_the_flushed_prefix_on_disk_and_what_lies_above_a_hole_in_memory() {
+        let n = StorageNode::recover(
+            NodeId(3),
+            EngineConfig::new(AckPolicy::Memory, 1),
+            vec![rec(5), rec(2), rec(1), rec(2), rec(4)],
+        );
+        assert_eq!((n.flushed(), n.scl()), (Lsn(2), Lsn(2)));
+        assert!(n.on_disk(Lsn(4)) && n.on_disk(Lsn(5)) && !n.holds(Lsn(3)));
+        // 4 and 5 stay in memory until the prefix reaches them; 1 and 2 are read back on demand.
+        assert_eq!(n.memory_len(), 2);
+        assert_eq!(n.record(Lsn(4)), Some(rec(4)));
+        assert_eq!(n.record(Lsn(1)), None);
+        assert_eq!((n.epoch(), n.sealed()), (Epoch::FIRST, Epoch::FIRST));
+        assert!(n.speaks());
+    }
+
+    #[test]
+    fn a_node_restarted_between_a_read_and_its_seal_keeps_both_epochs_and_stays_silent() {
+        let s1 = NodeId(1);
+        let mut n = StorageNode::recover_in(
+            s1,
+            EngineConfig::new(AckPolicy::Memory, 1),
+            vec![rec(1)],
+            Epoch(2),
+            Epoch(1),
+        );
+        assert_eq!((n.epoch(), n.sealed()), (Epoch(2), Epoch(1)));
+        assert!(!n.speaks());
+        // Neither an Append of the adopted epoch nor a Pull is answered before its seal.
+        let out = n.handle(StorageInput::Deliver(vec![
+            Envelope::append(s1, rec_in(2, 2)),
+            Envelope::pull(ReplicaId(0), s1, Lsn(1)),
+        ]));
+        assert_eq!(out, vec![]);
+        assert!(!n.holds(Lsn(2)));
+    }
+
+    /// EpochFencing at a node: after a read of a newer epoch it takes no record at all until
+    /// that epoch's seal, then only records of that epoch.
+    #[test]
+    fn a_node_takes_no_record_between_a_read_and_its_seal_and_no_older_one_after() {
+        let s0 = NodeId(0);
+        let mut n = StorageNode::new(s0, EngineConfig::new(AckPolicy::Memory, 1));
+        let took = |out: &[Output]| {
+            out.iter()
+                .filter_map(|o| match o {
+                    Output::Observe(Event::Took { record, .. }) => Some(*record),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        // In the first epoch a record is taken without a `Took` event.
+        let out = n.handle(StorageInput::Deliver(vec![append(1)]));
+        assert!(n.holds(Lsn(1)));
+        assert_eq!(took(&out), vec![]);
+        n.handle(read(s0, 1));
+        assert_eq!((n.epoch(), n.sealed()), (Epoch(1), Epoch::FIRST));
+        let out = n.handle(StorageInput::Deliver(vec![
+            Envelope::append(s0, rec_in(2, 0)),
+            Envelope::append(s0, rec_in(3, 1)),
+            Envelope::pull(ReplicaId(0), s0, Lsn(1)),
+        ]));
+        assert_eq!(
+            out,
+            vec![],
+            "not speaking: nothing taken, acked or answered"
+        );
+        assert!(!n.holds(Lsn(2)) && !n.holds(Lsn(3)));
+        n.handle(seal(s0, 1, 1, vec![rec(1)]));
+        assert!(n.speaks());
+        let out = n.handle(StorageInput::Deliver(vec![
+            Envelope::append(s0, rec_in(2, 0)),
+            Envelope::append(s0, rec_in(3, 1)),
+        ]));
+        assert!(!n.holds(Lsn(2)), "a record of an older epoch is rejected");
+        assert!(n.holds(Lsn(3)));
+        assert_eq!(took(&out), vec![rec_in(3, 1)]);
+    }
+
+    #[test]
+    fn the_seeded_accept_stale_epoch_bug_takes_an_older_record_only_while_not_speaking() {
+        let s0 = NodeId(0);
+        let cfg = EngineConfig::new(AckPolicy::Memory, 1).with_bug(Some(ImplBug::AcceptStaleEpoch));
+        let mut n = StorageNode::new(s0, cfg);
+        n.handle(read(s0, 1));
+        n.handle(StorageInput::Deliver(vec![append(1)]));
+        assert!(n.holds(Lsn(1)), "taken between the read and the seal");
+        n.handle(seal(s0, 1, 1, vec![rec(1)]));
+        n.handle(StorageInput::Deliver(vec![append(2)]));
+        assert!(
+            !n.holds(Lsn(2)),
+            "rejected once the node speaks for epoch 1"
+        );
+    }
+
+    #[test]
+    fn a_read_adopts_a_newer_epoch_once_and_is_answered_with_the_records_up_to_the_scl() {
+        let s0 = NodeId(0);
+        let mut n = StorageNode::new(s0, EngineConfig::new(AckPolicy::Memory, 1));
+        n.handle(StorageInput::Deliver(vec![append(1), append(2), append(4)]));
+        let answer = Output::Send(Envelope {
+            src: Actor::Storage(s0),
+            dst: Actor::Writer,
+            msg: Msg::ReadAnswer {
+                node: s0,
+                epoch: Epoch(1),
+                sealed: Epoch::FIRST,
+                scl: Lsn(2),
+                records: vec![rec(1), rec(2)],
+            },
+        });
+        let out = n.handle(read(s0, 1));
+        assert_eq!(
+            out,
+            vec![Output::Durable(Durable::Adopt(Epoch(1))), answer.clone()]
+        );
+        assert_eq!((n.epoch(), n.sealed()), (Epoch(1), Epoch::FIRST));
+        // The writer's tick repeats the read: answered again, the epoch not adopted again.
+        assert_eq!(n.handle(read(s0, 1)), vec![answer]);
+        // A read of an older epoch is ignored.
+        assert_eq!(n.handle(read(s0, 0)), vec![]);
+        assert_eq!(n.epoch(), Epoch(1));
+    }
+
+    #[test]
+    fn a_read_of_flushed_records_is_answered_once_they_are_read_back() {
+        let s2 = NodeId(2);
+        let mut n = StorageNode::recover(
+            s2,
+            EngineConfig::new(AckPolicy::Memory, 1),
+            vec![rec(1), rec(2)],
+        );
+        n.handle(StorageInput::Deliver(vec![append(3)]));
+        let out = n.handle(read(s2, 1));
+        let back = ReadBack {
+            to: Actor::Writer,
+            from: Lsn(1),
+            upto: Lsn(2),
+        };
+        assert_eq!(
+            out,
+            vec![
+                Output::Durable(Durable::Adopt(Epoch(1))),
+                Output::ReadBack(back)
+            ]
+        );
+        let out = n.handle(StorageInput::ReadDone {
+            to: back.to,
+            from: back.from,
+            records: vec![rec(1), rec(2)],
+        });
+        let [Output::Send(Envelope {
+            msg: Msg::ReadAnswer { scl, records, .. },
+            ..
+        })] = &out[..]
+        else {
+            panic!("{out:?}")
+        };
+        assert_eq!(*scl, Lsn(3));
+        assert_eq!(records, &vec![rec(1), rec(2), rec(3)]);
+    }
+
+    /// The write phase at a node (`docs/protocol.md`, "Recovery"): records above the point of an
+    /// older epoch are annulled, the recovered records the node had not flushed are persisted
+    /// with the seal, `1..=point` is then on disk, and the flush in progress is superseded.
+    #[test]
+    fn a_seal_annuls_the_older_tail_and_persists_the_recovered_records_above_the_disk() {
+        let s1 = NodeId(1);
+        let mut n = StorageNode::recover(s1, EngineConfig::new(AckPolicy::Memory, 1), vec![rec(1)]);
+        let out = n.handle(StorageInput::Deliver(vec![append(2), append(3), append(4)]));
+        assert_eq!(persist(&out), Some(vec![rec(2), rec(3), rec(4)]));
+        n.handle(read(s1, 1));
+        let out = n.handle(seal(s1, 1, 3, vec![rec(1), rec(2), rec(3)]));
+        assert!(out.contains(&Output::Durable(Durable::Seal {
+            seal: Seal {
+                epoch: Epoch(1),
+                point: Lsn(3),
+            },
+            records: vec![rec(2), rec(3)],
+        })));
+        assert!(out.contains(&Output::Send(sealed_msg(s1, Epoch(1)))));
+        assert!(sends(&out).contains(&Envelope::ack(s1, Lsn(3)).in_epoch(Epoch(1))));
+        assert_eq!(n.record(Lsn(4)), None, "4 of epoch 0 lies above the point");
+        assert!(!n.holds(Lsn(4)));
+        assert_eq!(n.memory_len(), 0, "1..=3 is on disk");
+        assert_eq!((n.flushed(), n.scl()), (Lsn(3), Lsn(3)));
+        assert_eq!((n.epoch(), n.sealed()), (Epoch(1), Epoch(1)));
+        // The superseded flush's completion is stale.
+        n.handle(StorageInput::FlushDone { upto: Lsn(4) });
+        assert_eq!(n.flushed(), Lsn(3));
+        // A repeated seal (the writer did not hear the `Sealed`) is confirmed again, and only
+        // confirmed.
+        let out = n.handle(seal(s1, 1, 3, vec![rec(1), rec(2), rec(3)]));
+        assert_eq!(out, vec![Output::Send(sealed_msg(s1, Epoch(1)))]);
+    }
+
+    #[test]
+    fn a_seal_of_an_epoch_the_node_has_not_read_is_persisted_and_an_older_one_ignored() {
+        let s0 = NodeId(0);
+        let cfg = EngineConfig::new(AckPolicy::Memory, 1);
+        // The node missed the read of epoch 1: its seal still brings the node into epoch 1.
+        let mut n = StorageNode::new(s0, cfg.clone());
+        n.handle(seal(s0, 1, 0, vec![]));
+        assert_eq!((n.epoch(), n.sealed()), (Epoch(1), Epoch(1)));
+        assert!(n.speaks());
+        // A seal of an older writer, arriving after the read of a newer one, is ignored.
+        let mut n = StorageNode::new(s0, cfg.clone());
+        n.handle(read(s0, 2));
+        assert_eq!(n.handle(seal(s0, 1, 0, vec![])), vec![]);
+        assert_eq!((n.epoch(), n.sealed()), (Epoch(2), Epoch::FIRST));
+        // The first epoch has no seal: a node speaks for it from the start, and no `Sealed`
+        // for it is ever sent.
+        let mut n = StorageNode::new(s0, cfg);
+        assert_eq!(n.handle(seal(s0, 0, 0, vec![])), vec![]);
+    }
+
+    #[test]
+    fn the_seeded_skip_truncation_bug_keeps_the_annulled_tail() {
+        let s1 = NodeId(1);
+        let cfg = EngineConfig::new(AckPolicy::Memory, 1).with_bug(Some(ImplBug::SkipTruncation));
+        let mut n = StorageNode::new(s1, cfg);
+        n.handle(StorageInput::Deliver(vec![append(1), append(2), append(3)]));
+        n.handle(read(s1, 1));
+        n.handle(seal(s1, 1, 1, vec![rec(1)]));
+        assert_eq!(n.record(Lsn(3)), Some(rec(3)));
+        assert_eq!(n.scl(), Lsn(3));
+    }
+
+    #[test]
+    fn each_puller_is_answered_its_own_read_back_and_only_its_latest() {
+        let s0 = NodeId(0);
+        let (r0, r1) = (ReplicaId(0), ReplicaId(1));
+        let mut n = StorageNode::recover(
+            s0,
+            EngineConfig::new(AckPolicy::Memory, 2),
+            vec![rec(1), rec(2), rec(3)],
+        );
+        let done = |to: ReplicaId, from: u64| StorageInput::ReadDone {
+            to: Actor::Replica(to),
+            from: Lsn(from),
+            records: (from..=3).map(rec).collect(),
+        };
+        n.handle(StorageInput::Deliver(vec![
+            Envelope::pull(r0, s0, Lsn(1)),
+            Envelope::pull(r1, s0, Lsn(2)),
+        ]));
+        let out = n.handle(done(r0, 1));
+        assert_eq!(records_to(&out, r0), Some(vec![rec(1), rec(2), rec(3)]));
+        let out = n.handle(done(r1, 2));
+        assert_eq!(records_to(&out, r1), Some(vec![rec(2), rec(3)]));
+        // A puller that pulled again is answered for its latest pull only.
+        n.handle(StorageInput::Deliver(vec![Envelope::pull(r0, s0, Lsn(1))]));
+        n.handle(StorageInput::Deliver(vec![Envelope::pull(r0, s0, Lsn(2))]));
+        assert_eq!(n.handle(done(r0, 1)), vec![]);
+        let out = n.handle(done(r0, 2));
+        assert_eq!(records_to(&out, r0), Some(vec![rec(2), rec(3)]));
+    }
+
+    #[test]
+    fn an_answer_after_a_read_back_holds_at_most_max_batch_records() {
+        let (r0, s0) = (ReplicaId(0), NodeId(0));
+        let mut cfg = EngineConfig::new(AckPolicy::Memory, 1);
+        cfg.max_batch = 3;
+        let mut n = StorageNode::recover(s0, cfg, vec![rec(1), rec(2)]);
+        n.handle(StorageInput::Deliver(vec![append(3), append(4), append(5)]));
+        let out = n.handle(StorageInput::Deliver(vec![Envelope::pull(r0, s0, Lsn(1))]));
+        let back = ReadBack {
+            to: Actor::Replica(r0),
+            from: Lsn(1),
+            upto: Lsn(2),
+        };
+        assert_eq!(out[0], Output::ReadBack(back));
+        let out = n.handle(StorageInput::ReadDone {
+            to: back.to,
+            from: back.from,
+            records: vec![rec(1), rec(2)],
+        });
+        assert_eq!(records_to(&out, r0), Some(vec![rec(1), rec(2), rec(3)]));
+    }
+
+    #[test]
+    fn memory_and_the_records_recovered_above_a_hole_are_answered_in_lsn_order() {
+        let (r0, s0) = (ReplicaId(0), NodeId(0));
+        let mut n = StorageNode::recover(
+            s0,
+            EngineConfig::new(AckPolicy::Memory, 1),
+            vec![rec(1), rec(2), rec(5)],
+        );
+        // 3, 4 and 6 arrive into memory; 5 is the recovered record above the hole.
+        n.handle(StorageInput::Deliver(vec![append(3), append(4), append(6)]));
+        assert_eq!(n.scl(), Lsn(6));
+        let out = n.handle(StorageInput::Deliver(vec![Envelope::pull(r0, s0, Lsn(3))]));
+        assert_eq!(
+            records_to(&out, r0),
+            Some(vec![rec(3), rec(4), rec(5), rec(6)])
+        );
+    }
+
+    #[test]
+    fn records_in_the_flushers_hand_count_in_memory() {
+        let mut cfg = EngineConfig::new(AckPolicy::Memory, 1);
+        cfg.cache_records = 0;
+        // The seeded bug moves the records it hands to the flusher out of the memory log.
+        let mut n = StorageNode::new(NodeId(0), cfg.with_bug(Some(ImplBug::EvictBeforeFlush)));
+        let out = n.handle(StorageInput::Deliver(vec![append(1), append(2)]));
+        assert_eq!(persist(&out), Some(vec![rec(1), rec(2)]));
+        assert!(!n.in_memory(Lsn(1)) && n.holds(Lsn(1)));
+        assert_eq!(n.record(Lsn(2)), Some(rec(2)));
+        assert_eq!(n.memory_len(), 2);
+        n.handle(StorageInput::FlushDone { upto: Lsn(2) });
+        assert_eq!(n.memory_len(), 0);
+    }
 }
