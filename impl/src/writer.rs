@@ -675,4 +675,231 @@ mod tests {
         assert!(w.record(Lsn(3)).is_some(), "3 is not committed");
         assert_eq!(w.record(Lsn(4)), None, "never created");
     }
+
+    fn rec(l: u64) -> Record {
+        Record {
+            lsn: Lsn(l),
+            page: 0,
+            value: l,
+            epoch: Epoch::FIRST,
+        }
+    }
+
+    fn from_node(node: u8, msg: Msg) -> WriterInput {
+        WriterInput::Deliver(Envelope {
+            src: Actor::Storage(NodeId(node)),
+            dst: Actor::Writer,
+            msg,
+        })
+    }
+
+    /// Node `node`'s answer to a read of `epoch`: sealed in `sealed`, holding `1..=scl`.
+    fn read_answer(node: u8, epoch: u32, sealed: u32, scl: u64) -> WriterInput {
+        from_node(
+            node,
+            Msg::ReadAnswer {
+                node: NodeId(node),
+                epoch: Epoch(epoch),
+                sealed: Epoch(sealed),
+                scl: Lsn(scl),
+                records: (1..=scl).map(rec).collect(),
+            },
+        )
+    }
+
+    fn sealed(node: u8, epoch: u32) -> WriterInput {
+        from_node(
+            node,
+            Msg::Sealed {
+                node: NodeId(node),
+                epoch: Epoch(epoch),
+            },
+        )
+    }
+
+    fn reading(w: &Writer) -> bool {
+        matches!(w.phase(), Phase::Reading { .. })
+    }
+
+    /// The nodes each of `out`'s messages matching `is` goes to.
+    fn sent_to(out: &[Output], is: impl Fn(&Msg) -> bool) -> Vec<NodeId> {
+        sends(out)
+            .into_iter()
+            .filter(|e| is(&e.msg))
+            .map(|e| match e.dst {
+                Actor::Storage(n) => n,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn nodes(ids: &[u8]) -> Vec<NodeId> {
+        ids.iter().map(|&n| NodeId(n)).collect()
+    }
+
+    /// A writer of epoch 1 that has read S0, S1, S2 and is sealing at recovery point 3.
+    fn sealing_writer() -> Writer {
+        let (mut w, _) = Writer::recovering(EngineConfig::new(AckPolicy::Memory, 1), Epoch(1));
+        for (n, scl) in [(0, 2), (1, 3), (2, 1)] {
+            w.handle(read_answer(n, 1, 0, scl));
+        }
+        assert!(matches!(w.phase(), Phase::Sealing { .. }));
+        w
+    }
+
+    #[test]
+    fn a_recovering_writer_fixes_the_point_from_a_read_quorum_of_its_own_epoch() {
+        let (mut w, out) = Writer::recovering(EngineConfig::new(AckPolicy::Memory, 1), Epoch(1));
+        assert_eq!(w.epoch(), Epoch(1));
+        assert!(!w.is_open() && reading(&w));
+        let is_read = |m: &Msg| *m == Msg::Read { epoch: Epoch(1) };
+        assert_eq!(sent_to(&out, is_read), nodes(&[0, 1, 2, 3, 4, 5]));
+        // No writes while recovering.
+        assert!(w
+            .handle(WriterInput::Append { page: 0, value: 1 })
+            .is_empty());
+        assert_eq!(w.last_lsn(), Lsn(0));
+        // A node's repeated answer counts once; answers to another epoch's read do not count.
+        w.handle(read_answer(0, 1, 0, 2));
+        w.handle(read_answer(0, 1, 0, 2));
+        w.handle(read_answer(1, 0, 0, 3));
+        w.handle(read_answer(2, 2, 0, 3));
+        assert!(reading(&w));
+        // A tick repeats the read to the nodes that have not answered.
+        let out = w.handle(WriterInput::Tick);
+        assert_eq!(sent_to(&out, is_read), nodes(&[1, 2, 3, 4, 5]));
+        w.handle(read_answer(1, 1, 0, 3));
+        assert!(reading(&w), "two answers are not a read quorum");
+        let out = w.handle(read_answer(2, 1, 0, 1));
+        // The highest SCL of the three; its records are sealed on every node.
+        assert!(matches!(w.phase(), Phase::Sealing { .. }));
+        assert_eq!(
+            (w.point(), w.last_lsn(), w.commit_point()),
+            (Lsn(3), Lsn(3), Lsn(0))
+        );
+        let seal = Msg::Seal {
+            epoch: Epoch(1),
+            point: Lsn(3),
+            records: vec![rec(1), rec(2), rec(3)],
+        };
+        assert_eq!(sent_to(&out, |m| *m == seal), nodes(&[0, 1, 2, 3, 4, 5]));
+        assert!(out.contains(&Output::Observe(Event::Recovered {
+            epoch: Epoch(1),
+            point: Lsn(3),
+            log: vec![rec(1), rec(2), rec(3)],
+        })));
+        assert_eq!(w.log_record(Lsn(0)), None);
+        assert_eq!(w.log_record(Lsn(1)), Some(rec(1)));
+        assert_eq!(w.log_record(Lsn(3)), Some(rec(3)));
+        assert_eq!(w.log_record(Lsn(4)), None);
+    }
+
+    #[test]
+    fn a_read_answer_without_the_records_up_to_its_scl_is_dropped() {
+        let (mut w, _) = Writer::recovering(EngineConfig::new(AckPolicy::Memory, 1), Epoch(1));
+        w.handle(read_answer(0, 1, 0, 1));
+        w.handle(read_answer(1, 1, 0, 2));
+        // S2 claims SCL 3 but sends only 1 and 2.
+        w.handle(from_node(
+            2,
+            Msg::ReadAnswer {
+                node: NodeId(2),
+                epoch: Epoch(1),
+                sealed: Epoch::FIRST,
+                scl: Lsn(3),
+                records: vec![rec(1), rec(2)],
+            },
+        ));
+        assert!(reading(&w));
+        w.handle(read_answer(3, 1, 0, 2));
+        assert_eq!(w.point(), Lsn(2));
+        assert_eq!(w.log_record(Lsn(2)), Some(rec(2)));
+    }
+
+    #[test]
+    fn the_seeded_recover_from_two_bug_fixes_the_point_after_two_answers() {
+        let cfg = EngineConfig::new(AckPolicy::Memory, 1).with_bug(Some(ImplBug::RecoverFromTwo));
+        let (mut w, _) = Writer::recovering(cfg, Epoch(1));
+        w.handle(read_answer(0, 1, 0, 1));
+        assert!(reading(&w));
+        w.handle(read_answer(1, 1, 0, 2));
+        assert!(!reading(&w));
+        assert_eq!(w.point(), Lsn(2));
+    }
+
+    #[test]
+    fn the_writer_opens_once_a_write_quorum_has_sealed_and_reseals_the_rest() {
+        let mut w = sealing_writer();
+        // A node's repeated `Sealed` counts once; another epoch's does not count.
+        for input in [
+            sealed(0, 1),
+            sealed(0, 1),
+            sealed(1, 0),
+            sealed(3, 2),
+            sealed(2, 1),
+        ] {
+            assert!(w.handle(input).is_empty());
+        }
+        assert_eq!(w.sealed_nodes(), &nodes(&[0, 2])[..]);
+        w.handle(sealed(1, 1));
+        assert!(!w.is_open(), "three seals are not a write quorum");
+        // A tick re-sends the seal, with the recovered records, to the nodes that have not
+        // confirmed it.
+        let seal = Msg::Seal {
+            epoch: Epoch(1),
+            point: Lsn(3),
+            records: vec![rec(1), rec(2), rec(3)],
+        };
+        let out = w.handle(WriterInput::Tick);
+        assert_eq!(sent_to(&out, |m| *m == seal), nodes(&[3, 4, 5]));
+        assert_eq!(sends(&out).len(), 3);
+        let out = w.handle(sealed(3, 1));
+        assert!(w.is_open());
+        assert_eq!(w.commit_point(), Lsn(3));
+        assert_eq!(committed(&out), vec![Lsn(3)]);
+        assert_eq!(w.sealed_nodes(), &nodes(&[0, 2, 1, 3])[..]);
+        // Open, it writes on from the point, in its epoch, and keeps sealing S4 and S5.
+        let out = w.handle(WriterInput::Append { page: 0, value: 9 });
+        assert!(out.contains(&Output::Observe(Event::Appended(Record {
+            lsn: Lsn(4),
+            page: 0,
+            value: 9,
+            epoch: Epoch(1),
+        }))));
+        let out = w.handle(WriterInput::Tick);
+        assert_eq!(sent_to(&out, |m| *m == seal), nodes(&[4, 5]));
+        w.handle(sealed(4, 1));
+        assert_eq!(w.log_record(Lsn(1)), Some(rec(1)), "S5 may still need it");
+        w.handle(sealed(5, 1));
+        // Every node sealed: the recovered records are no longer kept, nor re-sent.
+        assert_eq!(w.log_record(Lsn(1)), None);
+        let out = w.handle(WriterInput::Tick);
+        assert!(sent_to(&out, |m| matches!(m, Msg::Seal { .. })).is_empty());
+    }
+
+    #[test]
+    fn flushed_reports_of_another_epoch_do_not_free_the_log() {
+        let cfg = EngineConfig::new(AckPolicy::Memory, 1).resuming(Epoch(2), Lsn::ZERO);
+        let mut w = Writer::new(cfg);
+        w.handle(WriterInput::Append { page: 0, value: 0 });
+        let in_epoch = |e: Envelope, epoch: u32| WriterInput::Deliver(e.in_epoch(Epoch(epoch)));
+        for n in 0..6 {
+            w.handle(in_epoch(Envelope::ack(NodeId(n), Lsn(1)), 2));
+        }
+        assert_eq!(w.commit_point(), Lsn(1));
+        for n in 0..6 {
+            w.handle(in_epoch(
+                Envelope::flushed(NodeId(n), Actor::Writer, Lsn(1)),
+                1,
+            ));
+        }
+        assert!(w.record(Lsn(1)).is_some());
+        for n in 0..6 {
+            w.handle(in_epoch(
+                Envelope::flushed(NodeId(n), Actor::Writer, Lsn(1)),
+                2,
+            ));
+        }
+        assert_eq!(w.record(Lsn(1)), None);
+    }
 }
