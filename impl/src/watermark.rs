@@ -260,6 +260,28 @@ mod tests {
         assert_eq!(seen, Lsn(3));
     }
 
+    /// A waiter that sleeps is counted (under the lock its condvar releases), so a raise that
+    /// reaches its value wakes it; once it returns it is no longer counted, so a raise with no
+    /// one waiting skips the notification. The test waits, without timing, until the waiter is
+    /// counted, that is asleep: a raise that does not wake it leaves the test hanging (a timeout).
+    #[test]
+    fn a_sleeping_waiter_is_counted_woken_by_the_raise_that_reaches_it_and_uncounted() {
+        let p = Arc::new(Published::new());
+        let waiter = {
+            let p = Arc::clone(&p);
+            thread::spawn(move || p.wait_for(Lsn(2)))
+        };
+        // (A `wait_for` that returns without sleeping ends the wait too, and fails below.)
+        while *lock(&p.waiters) == 0 && !waiter.is_finished() {
+            thread::yield_now();
+        }
+        // Below the awaited value: the waiter may wake, and sleeps again.
+        p.raise(Lsn(1));
+        p.raise(Lsn(2));
+        assert_eq!(waiter.join().expect("the waiter did not panic"), Lsn(2));
+        assert_eq!(*lock(&p.waiters), 0, "nobody waits any more");
+    }
+
     #[test]
     fn the_seeded_store_bug_can_lower_the_value() {
         let p = Published::with_bug(Some(PublishBug::Store));
