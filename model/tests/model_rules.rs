@@ -15,6 +15,7 @@ use aurora_redo_model::invariants::{
     REPLICA_PREFIX as RP, RETAIN_UNTIL_DURABLE as RUD,
 };
 use aurora_redo_model::properties::EVENTUALLY_CONVERGED as EC;
+use aurora_redo_model::quorum::kth_highest;
 use aurora_redo_model::state::{record_for, Flags, LsnSet, NodeStatus};
 use aurora_redo_model::Epoch;
 use aurora_redo_model::{
@@ -302,6 +303,16 @@ fn the_commit_bound_is_the_fourth_highest_ack() {
     assert_eq!(writer::commit_bound(&three, &s), Lsn(2));
     announce(&mut s, [2, 2, 2, 2, 0, 0], [0; 6]);
     assert_eq!(writer::commit_bound(&memory(), &s), Lsn(2));
+}
+
+/// More than eight values (the stack's room) are ranked on the heap, by the same rule: the
+/// `k`-th highest exists while there are at least `k` values.
+#[test]
+fn the_kth_highest_of_more_than_eight_values_exists_while_there_are_k() {
+    let nine = lsns(&[5, 1, 9, 3, 7, 2, 8, 4, 6]);
+    assert_eq!(kth_highest(nine.clone(), 4), Lsn(6));
+    assert_eq!(kth_highest(nine.clone(), 9), Lsn(1));
+    assert_eq!(kth_highest(nine, 10), Lsn::ZERO);
 }
 
 #[test]
@@ -909,4 +920,77 @@ fn a_replica_that_hears_of_a_newer_epoch_starts_over_in_it() {
     );
     // It pulls only from nodes that speak for its epoch.
     assert!(!replica::may_pull(&c, &s, R0, S0));
+}
+
+#[test]
+fn a_seal_announces_what_the_node_now_holds_in_the_new_epoch() {
+    let c = recovering(AckPolicy::Memory, None);
+    let mut s = failed_over(&c, &[0, 1, 2, 3]);
+    writer::read(&c, &mut s, nodes(&[0, 4, 5]));
+    assert_eq!(s.writer.point, Lsn(1));
+    assert_eq!(
+        (s.announced.scl[4], s.announced.flushed[4]),
+        (Lsn(0), Lsn(0))
+    );
+    writer::seal(&c, &mut s, NodeId(4));
+    assert_eq!(s.announced.epoch[4], Epoch(1));
+    assert_eq!(
+        (s.announced.scl[4], s.announced.flushed[4]),
+        (Lsn(1), Lsn(1)),
+        "S4 acknowledges and announces flushed the recovered LSN 1"
+    );
+}
+
+/// Under `accept-stale-epoch`, a fenced node that takes the old epoch's record acknowledges it
+/// in the old epoch (ack `memory` only), which the old writer could count; it breaks the fence
+/// once, and a duplicate of the same record changes nothing more.
+#[test]
+fn a_fenced_node_that_takes_a_stale_record_acknowledges_it_in_the_old_epoch() {
+    let old = record_for(Epoch::FIRST, Lsn(1));
+    for ack in [AckPolicy::Memory, AckPolicy::Disk] {
+        let c = recovering(ack, Some(Bug::AcceptStaleEpoch));
+        let mut s = failed_over(&c, &[0, 1, 2, 3]);
+        writer::read(&c, &mut s, nodes(&[0, 4, 5]));
+        assert_eq!(s.announced.prev[4], (Epoch::FIRST, Lsn(0), Lsn(0)));
+        assert!(storage::append_changes_anything(&c, &s, NodeId(4), &old));
+        storage::on_append(&c, &mut s, NodeId(4), &old);
+        assert!(s.node(NodeId(4)).held().contains(Lsn(1)));
+        assert!(s.ghost.flags.contains(Flags::FENCE_BROKEN));
+        let acked = if ack == AckPolicy::Memory { 1 } else { 0 };
+        assert_eq!(s.announced.prev[4].1, Lsn(acked), "{ack:?}");
+        assert!(
+            !storage::append_changes_anything(&c, &s, NodeId(4), &old),
+            "{ack:?}: the fence is already broken"
+        );
+    }
+}
+
+#[test]
+fn a_zombie_writer_keeps_writing_its_old_epoch_up_to_the_configured_lsns() {
+    let c = Config {
+        zombie_writer: true,
+        ..recovering(AckPolicy::Disk, None)
+    };
+    let mut s = State::new(1);
+    writer::write(&mut s);
+    writer::fail_over(&mut s, true);
+    assert!(writer::zombie_may_write(&c, &s));
+    writer::zombie_write(&mut s);
+    let zombie = s.zombie.as_ref().expect("a zombie writer");
+    assert_eq!(zombie.written, Lsn(2));
+    assert_eq!(zombie.record(Lsn(2)), Some(Epoch::FIRST));
+    let to: Vec<Actor> = s
+        .network
+        .iter()
+        .filter(|e| matches!(e.msg, Msg::Append(r) if r == record_for(Epoch::FIRST, Lsn(2))))
+        .map(|e| e.dst)
+        .collect();
+    assert_eq!(to, NodeId::all().map(Actor::Storage).collect::<Vec<_>>());
+    assert!(writer::zombie_may_write(&c, &s));
+    writer::zombie_write(&mut s);
+    assert!(!writer::zombie_may_write(&c, &s), "lsns = 3 written");
+    // Without a zombie there is nothing to write.
+    let mut s = State::new(1);
+    writer::fail_over(&mut s, false);
+    assert!(!writer::zombie_may_write(&c, &s));
 }
