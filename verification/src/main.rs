@@ -7,7 +7,7 @@ use aurora_redo::model_args::{parse_threads, ModelArgs};
 use aurora_redo::{bench, explore, junit, mutants, recover, replay, run, simulation, swarm_report};
 use aurora_redo_model::reduction::{self, Reduction};
 use aurora_redo_model::render::mermaid;
-use aurora_redo_model::Bug;
+use aurora_redo_model::{Bug, Config};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -260,6 +260,25 @@ fn parse_reductions(s: &str) -> Result<Reductions, String> {
     Ok(Reductions(list))
 }
 
+/// The reductions a check of `asked` applies: those `--reduce` names (each must apply), or else
+/// the preset's own where they apply (the report names those used). Random walks take the system
+/// as it is (their replay command names no reduction).
+fn reductions_to_apply(args: &CheckArgs, asked: &Config) -> Result<Vec<Reduction>, String> {
+    let sim = args.strategy == Strategy::Sim;
+    match &args.reduce {
+        Some(Reductions(list)) if sim && !list.is_empty() => {
+            Err("--reduce goes with an exhaustive search (--strategy dfs or bfs)".into())
+        }
+        Some(Reductions(list)) => Ok(list.clone()),
+        None if sim => Ok(Vec::new()),
+        None => Ok(reduction::preset_reductions(args.model.preset)
+            .iter()
+            .copied()
+            .filter(|r| r.refusal(asked).is_none())
+            .collect()),
+    }
+}
+
 fn check(args: CheckArgs) -> ExitCode {
     if let Err(message) = set_progress_interval(args.progress_interval) {
         return usage_error(message);
@@ -268,21 +287,10 @@ fn check(args: CheckArgs) -> ExitCode {
         Ok(config) => config,
         Err(message) => return usage_error(message),
     };
-    // A preset's own reductions apply where they can (the report names those used); asked for
-    // by name, each must.
-    // Random walks take the system as it is (their replay command names no reduction).
     let sim = args.strategy == Strategy::Sim;
-    let reductions = match &args.reduce {
-        Some(Reductions(list)) if sim && !list.is_empty() => {
-            return usage_error("--reduce goes with an exhaustive search (--strategy dfs or bfs)")
-        }
-        Some(Reductions(list)) => list.clone(),
-        None if sim => Vec::new(),
-        None => reduction::preset_reductions(args.model.preset)
-            .iter()
-            .copied()
-            .filter(|r| r.refusal(&asked).is_none())
-            .collect(),
+    let reductions = match reductions_to_apply(&args, &asked) {
+        Ok(reductions) => reductions,
+        Err(message) => return usage_error(message),
     };
     let config = match reduction::reduce(&asked, &reductions) {
         Ok(config) => config,
