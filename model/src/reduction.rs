@@ -90,7 +90,7 @@ impl Reduction {
                 ..config.clone()
             },
             Reduction::OneReplica => Config {
-                replicas: config.replicas.min(1),
+                replicas: 1,
                 ..config.clone()
             },
         }
