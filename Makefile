@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: check test lint test-std test-loom test-shuttle mutants mutation
+.PHONY: check test test-long lint test-std test-loom test-shuttle mutants mutation
 
 ## The main job: an exhaustive model check of the default configuration; the same command as
 ## README.md's main command. Exit 0: pass, 1: fail, 3: incomplete (README.md, "Exit statuses").
@@ -33,6 +33,14 @@ test-loom:
 test-shuttle:
 	$(CARGO) test --release -p aurora-redo-impl --features shuttle --test shuttle
 	$(CARGO) test --release -p aurora-redo-tests --features shuttle --test recording_validation
+
+## The long exhaustive runs CI leaves out (docs/testing.md, "The long runs", has their figures):
+## the `all-faults` preset through its reductions (pinned state count), the `full` preset, and
+## every seeded bug on every network kind with its exact catchers.
+test-long:
+	$(CARGO) test --release -p aurora-redo-tests --test model_checks -- --ignored
+	$(CARGO) run --release -- check --preset full
+	$(CARGO) run --release -- mutants
 
 mutants:
 	$(CARGO) run --release -- mutants

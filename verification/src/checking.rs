@@ -13,7 +13,7 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The version of the `check --json` layout (README, "JSON report"). Bumped when a field changes
+/// The version of the `check --json` layout (docs/checking.md, "JSON report"). Bumped when a field changes
 /// meaning or goes away; new fields may appear without a bump.
 pub const JSON_SCHEMA_VERSION: u32 = 1;
 
@@ -457,7 +457,7 @@ pub fn print(report: &Report) {
         Some(asked) => {
             println!("configuration: {asked}");
             println!(
-                "checked as: {} (a reduction with the same verdicts; README, \"Reductions\")",
+                "checked as: {} (a reduction with the same verdicts; docs/checking.md, \"Reductions\")",
                 report.config
             );
             for r in &report.reductions {
@@ -535,7 +535,7 @@ pub fn print(report: &Report) {
     }
 }
 
-/// The `check --json` report (README, "JSON report").
+/// The `check --json` report (docs/checking.md, "JSON report").
 #[derive(Serialize)]
 pub struct JsonReport<'a> {
     pub schema_version: u32,

@@ -1,5 +1,5 @@
 //! `check --junit FILE`: the check's verdicts as JUnit XML, one test case per property, for CI
-//! systems that show test reports (README, "JUnit report").
+//! systems that show test reports (docs/checking.md, "JUnit report").
 
 use crate::checking::{Report, Verdict};
 use aurora_redo_model::properties::explain;

@@ -114,7 +114,7 @@ struct CheckArgs {
     strategy: Strategy,
     /// Check a smaller system with the same verdicts: a comma-separated list of `fault-windows`
     /// (faults take no time) and `one-replica` (replicas only observe), or `none`. Default: both
-    /// for `all-faults`, none otherwise. README, "Reductions".
+    /// for `all-faults`, none otherwise. docs/checking.md, "Reductions".
     #[arg(long, value_name = "LIST", value_parser = parse_reductions)]
     reduce: Option<Reductions>,
     /// Checker threads (at least 1).
@@ -136,7 +136,7 @@ struct CheckArgs {
     /// says `incomplete`).
     #[arg(long)]
     allow_incomplete: bool,
-    /// Print the report as JSON (schema in the README, "JSON report").
+    /// Print the report as JSON (schema in docs/checking.md, "JSON report").
     #[arg(long)]
     json: bool,
     /// Write the verdicts as JUnit XML to this file, one test case per property.

@@ -1,15 +1,15 @@
-//! The README's swarm recipe on all local cores (section "Swarms", "All local cores"), run as
+//! The swarm recipe of docs/swarms.md on all local cores ("All local cores"), run as
 //! written with GNU `parallel` (which `.ci/run` installs), on two cores, against this build of
 //! the tool: the seeded bug is found and `swarm-report` names its first counterexample.
 
 use std::process::Command;
 
-/// The shell block that follows `marker` in the README.
+/// The shell block that follows `marker` in docs/swarms.md.
 fn readme_block(marker: &str) -> String {
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../docs/swarms.md");
     let start = readme
         .find(marker)
-        .unwrap_or_else(|| panic!("README has '{marker}'"));
+        .unwrap_or_else(|| panic!("docs/swarms.md has '{marker}'"));
     let rest = &readme[start..];
     let open = rest.find("```sh\n").expect("a shell block follows") + "```sh\n".len();
     let close = rest[open..].find("```").expect("the block ends");
