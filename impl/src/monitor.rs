@@ -596,7 +596,9 @@ mod tests {
         let monitor = Monitor::new(false);
         let (r0, old) = (ReplicaId(0), record_for(Epoch::FIRST, Lsn(1)));
         monitor.observe(&Event::Appended(old));
-        monitor.observe(&Event::FailedOver { epoch: Epoch(1) });
+        monitor.observe(&Event::FailedOver {
+            epoch: Epoch::numbered(1),
+        });
         monitor.observe(&Event::Applied {
             replica: r0,
             incarnation: 0,
@@ -606,7 +608,7 @@ mod tests {
         monitor.observe(&Event::ReplicaFollows {
             replica: r0,
             incarnation: 1,
-            epoch: Epoch(1),
+            epoch: Epoch::numbered(1),
         });
         monitor.observe(&Event::Applied {
             replica: r0,

@@ -58,9 +58,10 @@ const MAX_PAYLOAD: usize = 64;
 
 /// The magic bytes a segment file starts with.
 pub const MAGIC: [u8; 6] = *b"AURSEG";
-/// The segment format this build reads and writes: 2, records with epochs and seal frames. (1 was
-/// the format without a file header.)
-pub const FORMAT_VERSION: u16 = 2;
+/// The segment format this build reads and writes: 3, records and seals whose epochs are
+/// `(number, writer id)` pairs. (2 had epochs as bare numbers; 1 was the format without a file
+/// header.)
+pub const FORMAT_VERSION: u16 = 3;
 /// Bytes of the file header: the magic and the version.
 pub const FILE_HEADER: usize = 8;
 
@@ -145,6 +146,11 @@ impl fmt::Display for FormatError {
                 f,
                 "written in the old segment format (no file header, records without epochs), \
                  which this version does not read; recreate the volume with this version"
+            ),
+            FormatError::UnsupportedVersion(2) => write!(
+                f,
+                "segment format version 2 (epochs without writer ids), but this version reads \
+                 version {FORMAT_VERSION} only; recreate the volume with this version"
             ),
             FormatError::UnsupportedVersion(v) => write!(
                 f,
@@ -804,7 +810,7 @@ mod tests {
             lsn: Lsn(lsn),
             page: lsn as u32 % 3,
             value: lsn * 10 + u64::from(epoch),
-            epoch: Epoch(epoch),
+            epoch: Epoch::numbered(epoch),
         }
     }
 
@@ -844,6 +850,21 @@ mod tests {
         let mut v9 = file_header().to_vec();
         v9[6] = 9;
         assert_eq!(decode(&v9), Err(FormatError::UnsupportedVersion(9)));
+        // Version 2, whose epochs were bare numbers: refused by name, never rewritten.
+        let mut v2 = file_header().to_vec();
+        v2[6] = 2;
+        v2.extend_from_slice(&encode(&[rec_of(1, 0)]));
+        assert_eq!(decode(&v2), Err(FormatError::UnsupportedVersion(2)));
+        let disk = Arc::new(SimDisk::new());
+        disk.append(&v2).unwrap();
+        let err = Segment::open(disk.clone()).err().expect("refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            err.to_string()
+                .contains("version 2 (epochs without writer ids)"),
+            "{err}"
+        );
+        assert_eq!(disk.read_all().unwrap(), v2, "never rewritten");
         // A new file torn inside its header is an empty segment with a torn tail.
         let torn = decode(&file_header()[..3]).unwrap();
         assert!(torn.records.is_empty());
@@ -857,7 +878,7 @@ mod tests {
         seg.append(&(1..=6).map(|l| rec_of(l, 0)).collect::<Vec<_>>())
             .unwrap();
         let seal = Seal {
-            epoch: Epoch(1),
+            epoch: Epoch::numbered(1),
             point: Lsn(4),
         };
         seg.seal(seal).unwrap();
@@ -877,12 +898,12 @@ mod tests {
         assert_eq!(rec.records, want);
         assert_eq!(rec.seals, vec![seal]);
         assert_eq!(rec.annulled, 3, "epoch 0's 5, 6 and 7");
-        assert_eq!(rec.sealed(), Epoch(1));
+        assert_eq!(rec.sealed(), Epoch::numbered(1));
         assert_eq!(rec.prefix(), Lsn(6));
         assert_eq!(
             rec.answer(),
             ReadAnswer {
-                sealed: Epoch(1),
+                sealed: Epoch::numbered(1),
                 scl: Lsn(6)
             }
         );
@@ -903,7 +924,7 @@ mod tests {
         seg.append(&(1..=5).map(|l| rec_of(l, 0)).collect::<Vec<_>>())
             .unwrap();
         let seal = Seal {
-            epoch: Epoch(1),
+            epoch: Epoch::numbered(1),
             point: Lsn(3),
         };
         seg.seal(seal).unwrap();

@@ -788,11 +788,13 @@ mod tests {
                 dst: Actor::Storage(s2),
                 msg,
             };
-            let read = from_writer(Msg::Read { epoch: Epoch(1) });
+            let read = from_writer(Msg::Read {
+                epoch: Epoch::numbered(1),
+            });
             n.handle(StorageInput::Deliver(vec![read]));
             if seal_too {
                 let seal = from_writer(Msg::Seal {
-                    epoch: Epoch(1),
+                    epoch: Epoch::numbered(1),
                     point: Lsn(1),
                     records: vec![rec(1)],
                 });
@@ -943,7 +945,7 @@ mod tests {
 
     fn rec_in(l: u64, epoch: u32) -> Record {
         let mut r = rec(l);
-        r.epoch = Epoch(epoch);
+        r.epoch = Epoch::numbered(epoch);
         r
     }
 
@@ -959,7 +961,7 @@ mod tests {
         from_writer(
             node,
             Msg::Read {
-                epoch: Epoch(epoch),
+                epoch: Epoch::numbered(epoch),
             },
         )
     }
@@ -968,7 +970,7 @@ mod tests {
         from_writer(
             node,
             Msg::Seal {
-                epoch: Epoch(epoch),
+                epoch: Epoch::numbered(epoch),
                 point: Lsn(point),
                 records,
             },
@@ -1007,10 +1009,13 @@ mod tests {
             s1,
             EngineConfig::new(AckPolicy::Memory, 1),
             vec![rec(1)],
-            Epoch(2),
-            Epoch(1),
+            Epoch::numbered(2),
+            Epoch::numbered(1),
         );
-        assert_eq!((n.epoch(), n.sealed()), (Epoch(2), Epoch(1)));
+        assert_eq!(
+            (n.epoch(), n.sealed()),
+            (Epoch::numbered(2), Epoch::numbered(1))
+        );
         assert!(!n.speaks());
         // Neither an Append of the adopted epoch nor a Pull is answered before its seal.
         let out = n.handle(StorageInput::Deliver(vec![
@@ -1040,7 +1045,7 @@ mod tests {
         assert!(n.holds(Lsn(1)));
         assert_eq!(took(&out), vec![]);
         n.handle(read(s0, 1));
-        assert_eq!((n.epoch(), n.sealed()), (Epoch(1), Epoch::FIRST));
+        assert_eq!((n.epoch(), n.sealed()), (Epoch::numbered(1), Epoch::FIRST));
         let out = n.handle(StorageInput::Deliver(vec![
             Envelope::append(s0, rec_in(2, 0)),
             Envelope::append(s0, rec_in(3, 1)),
@@ -1089,7 +1094,7 @@ mod tests {
             dst: Actor::Writer,
             msg: Msg::ReadAnswer {
                 node: s0,
-                epoch: Epoch(1),
+                epoch: Epoch::numbered(1),
                 sealed: Epoch::FIRST,
                 scl: Lsn(2),
                 records: vec![rec(1), rec(2)],
@@ -1098,14 +1103,17 @@ mod tests {
         let out = n.handle(read(s0, 1));
         assert_eq!(
             out,
-            vec![Output::Durable(Durable::Adopt(Epoch(1))), answer.clone()]
+            vec![
+                Output::Durable(Durable::Adopt(Epoch::numbered(1))),
+                answer.clone()
+            ]
         );
-        assert_eq!((n.epoch(), n.sealed()), (Epoch(1), Epoch::FIRST));
+        assert_eq!((n.epoch(), n.sealed()), (Epoch::numbered(1), Epoch::FIRST));
         // The writer's tick repeats the read: answered again, the epoch not adopted again.
         assert_eq!(n.handle(read(s0, 1)), vec![answer]);
         // A read of an older epoch is ignored.
         assert_eq!(n.handle(read(s0, 0)), vec![]);
-        assert_eq!(n.epoch(), Epoch(1));
+        assert_eq!(n.epoch(), Epoch::numbered(1));
     }
 
     #[test]
@@ -1126,7 +1134,7 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                Output::Durable(Durable::Adopt(Epoch(1))),
+                Output::Durable(Durable::Adopt(Epoch::numbered(1))),
                 Output::ReadBack(back)
             ]
         );
@@ -1159,25 +1167,28 @@ mod tests {
         let out = n.handle(seal(s1, 1, 3, vec![rec(1), rec(2), rec(3)]));
         assert!(out.contains(&Output::Durable(Durable::Seal {
             seal: Seal {
-                epoch: Epoch(1),
+                epoch: Epoch::numbered(1),
                 point: Lsn(3),
             },
             records: vec![rec(2), rec(3)],
         })));
-        assert!(out.contains(&Output::Send(sealed_msg(s1, Epoch(1)))));
-        assert!(sends(&out).contains(&Envelope::ack(s1, Lsn(3)).in_epoch(Epoch(1))));
+        assert!(out.contains(&Output::Send(sealed_msg(s1, Epoch::numbered(1)))));
+        assert!(sends(&out).contains(&Envelope::ack(s1, Lsn(3)).in_epoch(Epoch::numbered(1))));
         assert_eq!(n.record(Lsn(4)), None, "4 of epoch 0 lies above the point");
         assert!(!n.holds(Lsn(4)));
         assert_eq!(n.memory_len(), 0, "1..=3 is on disk");
         assert_eq!((n.flushed(), n.scl()), (Lsn(3), Lsn(3)));
-        assert_eq!((n.epoch(), n.sealed()), (Epoch(1), Epoch(1)));
+        assert_eq!(
+            (n.epoch(), n.sealed()),
+            (Epoch::numbered(1), Epoch::numbered(1))
+        );
         // The superseded flush's completion is stale.
         n.handle(StorageInput::FlushDone { upto: Lsn(4) });
         assert_eq!(n.flushed(), Lsn(3));
         // A repeated seal (the writer did not hear the `Sealed`) is confirmed again, and only
         // confirmed.
         let out = n.handle(seal(s1, 1, 3, vec![rec(1), rec(2), rec(3)]));
-        assert_eq!(out, vec![Output::Send(sealed_msg(s1, Epoch(1)))]);
+        assert_eq!(out, vec![Output::Send(sealed_msg(s1, Epoch::numbered(1)))]);
     }
 
     #[test]
@@ -1187,13 +1198,16 @@ mod tests {
         // The node missed the read of epoch 1: its seal still brings the node into epoch 1.
         let mut n = StorageNode::new(s0, cfg.clone());
         n.handle(seal(s0, 1, 0, vec![]));
-        assert_eq!((n.epoch(), n.sealed()), (Epoch(1), Epoch(1)));
+        assert_eq!(
+            (n.epoch(), n.sealed()),
+            (Epoch::numbered(1), Epoch::numbered(1))
+        );
         assert!(n.speaks());
         // A seal of an older writer, arriving after the read of a newer one, is ignored.
         let mut n = StorageNode::new(s0, cfg.clone());
         n.handle(read(s0, 2));
         assert_eq!(n.handle(seal(s0, 1, 0, vec![])), vec![]);
-        assert_eq!((n.epoch(), n.sealed()), (Epoch(2), Epoch::FIRST));
+        assert_eq!((n.epoch(), n.sealed()), (Epoch::numbered(2), Epoch::FIRST));
         // The first epoch has no seal: a node speaks for it from the start, and no `Sealed`
         // for it is ever sent.
         let mut n = StorageNode::new(s0, cfg);

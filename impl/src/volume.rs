@@ -613,7 +613,7 @@ mod tests {
             lsn: Lsn(lsn),
             page: lsn as u32,
             value: lsn * 100 + u64::from(epoch),
-            epoch: Epoch(epoch),
+            epoch: Epoch::numbered(epoch),
         }
     }
 
@@ -637,7 +637,7 @@ mod tests {
         assert_eq!(v.present().len(), 6);
         let plan = plan(&v).unwrap();
         assert_eq!((plan.source, plan.point), (NodeId(3), Lsn(9)));
-        assert_eq!(plan.epoch, Epoch(1));
+        assert_eq!(plan.epoch, Epoch::numbered(1));
         assert!(plan.writable());
         assert_eq!(plan.nodes[0].copy, Ranges(vec![(Lsn(6), Lsn(9))]));
         assert!(plan.nodes[3].copy.is_empty() && plan.nodes[3].truncate.is_empty());
@@ -649,7 +649,7 @@ mod tests {
             .is_empty());
         // A second recovery: epoch 2, nothing to copy, the same point.
         let again = super::plan(&inspect(dir.path()).unwrap()).unwrap();
-        assert_eq!((again.point, again.epoch), (Lsn(9), Epoch(2)));
+        assert_eq!((again.point, again.epoch), (Lsn(9), Epoch::numbered(2)));
         assert!(again.nodes.iter().all(|n| n.copy.is_empty()));
     }
 
@@ -664,7 +664,7 @@ mod tests {
                 Arc::new(FileDisk::open(segment_path(dir.path(), NodeId(n))).unwrap());
             let (seg, _) = Segment::open(disk).unwrap();
             seg.seal(Seal {
-                epoch: Epoch(1),
+                epoch: Epoch::numbered(1),
                 point: Lsn(8),
             })
             .unwrap();
@@ -680,7 +680,7 @@ mod tests {
             seg.sync().unwrap();
         }
         let plan = plan(&inspect(dir.path()).unwrap()).unwrap();
-        assert_eq!((plan.point, plan.epoch), (Lsn(10), Epoch(2)));
+        assert_eq!((plan.point, plan.epoch), (Lsn(10), Epoch::numbered(2)));
         assert!(
             plan.read_quorum.contains(&plan.source) && plan.source.0 < 4,
             "the most advanced sealed epoch is the source"
@@ -741,7 +741,7 @@ mod tests {
         let log = vec![rec(1, 0), rec(2, 0), rec(3, 1)];
         let ok = [Acked {
             lsn: Lsn(2),
-            epoch: Epoch(0),
+            epoch: Epoch::numbered(0),
         }];
         assert!(committed_survives_recovery(&log, &ok).is_empty());
         let lost = committed_survives_recovery(
@@ -749,11 +749,11 @@ mod tests {
             &[
                 Acked {
                     lsn: Lsn(3),
-                    epoch: Epoch(0),
+                    epoch: Epoch::numbered(0),
                 },
                 Acked {
                     lsn: Lsn(4),
-                    epoch: Epoch(1),
+                    epoch: Epoch::numbered(1),
                 },
             ],
         );

@@ -448,7 +448,7 @@ mod tests {
 
     #[test]
     fn a_resumed_writer_continues_after_the_recovery_point_in_its_epoch() {
-        let cfg = EngineConfig::new(AckPolicy::Disk, 1).resuming(Epoch(2), Lsn(40));
+        let cfg = EngineConfig::new(AckPolicy::Disk, 1).resuming(Epoch::numbered(2), Lsn(40));
         let mut w = Writer::new(cfg);
         assert_eq!((w.last_lsn(), w.commit_point()), (Lsn(40), Lsn(40)));
         let out = w.handle(WriterInput::Append { page: 1, value: 5 });
@@ -456,12 +456,12 @@ mod tests {
             lsn: Lsn(41),
             page: 1,
             value: 5,
-            epoch: Epoch(2),
+            epoch: Epoch::numbered(2),
         };
         assert!(out.contains(&Output::Observe(Event::Appended(record))));
         // Acks of the recovered prefix do not move the commit point, nor does a tick re-send it.
         let ack2 = |n: u8, l: u64| {
-            WriterInput::Deliver(Envelope::ack(NodeId(n), Lsn(l)).in_epoch(Epoch(2)))
+            WriterInput::Deliver(Envelope::ack(NodeId(n), Lsn(l)).in_epoch(Epoch::numbered(2)))
         };
         for n in 0..6 {
             w.handle(ack2(n, 40));
@@ -699,8 +699,8 @@ mod tests {
             node,
             Msg::ReadAnswer {
                 node: NodeId(node),
-                epoch: Epoch(epoch),
-                sealed: Epoch(sealed),
+                epoch: Epoch::numbered(epoch),
+                sealed: Epoch::numbered(sealed),
                 scl: Lsn(scl),
                 records: (1..=scl).map(rec).collect(),
             },
@@ -712,7 +712,7 @@ mod tests {
             node,
             Msg::Sealed {
                 node: NodeId(node),
-                epoch: Epoch(epoch),
+                epoch: Epoch::numbered(epoch),
             },
         )
     }
@@ -739,7 +739,8 @@ mod tests {
 
     /// A writer of epoch 1 that has read S0, S1, S2 and is sealing at recovery point 3.
     fn sealing_writer() -> Writer {
-        let (mut w, _) = Writer::recovering(EngineConfig::new(AckPolicy::Memory, 1), Epoch(1));
+        let (mut w, _) =
+            Writer::recovering(EngineConfig::new(AckPolicy::Memory, 1), Epoch::numbered(1));
         for (n, scl) in [(0, 2), (1, 3), (2, 1)] {
             w.handle(read_answer(n, 1, 0, scl));
         }
@@ -749,10 +750,15 @@ mod tests {
 
     #[test]
     fn a_recovering_writer_fixes_the_point_from_a_read_quorum_of_its_own_epoch() {
-        let (mut w, out) = Writer::recovering(EngineConfig::new(AckPolicy::Memory, 1), Epoch(1));
-        assert_eq!(w.epoch(), Epoch(1));
+        let (mut w, out) =
+            Writer::recovering(EngineConfig::new(AckPolicy::Memory, 1), Epoch::numbered(1));
+        assert_eq!(w.epoch(), Epoch::numbered(1));
         assert!(!w.is_open() && reading(&w));
-        let is_read = |m: &Msg| *m == Msg::Read { epoch: Epoch(1) };
+        let is_read = |m: &Msg| {
+            *m == Msg::Read {
+                epoch: Epoch::numbered(1),
+            }
+        };
         assert_eq!(sent_to(&out, is_read), nodes(&[0, 1, 2, 3, 4, 5]));
         // No writes while recovering.
         assert!(w
@@ -778,13 +784,13 @@ mod tests {
             (Lsn(3), Lsn(3), Lsn(0))
         );
         let seal = Msg::Seal {
-            epoch: Epoch(1),
+            epoch: Epoch::numbered(1),
             point: Lsn(3),
             records: vec![rec(1), rec(2), rec(3)],
         };
         assert_eq!(sent_to(&out, |m| *m == seal), nodes(&[0, 1, 2, 3, 4, 5]));
         assert!(out.contains(&Output::Observe(Event::Recovered {
-            epoch: Epoch(1),
+            epoch: Epoch::numbered(1),
             point: Lsn(3),
             log: vec![rec(1), rec(2), rec(3)],
         })));
@@ -796,7 +802,8 @@ mod tests {
 
     #[test]
     fn a_read_answer_without_the_records_up_to_its_scl_is_dropped() {
-        let (mut w, _) = Writer::recovering(EngineConfig::new(AckPolicy::Memory, 1), Epoch(1));
+        let (mut w, _) =
+            Writer::recovering(EngineConfig::new(AckPolicy::Memory, 1), Epoch::numbered(1));
         w.handle(read_answer(0, 1, 0, 1));
         w.handle(read_answer(1, 1, 0, 2));
         // S2 claims SCL 3 but sends only 1 and 2.
@@ -804,7 +811,7 @@ mod tests {
             2,
             Msg::ReadAnswer {
                 node: NodeId(2),
-                epoch: Epoch(1),
+                epoch: Epoch::numbered(1),
                 sealed: Epoch::FIRST,
                 scl: Lsn(3),
                 records: vec![rec(1), rec(2)],
@@ -819,7 +826,7 @@ mod tests {
     #[test]
     fn the_seeded_recover_from_two_bug_fixes_the_point_after_two_answers() {
         let cfg = EngineConfig::new(AckPolicy::Memory, 1).with_bug(Some(ImplBug::RecoverFromTwo));
-        let (mut w, _) = Writer::recovering(cfg, Epoch(1));
+        let (mut w, _) = Writer::recovering(cfg, Epoch::numbered(1));
         w.handle(read_answer(0, 1, 0, 1));
         assert!(reading(&w));
         w.handle(read_answer(1, 1, 0, 2));
@@ -846,7 +853,7 @@ mod tests {
         // A tick re-sends the seal, with the recovered records, to the nodes that have not
         // confirmed it.
         let seal = Msg::Seal {
-            epoch: Epoch(1),
+            epoch: Epoch::numbered(1),
             point: Lsn(3),
             records: vec![rec(1), rec(2), rec(3)],
         };
@@ -864,7 +871,7 @@ mod tests {
             lsn: Lsn(4),
             page: 0,
             value: 9,
-            epoch: Epoch(1),
+            epoch: Epoch::numbered(1),
         }))));
         let out = w.handle(WriterInput::Tick);
         assert_eq!(sent_to(&out, |m| *m == seal), nodes(&[4, 5]));
@@ -879,10 +886,11 @@ mod tests {
 
     #[test]
     fn flushed_reports_of_another_epoch_do_not_free_the_log() {
-        let cfg = EngineConfig::new(AckPolicy::Memory, 1).resuming(Epoch(2), Lsn::ZERO);
+        let cfg = EngineConfig::new(AckPolicy::Memory, 1).resuming(Epoch::numbered(2), Lsn::ZERO);
         let mut w = Writer::new(cfg);
         w.handle(WriterInput::Append { page: 0, value: 0 });
-        let in_epoch = |e: Envelope, epoch: u32| WriterInput::Deliver(e.in_epoch(Epoch(epoch)));
+        let in_epoch =
+            |e: Envelope, epoch: u32| WriterInput::Deliver(e.in_epoch(Epoch::numbered(epoch)));
         for n in 0..6 {
             w.handle(in_epoch(Envelope::ack(NodeId(n), Lsn(1)), 2));
         }

@@ -3,33 +3,35 @@
 //! The checker hashes every state it generates twice (its representative, to look it up, and the
 //! state itself), so hashing is a large share of the cost of a state. A derived `Hash` feeds the
 //! hasher field by field, well over a hundred small writes; this one packs the state into bytes
-//! (an LSN, an epoch or a count in one byte, a set of LSNs in two, an epoch map in four) and
+//! (an LSN, an epoch or a count in one byte, a set of LSNs in two, an epoch map in eight) and
 //! hands the hasher one slice.
 //!
 //! The image is injective on the states the model reaches: every LSN is at most
-//! [`crate::config::MAX_LSNS`], every epoch below [`MAX_EPOCHS`], so each fits its byte, and the
+//! [`crate::config::MAX_LSNS`], both halves of every epoch below
+//! [`crate::state::MAX_EPOCHS`], so each fits its byte (an [`epoch_code`]), and the
 //! fields sit at fixed places (replicas last, after their count). Equal states pack equally, so
 //! the hash agrees with `Eq`.
 
 use crate::state::{
-    EpochMap, LsnSet, Node, NodeSet, NodeStatus, Phase, Replica, State, Writer, MAX_EPOCHS,
+    epoch_code, EpochMap, LsnSet, Node, NodeSet, NodeStatus, Phase, Replica, State, Writer,
     MAX_REPLICAS,
 };
 use crate::types::{Epoch, Lsn, STORAGE_NODES};
 use std::hash::{Hash, Hasher};
 
 /// Bytes of a writer's image.
-const WRITER: usize = 10;
+const WRITER: usize = 14;
 /// Bytes of a replica's image.
-const REPLICA: usize = 16;
+const REPLICA: usize = 20;
 /// Room for the largest image.
 const CAPACITY: usize = WRITER
     + 1
     + WRITER
-    + STORAGE_NODES * (11 + 8 + 8 + 2)
+    + STORAGE_NODES * (15 + 8 * 4 + 8 + 2)
     + STORAGE_NODES * 5
     + 2
     + 6
+    + 4
     + 1
     + MAX_REPLICAS * REPLICA;
 
@@ -59,11 +61,7 @@ impl Image {
     }
 
     fn epoch(&mut self, epoch: Epoch) {
-        debug_assert!(
-            epoch.0 < MAX_EPOCHS,
-            "epoch {epoch} outside the model's range"
-        );
-        self.u8(epoch.0 as u8);
+        self.u8(epoch_code(epoch));
     }
 
     fn lsns(&mut self, set: LsnSet) {
@@ -203,10 +201,10 @@ mod tests {
             f(&mut s);
             variants.push(s);
         };
-        change(&|s| s.writer.epoch = Epoch(1));
+        change(&|s| s.writer.epoch = Epoch::numbered(1));
         change(&|s| s.writer.written = Lsn(1));
         change(&|s| s.writer.commit = Lsn(1));
-        change(&|s| s.writer.log.set(Lsn(2), Epoch(1)));
+        change(&|s| s.writer.log.set(Lsn(2), Epoch::numbered(1)));
         change(&|s| s.writer.point = Lsn(1));
         change(&|s| s.writer.phase = Phase::Reading);
         change(&|s| s.writer.phase = Phase::Sealing { sealed: NodeSet(1) });
@@ -223,13 +221,13 @@ mod tests {
             change(&move |s| s.nodes[i].status = NodeStatus::Lost);
             change(&move |s| s.nodes[i].mem.insert(Lsn(16)));
             change(&move |s| s.nodes[i].disk.insert(Lsn(1)));
-            change(&move |s| s.nodes[i].epochs.set(Lsn(3), Epoch(3)));
-            change(&move |s| s.nodes[i].epoch = Epoch(2));
-            change(&move |s| s.nodes[i].sealed = Epoch(2));
+            change(&move |s| s.nodes[i].epochs.set(Lsn(3), Epoch::numbered(3)));
+            change(&move |s| s.nodes[i].epoch = Epoch::numbered(2));
+            change(&move |s| s.nodes[i].sealed = Epoch::numbered(2));
             change(&move |s| s.announced.scl[i] = Lsn(1));
             change(&move |s| s.announced.flushed[i] = Lsn(1));
-            change(&move |s| s.announced.epoch[i] = Epoch(1));
-            change(&move |s| s.announced.prev[i].0 = Epoch(1));
+            change(&move |s| s.announced.epoch[i] = Epoch::numbered(1));
+            change(&move |s| s.announced.prev[i].0 = Epoch::numbered(1));
             change(&move |s| s.announced.prev[i].1 = Lsn(1));
             change(&move |s| s.announced.prev[i].2 = Lsn(1));
             change(&move |s| s.announced.flushed_history[i].insert(Lsn(9)));
@@ -240,11 +238,11 @@ mod tests {
         change(&|s| {
             s.network.send(crate::types::Envelope::append(
                 NodeId(4),
-                crate::state::record_for(Epoch(1), Lsn(2)),
+                crate::state::record_for(Epoch::numbered(1), Lsn(2)),
             ));
         });
         change(&|s| s.ghost.acked = Lsn(1));
-        change(&|s| s.ghost.acked_log.set(Lsn(1), Epoch(1)));
+        change(&|s| s.ghost.acked_log.set(Lsn(1), Epoch::numbered(1)));
         change(&|s| s.ghost.flags.insert(Flags::FENCE_BROKEN));
         change(&|s| s.az_out = Some(Az::A));
         change(&|s| s.az_out = Some(Az::C));
@@ -255,13 +253,13 @@ mod tests {
         change(&|s| s.faults.writer_crashes = 1);
         for r in [0, 1] {
             change(&move |s| s.replicas[r].up = false);
-            change(&move |s| s.replicas[r].epoch = Epoch(1));
+            change(&move |s| s.replicas[r].epoch = Epoch::numbered(1));
             change(&move |s| s.replicas[r].incarnation = 1);
             change(&move |s| s.replicas[r].known_commit = Lsn(1));
             change(&move |s| s.replicas[r].durable = Lsn(1));
             change(&move |s| s.replicas[r].applied = Lsn(1));
             change(&move |s| s.replicas[r].pages[1] = Lsn(2));
-            change(&move |s| s.replicas[r].applied_epochs.set(Lsn(1), Epoch(2)));
+            change(&move |s| s.replicas[r].applied_epochs.set(Lsn(1), Epoch::numbered(2)));
             change(&move |s| s.replicas[r].retained.insert(Lsn(1)));
             change(&move |s| s.replicas[r].discarded.insert(Lsn(1)));
         }

@@ -216,36 +216,52 @@ mod tests {
 
     #[test]
     fn a_commit_survives_only_as_the_same_record() {
-        let acked = |_| Epoch(0);
+        let acked = |_| Epoch::numbered(0);
         assert!(committed_survives_recovery(Lsn(2), acked, |l| (l
             <= Lsn(2))
-        .then_some(Epoch(0))));
+        .then_some(Epoch::numbered(0))));
         assert_eq!(
-            first_lost_commit(Lsn(2), acked, |l| (l <= Lsn(1)).then_some(Epoch(0))),
+            first_lost_commit(Lsn(2), acked, |l| (l <= Lsn(1))
+                .then_some(Epoch::numbered(0))),
             Some(Lsn(2))
         );
         assert_eq!(
-            first_lost_commit(Lsn(1), acked, |_| Some(Epoch(1))),
+            first_lost_commit(Lsn(1), acked, |_| Some(Epoch::numbered(1))),
             Some(Lsn(1))
         );
     }
 
     #[test]
     fn fenced_nodes_take_nothing_older() {
-        assert!(epoch_fencing(Epoch(1), Epoch(1)));
-        assert!(epoch_fencing(Epoch(0), Epoch(1)));
-        assert!(!epoch_fencing(Epoch(1), Epoch(0)));
+        assert!(epoch_fencing(Epoch::numbered(1), Epoch::numbered(1)));
+        assert!(epoch_fencing(Epoch::numbered(0), Epoch::numbered(1)));
+        assert!(!epoch_fencing(Epoch::numbered(1), Epoch::numbered(0)));
     }
 
     #[test]
     fn copies_agree_with_the_log() {
-        let log = |l: Lsn| (l <= Lsn(2)).then_some(if l == Lsn(2) { Epoch(1) } else { Epoch(0) });
+        let log = |l: Lsn| {
+            (l <= Lsn(2)).then_some(if l == Lsn(2) {
+                Epoch::numbered(1)
+            } else {
+                Epoch::numbered(0)
+            })
+        };
         assert_eq!(
-            first_disagreement(log, [(Lsn(1), Epoch(0)), (Lsn(2), Epoch(1))]),
+            first_disagreement(
+                log,
+                [(Lsn(1), Epoch::numbered(0)), (Lsn(2), Epoch::numbered(1))]
+            ),
             None
         );
-        assert_eq!(first_disagreement(log, [(Lsn(2), Epoch(0))]), Some(Lsn(2)));
-        assert_eq!(first_disagreement(log, [(Lsn(3), Epoch(1))]), Some(Lsn(3)));
+        assert_eq!(
+            first_disagreement(log, [(Lsn(2), Epoch::numbered(0))]),
+            Some(Lsn(2))
+        );
+        assert_eq!(
+            first_disagreement(log, [(Lsn(3), Epoch::numbered(1))]),
+            Some(Lsn(3))
+        );
     }
 
     #[test]

@@ -339,10 +339,7 @@ impl Model for RedoModel {
                 }
             }
             Action::RestartReplica(r) => replica::restart(&mut s, *r),
-            Action::FailOver => {
-                s.faults.writer_crashes += 1;
-                writer::fail_over(&mut s, self.config.zombie_writer);
-            }
+            Action::FailOver => writer::fail_over(&mut s, self.config.zombie_writer),
             Action::ZombieWrite => writer::zombie_write(&mut s),
             Action::Read(q) => writer::read(&self.config, &mut s, *q),
             Action::Seal(n) => writer::seal(&self.config, &mut s, *n),

@@ -8,51 +8,64 @@
 //! The only messages the model keeps in flight are the writers' `Append`s (see `crate::model`),
 //! and the model's records are a function of their identity `(epoch, LSN)`
 //! ([`crate::state::record_for`]). So the network is a bitset: per storage node, one bit for each
-//! `(LSN, epoch)` an `Append` to it may carry (16 LSNs by 4 epochs, one `u64`). A state holds no
+//! `(LSN, epoch)` an `Append` to it may carry (16 LSNs by 16 epochs: four numbers by four writer
+//! ids, four `u64`s). A state holds no
 //! envelope; [`Network::iter`] yields them from a table built once, in the order of `Envelope`'s
 //! `Ord` (node, then LSN, then epoch), the order the sorted list this replaces had.
 
 use crate::state::{record_for, MAX_EPOCHS};
-use crate::types::{Actor, Envelope, Epoch, Lsn, Msg, NodeId, STORAGE_NODES};
+use crate::types::{Actor, Envelope, Epoch, Lsn, Msg, NodeId, WriterId, STORAGE_NODES};
 use std::sync::LazyLock;
 
+/// Words per node.
+const WORDS: usize = 4;
 /// Bits per node: one per `(LSN, epoch)`.
-const BITS: usize = 64;
+const BITS: usize = 64 * WORDS;
+/// Epochs per LSN.
+const EPOCHS: usize = (MAX_EPOCHS * MAX_EPOCHS) as usize;
 
 /// `Append` messages in flight, one bitset per destination node.
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Network([u64; STORAGE_NODES]);
+pub struct Network([[u64; WORDS]; STORAGE_NODES]);
 
-/// Every envelope the network can hold, at `node * 64 + bit`.
+/// Every envelope the network can hold, at `node * BITS + bit`.
 static ENVELOPES: LazyLock<Vec<Envelope>> = LazyLock::new(|| {
     NodeId::all()
         .flat_map(|node| (0..BITS).map(move |bit| Envelope::append(node, record_of(bit))))
         .collect()
 });
 
-/// The bit of an `Append` of `(epoch, lsn)`: LSN-major, so that bits ascend as envelopes sort.
+/// The bit of an `Append` of `(epoch, lsn)`: LSN-major, then writer, then number, so that bits
+/// ascend as envelopes sort (a record's value grows with its writer id, then its number).
 fn bit_of(epoch: Epoch, lsn: Lsn) -> usize {
-    (lsn.0 as usize - 1) * MAX_EPOCHS as usize + epoch.0 as usize
+    let per_writer = MAX_EPOCHS as usize;
+    (lsn.0 as usize - 1) * EPOCHS + epoch.writer().0 as usize * per_writer + epoch.number() as usize
 }
 
 fn record_of(bit: usize) -> crate::types::Record {
-    let lsn = Lsn((bit / MAX_EPOCHS as usize) as u64 + 1);
-    record_for(Epoch((bit % MAX_EPOCHS as usize) as u32), lsn)
+    let lsn = Lsn((bit / EPOCHS) as u64 + 1);
+    let (writer, number) = (
+        (bit % EPOCHS) / MAX_EPOCHS as usize,
+        bit % MAX_EPOCHS as usize,
+    );
+    record_for(Epoch::new(number as u32, WriterId(writer as u32)), lsn)
 }
 
 /// Where `envelope` sits in the network, if it is one the network can hold: an `Append` from the
 /// writer to a node, of a record the model creates.
-fn slot(envelope: &Envelope) -> Option<(usize, u64)> {
+fn slot(envelope: &Envelope) -> Option<(usize, usize, u64)> {
     let (Actor::Writer, Actor::Storage(node), Msg::Append(record)) =
         (envelope.src, envelope.dst, &envelope.msg)
     else {
         return None;
     };
     let fits = (1..=16).contains(&record.lsn.0)
-        && record.epoch.0 < MAX_EPOCHS
+        && record.epoch.number() < MAX_EPOCHS
+        && record.epoch.writer().0 < MAX_EPOCHS
         && node.index() < STORAGE_NODES
         && *record == record_for(record.epoch, record.lsn);
-    fits.then(|| (node.index(), 1 << bit_of(record.epoch, record.lsn)))
+    let bit = bit_of(record.epoch, record.lsn);
+    fits.then(|| (node.index(), bit / 64, 1 << (bit % 64)))
 }
 
 impl Network {
@@ -61,57 +74,63 @@ impl Network {
     /// # Panics
     /// If the envelope is not an `Append` the model creates (the model sends no other).
     pub fn send(&mut self, envelope: Envelope) -> bool {
-        let (node, bit) = slot(&envelope).expect("the network holds the model's Appends only");
-        let fresh = self.0[node] & bit == 0;
-        self.0[node] |= bit;
+        let (node, word, bit) =
+            slot(&envelope).expect("the network holds the model's Appends only");
+        let fresh = self.0[node][word] & bit == 0;
+        self.0[node][word] |= bit;
         fresh
     }
 
     /// Takes a message out of flight (delivered once, or lost).
     pub fn remove(&mut self, envelope: &Envelope) {
-        if let Some((node, bit)) = slot(envelope) {
-            self.0[node] &= !bit;
+        if let Some((node, word, bit)) = slot(envelope) {
+            self.0[node][word] &= !bit;
         }
     }
 
     /// Whether `envelope` is in flight.
     pub fn contains(&self, envelope: &Envelope) -> bool {
-        slot(envelope).is_some_and(|(node, bit)| self.0[node] & bit != 0)
+        slot(envelope).is_some_and(|(node, word, bit)| self.0[node][word] & bit != 0)
     }
 
     /// Forgets every message addressed to `dst` (it will never be delivered).
     pub fn discard_to(&mut self, dst: Actor) {
         if let Actor::Storage(node) = dst {
-            self.0[node.index()] = 0;
+            self.0[node.index()] = [0; WORDS];
         }
     }
 
     /// The messages in flight, in envelope order.
     pub fn iter(&self) -> impl Iterator<Item = &'static Envelope> + '_ {
         let table = &*ENVELOPES;
-        self.0
-            .iter()
-            .enumerate()
-            .flat_map(move |(node, &bits)| Bits(bits).map(move |bit| &table[node * BITS + bit]))
+        self.0.iter().enumerate().flat_map(move |(node, words)| {
+            words.iter().enumerate().flat_map(move |(w, &bits)| {
+                Bits(bits).map(move |bit| &table[node * BITS + w * 64 + bit])
+            })
+        })
     }
 
     pub fn len(&self) -> usize {
-        self.0.iter().map(|b| b.count_ones() as usize).sum()
+        self.0
+            .iter()
+            .flatten()
+            .map(|b| b.count_ones() as usize)
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.iter().all(|&b| b == 0)
+        self.0.iter().flatten().all(|&b| b == 0)
     }
 
     /// The messages to `node`, as its bitset (for symmetry reduction: a renaming of the nodes
     /// moves each node's messages with it).
-    pub fn to_node(&self, node: NodeId) -> u64 {
+    pub fn to_node(&self, node: NodeId) -> [u64; WORDS] {
         self.0[node.index()]
     }
 
-    /// The bitsets, in node order.
-    pub fn words(&self) -> [u64; STORAGE_NODES] {
-        self.0
+    /// The bitsets' words, in node order.
+    pub fn words(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().flatten().copied()
     }
 
     /// Renames node `i` to `new_of_old[i]` in every message.
@@ -150,7 +169,7 @@ mod tests {
     use super::*;
 
     fn append(node: u8, epoch: u32, lsn: u64) -> Envelope {
-        Envelope::append(NodeId(node), record_for(Epoch(epoch), Lsn(lsn)))
+        Envelope::append(NodeId(node), record_for(Epoch::numbered(epoch), Lsn(lsn)))
     }
 
     #[test]
@@ -188,13 +207,19 @@ mod tests {
                 net.send(e.clone());
                 sent.push(e);
             }
+            for (number, writer, lsn) in [(1, 2, 1), (1, 1, 1), (3, 3, 16), (2, 3, 16)] {
+                let epoch = Epoch::new(number, WriterId(writer));
+                let e = Envelope::append(NodeId(node), record_for(epoch, Lsn(lsn)));
+                net.send(e.clone());
+                sent.push(e);
+            }
         }
         sent.sort();
         assert_eq!(net.iter().cloned().collect::<Vec<_>>(), sent);
         assert!(net.contains(&sent[3]));
         net.discard_to(Actor::Storage(NodeId(0)));
         assert!(!net.contains(&sent[3]));
-        assert_eq!(net.len(), 10);
+        assert_eq!(net.len(), 18);
     }
 
     /// An envelope the model never sends (another record, another sender) is not in flight and

@@ -59,7 +59,7 @@ mod tests {
 
     fn answer(sealed: u32, scl: u64) -> ReadAnswer {
         ReadAnswer {
-            sealed: Epoch(sealed),
+            sealed: Epoch::numbered(sealed),
             scl: Lsn(scl),
         }
     }
@@ -83,8 +83,23 @@ mod tests {
 
     #[test]
     fn truncation_annuls_only_older_records_above_the_point() {
-        assert!(annuls(Epoch(1), Lsn(2), Epoch(0), Lsn(3)));
-        assert!(!annuls(Epoch(1), Lsn(2), Epoch(0), Lsn(2)));
-        assert!(!annuls(Epoch(1), Lsn(2), Epoch(1), Lsn(3)));
+        assert!(annuls(
+            Epoch::numbered(1),
+            Lsn(2),
+            Epoch::numbered(0),
+            Lsn(3)
+        ));
+        assert!(!annuls(
+            Epoch::numbered(1),
+            Lsn(2),
+            Epoch::numbered(0),
+            Lsn(2)
+        ));
+        assert!(!annuls(
+            Epoch::numbered(1),
+            Lsn(2),
+            Epoch::numbered(1),
+            Lsn(3)
+        ));
     }
 }

@@ -5,7 +5,7 @@
 use crate::invariants::{discard_is_safe, never_decreases};
 use crate::network::Network;
 use crate::quorum::quorum_watermark;
-use crate::types::{Az, Epoch, Lsn, NodeId, PageId, Record, ReplicaId, STORAGE_NODES};
+use crate::types::{Az, Epoch, Lsn, NodeId, PageId, Record, ReplicaId, WriterId, STORAGE_NODES};
 use std::fmt;
 
 /// Pages in the model's tiny database. Record `L` writes page `(L - 1) % PAGES`.
@@ -18,37 +18,49 @@ pub fn record_for(epoch: Epoch, lsn: Lsn) -> Record {
     Record {
         lsn,
         page: ((lsn.0 - 1) % PAGES as u64) as PageId,
-        value: 100 * (epoch.0 as u64 + 1) + lsn.0,
+        value: 1000 * epoch.writer().0 as u64 + 100 * (epoch.number() as u64 + 1) + lsn.0,
         epoch,
     }
 }
 
 /// The most epochs a model state can tell apart (see [`EpochMap`]): the first and three failovers.
+/// Both halves of an epoch stay below it: writer ids are creation indices (at most one writer per
+/// failover), and a new writer's number is at most one above the highest it saw.
 pub const MAX_EPOCHS: u32 = 4;
 
-/// For each LSN `1..=16`, the epoch of the record held there (2 bits per LSN). Meaningful only at
-/// the LSNs of the set it goes with; zero (the first epoch) elsewhere, so that equal holdings hash
-/// equally.
+/// An epoch of the model in 4 bits: its number in the high two, its writer id in the low two.
+pub fn epoch_code(epoch: Epoch) -> u8 {
+    debug_assert!(
+        epoch.number() < MAX_EPOCHS && epoch.writer().0 < MAX_EPOCHS,
+        "epoch {epoch} outside the model's range"
+    );
+    ((epoch.number() << 2) | epoch.writer().0) as u8
+}
+
+/// The epoch of a 4-bit [`epoch_code`].
+pub fn epoch_of_code(code: u8) -> Epoch {
+    Epoch::new(u32::from(code >> 2) & 3, WriterId(u32::from(code) & 3))
+}
+
+/// For each LSN `1..=16`, the epoch of the record held there (4 bits per LSN, an
+/// [`epoch_code`]). Meaningful only at the LSNs of the set it goes with; zero (the first epoch)
+/// elsewhere, so that equal holdings hash equally.
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct EpochMap(u32);
+pub struct EpochMap(u64);
 
 impl EpochMap {
-    /// The map as its bits (2 per LSN).
-    pub fn bits(self) -> u32 {
+    /// The map as its bits (4 per LSN).
+    pub fn bits(self) -> u64 {
         self.0
     }
 
     pub fn get(self, lsn: Lsn) -> Epoch {
-        Epoch((self.0 >> (2 * (lsn.0 - 1))) & 3)
+        epoch_of_code(((self.0 >> (4 * (lsn.0 - 1))) & 15) as u8)
     }
 
     pub fn set(&mut self, lsn: Lsn, epoch: Epoch) {
-        debug_assert!(
-            epoch.0 < MAX_EPOCHS,
-            "epoch {epoch} outside the model's range"
-        );
-        let shift = 2 * (lsn.0 - 1);
-        self.0 = (self.0 & !(3 << shift)) | (epoch.0 << shift);
+        let shift = 4 * (lsn.0 - 1);
+        self.0 = (self.0 & !(15 << shift)) | (u64::from(epoch_code(epoch)) << shift);
     }
 
     /// Keeps only the LSNs of `set` (the others read as the first epoch).

@@ -9,16 +9,16 @@
 //! equal signatures are indistinguishable, so the sorted state is canonical: every state in a
 //! class maps to the same representative.
 
-use crate::state::{NodeSet, NodeStatus, Phase, State};
+use crate::state::{epoch_code, NodeSet, NodeStatus, Phase, State};
 use crate::types::{Az, Lsn, NodeId, STORAGE_NODES};
 
-/// Everything a state says about one node, for sorting nodes, packed into four words compared in
-/// order: its logs; its status, epochs, announcements and ghost watermarks, and whether the
+/// Everything a state says about one node, for sorting nodes, packed into eight words compared in
+/// order: its logs and their epochs; its status, epochs, announcements and ghost watermarks, and whether the
 /// recovering writer has sealed it; its flushed history; and the messages to it, as its bitset of
 /// `Append`s in flight ([`crate::network::Network::to_node`]), which names no node, so it moves
 /// with the node under any renaming. Two nodes with equal signatures are indistinguishable: each
-/// field has its own bits (an LSN or an epoch fits a byte).
-type Signature = [u64; 4];
+/// field has its own bits (an LSN fits a byte, an epoch code four bits).
+type Signature = [u64; 8];
 
 /// The nodes the recovering writer's write phase has sealed so far.
 fn sealed_set(phase: &Phase) -> NodeSet {
@@ -46,23 +46,22 @@ fn signature(s: &State, sealed: NodeSet, n: NodeId) -> Signature {
         NodeStatus::Crashed => 1,
         NodeStatus::Lost => 2,
     };
-    let logs = (node.mem.bits() as u64) << 48
-        | (node.disk.bits() as u64) << 32
-        | node.epochs.bits() as u64;
+    let logs = (node.mem.bits() as u64) << 16 | node.disk.bits() as u64;
+    let code = |e| epoch_code(e) as u64;
     let facts = status << 62
-        | (node.epoch.0 as u64 & 3) << 60
-        | (node.sealed.0 as u64 & 3) << 58
-        | (a.epoch[i].0 as u64 & 3) << 56
         | byte(a.scl[i]) << 48
         | byte(a.flushed[i]) << 40
-        | (a.prev[i].0 .0 as u64 & 3) << 38
         | (sealed.contains(n) as u64) << 37
         | byte(a.prev[i].1) << 24
         | byte(a.prev[i].2) << 16
         | byte(g.truthful_ack[i]) << 8
         | byte(g.disk_high[i]);
-    let more = byte(g.prev_disk_high[i]) << 16 | a.flushed_history[i].bits() as u64;
-    [logs, facts, more, s.network.to_node(n)]
+    let epochs = code(node.epoch) << 12 | code(node.sealed) << 8 | code(a.epoch[i]) << 4;
+    let more = (epochs | code(a.prev[i].0)) << 32
+        | byte(g.prev_disk_high[i]) << 16
+        | a.flushed_history[i].bits() as u64;
+    let [m0, m1, m2, m3] = s.network.to_node(n);
+    [logs, node.epochs.bits(), facts, more, m0, m1, m2, m3]
 }
 
 fn permute<T: Copy>(values: &mut [T; STORAGE_NODES], new_of_old: &[usize; STORAGE_NODES]) {

@@ -162,26 +162,119 @@ impl fmt::Display for Actor {
 /// A data page number.
 pub type PageId = u32;
 
-/// A volume epoch: which writer incarnation a record or a message belongs to. The first writer
-/// writes in `Epoch::FIRST`; each recovery (writer failover) runs in the next epoch, and a storage
-/// node that has adopted an epoch takes nothing from an older one (`docs/protocol.md`,
-/// "Recovery").
+/// Which writer an epoch belongs to. Two writers may pick the same epoch number (each from what it
+/// saw); their ids keep their epochs apart (`docs/protocol.md`, "One writer per epoch").
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Epoch(pub u32);
+pub struct WriterId(pub u32);
 
-impl Epoch {
-    pub const FIRST: Epoch = Epoch(0);
-
-    /// The epoch after this one.
-    pub fn next(self) -> Epoch {
-        Epoch(self.0 + 1)
+impl fmt::Debug for WriterId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "W{}", self.0)
     }
 }
 
+impl fmt::Display for WriterId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// A volume epoch: which writer incarnation a record or a message belongs to, as the pair
+/// `(number, writer)`, ordered by number first, then by writer id. The first writer writes in
+/// `Epoch::FIRST`; each recovery (writer failover) runs in a higher epoch, and a storage node that
+/// has adopted an epoch takes nothing from an older one (`docs/protocol.md`, "Recovery" and "One
+/// writer per epoch"). The writer id makes epochs unique even when two writers pick the same
+/// number.
+///
+/// It serializes as `{"number": n, "writer": w}` and also reads the older plain number `n` (as
+/// `n` of writer 0), so files written before epochs had writers still load.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Epoch {
+    number: u32,
+    writer: WriterId,
+}
+
+impl Epoch {
+    pub const FIRST: Epoch = Epoch::new(0, WriterId(0));
+
+    pub const fn new(number: u32, writer: WriterId) -> Epoch {
+        Epoch { number, writer }
+    }
+
+    /// Epoch `number` of writer 0 (the only writer id a single process uses).
+    pub const fn numbered(number: u32) -> Epoch {
+        Epoch::new(number, WriterId(0))
+    }
+
+    pub fn number(self) -> u32 {
+        self.number
+    }
+
+    pub fn writer(self) -> WriterId {
+        self.writer
+    }
+
+    /// The next number, for the same writer.
+    pub fn next(self) -> Epoch {
+        Epoch::new(self.number + 1, self.writer)
+    }
+}
+
+/// Reads what `Display` writes: `e2` (writer 0) or `e2.1`.
+impl std::str::FromStr for Epoch {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Epoch, String> {
+        let bad = || format!("not an epoch (e<number> or e<number>.<writer>): {text:?}");
+        let rest = text.strip_prefix('e').ok_or_else(bad)?;
+        let (number, writer) = rest.split_once('.').unwrap_or((rest, "0"));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(number) || !digits(writer) {
+            return Err(bad());
+        }
+        let number = number.parse().map_err(|_| bad())?;
+        let writer = writer.parse().map_err(|_| bad())?;
+        Ok(Epoch::new(number, WriterId(writer)))
+    }
+}
+
+/// The forms an epoch is read from: the pair, or the older plain number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EpochForm {
+    Number(u32),
+    Pair { number: u32, writer: WriterId },
+}
+
+/// The pair as it is serialized (a binary format, which cannot tell the forms apart, reads this).
+#[derive(Deserialize)]
+#[serde(rename = "Epoch")]
+struct EpochPair {
+    number: u32,
+    writer: WriterId,
+}
+
+impl<'de> Deserialize<'de> for Epoch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Epoch, D::Error> {
+        if !deserializer.is_human_readable() {
+            let EpochPair { number, writer } = EpochPair::deserialize(deserializer)?;
+            return Ok(Epoch::new(number, writer));
+        }
+        Ok(match EpochForm::deserialize(deserializer)? {
+            EpochForm::Number(number) => Epoch::numbered(number),
+            EpochForm::Pair { number, writer } => Epoch::new(number, writer),
+        })
+    }
+}
+
+/// `e2` for an epoch of writer 0, `e2.1` for epoch 2 of writer 1.
 impl fmt::Debug for Epoch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "e{}", self.0)
+        match self.writer {
+            WriterId(0) => write!(f, "e{}", self.number),
+            WriterId(w) => write!(f, "e{}.{w}", self.number),
+        }
     }
 }
 
@@ -484,5 +577,44 @@ mod tests {
             },
         );
         assert_eq!(append.to_string(), "W -> S1 Append LSN 1 (page 0 = 101)");
+    }
+
+    #[test]
+    fn epochs_order_by_number_then_writer() {
+        let (a, b) = (Epoch::new(1, WriterId(2)), Epoch::new(1, WriterId(3)));
+        assert!(Epoch::FIRST < a && a < b && b < Epoch::new(2, WriterId(0)));
+        assert_eq!(Epoch::numbered(1).next(), Epoch::numbered(2));
+        assert_eq!(a.next(), Epoch::new(2, WriterId(2)));
+        assert_eq!((b.number(), b.writer()), (1, WriterId(3)));
+        assert_eq!(
+            (Epoch::FIRST.to_string(), b.to_string()),
+            ("e0".into(), "e1.3".into())
+        );
+        for epoch in [Epoch::FIRST, a, b, Epoch::numbered(7)] {
+            assert_eq!(epoch.to_string().parse::<Epoch>(), Ok(epoch));
+        }
+        for bad in ["", "e", "1", "e1.", "e.1", "e-1", "e1.2.3", "x1"] {
+            assert!(bad.parse::<Epoch>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn epochs_read_the_pair_and_the_older_plain_number() {
+        let epoch = Epoch::new(2, WriterId(1));
+        let json = serde_json::to_string(&epoch).unwrap();
+        assert_eq!(json, r#"{"number":2,"writer":1}"#);
+        assert_eq!(serde_json::from_str::<Epoch>(&json).unwrap(), epoch);
+        assert_eq!(
+            serde_json::from_str::<Epoch>("3").unwrap(),
+            Epoch::numbered(3)
+        );
+        let old: Msg = serde_json::from_str(r#"{"Read":{"epoch":1}}"#).unwrap();
+        assert_eq!(
+            old,
+            Msg::Read {
+                epoch: Epoch::numbered(1)
+            }
+        );
+        assert!(serde_json::from_str::<Epoch>(r#""e1""#).is_err());
     }
 }

@@ -8,7 +8,7 @@ use crate::invariants::committed_survives_recovery;
 use crate::quorum::{kth_highest, quorum_watermark};
 use crate::recovery::{annuls, most_advanced, recovery_point, ReadAnswer};
 use crate::state::{record_for, LsnSet, NodeSet, NodeStatus, Phase, State, Writer};
-use crate::types::{Envelope, Lsn, NodeId, READ_QUORUM, WRITE_QUORUM};
+use crate::types::{Envelope, Epoch, Lsn, NodeId, WriterId, READ_QUORUM, WRITE_QUORUM};
 
 /// Whether a node has been lost for good. A permanent loss is a membership change of the
 /// volume, which every actor learns: the writer stops sending to the lost node
@@ -110,7 +110,7 @@ pub fn commit(state: &mut State, to: Lsn) {
 /// begins recovery by reading. What the old writer had committed is what clients were told is
 /// committed, which its recovery must keep (CommittedSurvivesRecovery); a writer that failed while
 /// still recovering had told clients nothing new. With `zombie` the old writer, if it was open,
-/// keeps running cut off from clients (replacing any older zombie).
+/// keeps running cut off from clients (replacing any older zombie). It counts the failover.
 pub fn fail_over(state: &mut State, zombie: bool) {
     let old = state.writer.clone();
     if old.is_open() {
@@ -118,8 +118,11 @@ pub fn fail_over(state: &mut State, zombie: bool) {
         state.ghost.acked_log = old.log;
     }
     state.zombie = (zombie && old.is_open()).then_some(old.clone());
+    // Writer ids are creation indices: the first writer is 0, each failover's writer the next.
+    state.faults.writer_crashes += 1;
+    let id = WriterId(u32::from(state.faults.writer_crashes));
     state.writer = Writer {
-        epoch: old.epoch.next(),
+        epoch: Epoch::new(old.epoch.number() + 1, id),
         phase: Phase::Reading,
         ..Writer::default()
     };
@@ -207,7 +210,7 @@ pub fn may_seal(state: &State, node: NodeId) -> bool {
     let sealing = matches!(state.writer.phase, Phase::Sealing { .. }) || state.writer.is_open();
     sealing
         && state.writer.epoch > state.node(node).sealed
-        && state.writer.epoch.0 > 0
+        && state.writer.epoch > Epoch::FIRST
         && state.reachable(node)
 }
 

@@ -17,17 +17,19 @@ use aurora_redo_model::invariants::{
 use aurora_redo_model::properties::EVENTUALLY_CONVERGED as EC;
 use aurora_redo_model::quorum::kth_highest;
 use aurora_redo_model::state::{record_for, Flags, LsnSet, NodeStatus};
-use aurora_redo_model::Epoch;
 use aurora_redo_model::{
     replica, storage, writer, AckPolicy, Actor, Az, Bug, Config, Lsn, Msg, NetworkKind, NodeId,
     Preset, RedoModel, ReplicaId, State,
 };
+use aurora_redo_model::{Epoch, WriterId};
 use stateright::{Checker, Expectation, Model};
 use std::collections::BTreeSet;
 
 const S0: NodeId = NodeId(0);
 const S1: NodeId = NodeId(1);
 const R0: ReplicaId = ReplicaId(0);
+/// The epoch of the writer the first failover creates: number 1, writer 1.
+const E1: Epoch = Epoch::new(1, WriterId(1));
 
 fn config(ack: AckPolicy, bug: Option<Bug>) -> Config {
     Config {
@@ -810,7 +812,7 @@ fn failed_over(c: &Config, to: &[u8]) -> State {
 fn a_failover_starts_a_reading_writer_of_the_next_epoch_and_remembers_what_clients_were_told() {
     let c = recovering(AckPolicy::Memory, None);
     let s = failed_over(&c, &[0, 1, 2, 3]);
-    assert_eq!(s.writer.epoch, Epoch(1));
+    assert_eq!(s.writer.epoch, E1);
     assert_eq!(s.writer.phase, aurora_redo_model::state::Phase::Reading);
     assert_eq!((s.writer.written, s.writer.commit), (Lsn::ZERO, Lsn::ZERO));
     assert_eq!(s.ghost.acked, Lsn(1));
@@ -826,14 +828,14 @@ fn reading_fences_and_fixes_the_highest_scl_as_the_recovery_point() {
     assert_eq!(s.writer.point, Lsn(1));
     assert_eq!(s.writer.record(Lsn(1)), Some(Epoch::FIRST));
     for n in [0, 4, 5] {
-        assert_eq!(s.node(NodeId(n)).epoch, Epoch(1), "S{n} fenced");
+        assert_eq!(s.node(NodeId(n)).epoch, E1, "S{n} fenced");
         assert!(!s.node(NodeId(n)).speaks());
     }
     assert_eq!(s.node(S1).epoch, Epoch::FIRST);
     assert!(!s.ghost.flags.contains(Flags::COMMIT_LOST));
     // A fenced node rejects the old epoch's Append; one not yet sealed holds back the new one's.
     let old = record_for(Epoch::FIRST, Lsn(1));
-    let new = record_for(Epoch(1), Lsn(2));
+    let new = record_for(E1, Lsn(2));
     assert_eq!(
         storage::receipt(&c, s.node(NodeId(4)), &old),
         storage::Receipt::Stale
@@ -887,11 +889,7 @@ fn sealing_annuls_the_old_tail_and_a_write_quorum_opens_the_writer() {
     assert!(s.writer.is_open(), "four seals open the writer");
     assert_eq!(s.writer.commit, Lsn::ZERO);
     writer::write(&mut s);
-    assert_eq!(
-        s.writer.record(Lsn(1)),
-        Some(Epoch(1)),
-        "LSN 1 reused by e1"
-    );
+    assert_eq!(s.writer.record(Lsn(1)), Some(E1), "LSN 1 reused by e1.1");
 
     let skip = recovering(AckPolicy::Disk, Some(Bug::SkipTruncation));
     let mut s = failed_over(&skip, &[0]);
@@ -908,16 +906,17 @@ fn a_replica_that_hears_of_a_newer_epoch_starts_over_in_it() {
     let c = recovering(AckPolicy::Disk, None);
     let mut s = failed_over(&c, &[0]);
     s.replica_mut(R0).applied = Lsn(1);
-    assert_eq!(replica::newer_epoch(&s, R0), None, "no node speaks e1 yet");
+    assert_eq!(
+        replica::newer_epoch(&s, R0),
+        None,
+        "no node speaks e1.1 yet"
+    );
     writer::read(&c, &mut s, nodes(&[1, 2, 3]));
     writer::seal(&c, &mut s, S1);
-    assert_eq!(replica::newer_epoch(&s, R0), Some(Epoch(1)));
-    replica::follow(&mut s, R0, Epoch(1));
+    assert_eq!(replica::newer_epoch(&s, R0), Some(E1));
+    replica::follow(&mut s, R0, E1);
     let r = s.replica(R0);
-    assert_eq!(
-        (r.epoch, r.incarnation, r.applied),
-        (Epoch(1), 1, Lsn::ZERO)
-    );
+    assert_eq!((r.epoch, r.incarnation, r.applied), (E1, 1, Lsn::ZERO));
     // It pulls only from nodes that speak for its epoch.
     assert!(!replica::may_pull(&c, &s, R0, S0));
 }
@@ -933,7 +932,7 @@ fn a_seal_announces_what_the_node_now_holds_in_the_new_epoch() {
         (Lsn(0), Lsn(0))
     );
     writer::seal(&c, &mut s, NodeId(4));
-    assert_eq!(s.announced.epoch[4], Epoch(1));
+    assert_eq!(s.announced.epoch[4], E1);
     assert_eq!(
         (s.announced.scl[4], s.announced.flushed[4]),
         (Lsn(1), Lsn(1)),

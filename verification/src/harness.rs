@@ -200,7 +200,9 @@ impl Harness {
                         let in_memory = self.cluster.node(n).and_then(|m| m.record(l));
                         let read = || on_disk.iter().find(|r| r.lsn == l).copied();
                         // A record neither holds is no epoch's: it shows as a mismatch.
-                        in_memory.or_else(read).map_or(Epoch(u32::MAX), |r| r.epoch)
+                        in_memory
+                            .or_else(read)
+                            .map_or(Epoch::numbered(u32::MAX), |r| r.epoch)
                     })
                     .collect()
             })

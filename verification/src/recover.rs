@@ -72,11 +72,7 @@ pub fn parse_acked(text: &str) -> Result<(Vec<Acked>, usize), String> {
         let lsn: u64 = lsn.parse().map_err(|_| bad())?;
         let epoch = match epoch {
             None => Epoch::FIRST,
-            Some(e) => Epoch(
-                e.strip_prefix('e')
-                    .and_then(|n| n.parse().ok())
-                    .ok_or_else(bad)?,
-            ),
+            Some(e) => e.parse::<Epoch>().map_err(|_| bad())?,
         };
         if lsn == 0 {
             return Err(bad());
@@ -352,8 +348,8 @@ fn json_of(r: &Report, dir: &Path) -> String {
                     "present": true,
                     "records": v.records,
                     "scl": v.answer.scl.0,
-                    "sealed_epoch": v.answer.sealed.0,
-                    "highest_epoch": v.max_epoch.0,
+                    "sealed_epoch": v.answer.sealed.number(),
+                    "highest_epoch": v.max_epoch.number(),
                     "damage": v.damage.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
                     "copied": planned.map_or(0, |p| p.copy.count()),
                     "truncated": planned.map_or(0, |p| p.truncate.count()),
@@ -378,8 +374,8 @@ fn json_of(r: &Report, dir: &Path) -> String {
         "recovery_point": plan.point.0,
         "source": plan.source.to_string(),
         "read_quorum": plan.read_quorum.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-        "highest_epoch": plan.highest_epoch.0,
-        "epoch": plan.epoch.0,
+        "highest_epoch": plan.highest_epoch.number(),
+        "epoch": plan.epoch.number(),
         "writable": plan.writable(),
         "nodes": nodes,
         "write_phase": write,
@@ -387,7 +383,7 @@ fn json_of(r: &Report, dir: &Path) -> String {
         "acked": r.acked.as_ref().map(|(a, _)| a.len()),
         "lost": r.lost.iter().map(|l| json!({
             "lsn": l.acked.lsn.0,
-            "epoch": l.acked.epoch.0,
+            "epoch": l.acked.epoch.number(),
             "why": l.to_string(),
         })).collect::<Vec<_>>(),
         "verdict": r.verdict(),
@@ -414,15 +410,15 @@ mod tests {
             vec![
                 Acked {
                     lsn: Lsn(5),
-                    epoch: Epoch(0)
+                    epoch: Epoch::numbered(0)
                 },
                 Acked {
                     lsn: Lsn(9),
-                    epoch: Epoch(2)
+                    epoch: Epoch::numbered(2)
                 },
                 Acked {
                     lsn: Lsn(12),
-                    epoch: Epoch(0)
+                    epoch: Epoch::numbered(0)
                 },
             ]
         );

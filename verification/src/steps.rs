@@ -135,21 +135,23 @@ fn message(e: &Envelope) -> Message {
             node: node.to_string(),
             lsn: lsn.0,
         },
-        Msg::Read { epoch } => MessageBody::Read { epoch: epoch.0 },
+        Msg::Read { epoch } => MessageBody::Read {
+            epoch: epoch.number(),
+        },
         Msg::ReadAnswer {
             node, sealed, scl, ..
         } => MessageBody::ReadAnswer {
             node: node.to_string(),
-            sealed: sealed.0,
+            sealed: sealed.number(),
             scl: scl.0,
         },
         Msg::Seal { epoch, point, .. } => MessageBody::Seal {
-            epoch: epoch.0,
+            epoch: epoch.number(),
             point: point.0,
         },
         Msg::Sealed { node, epoch } => MessageBody::Sealed {
             node: node.to_string(),
-            epoch: epoch.0,
+            epoch: epoch.number(),
         },
     };
     Message {

@@ -256,13 +256,13 @@ mod tests {
                     lsn: Lsn(lsn),
                     page: (lsn % 3) as u32,
                     value: lsn * 10 + u64::from(epoch),
-                    epoch: Epoch(epoch),
+                    epoch: Epoch::numbered(epoch),
                 }])),
                 Piece::Seal { epoch, point } => bytes.extend(encode_seal(Seal {
-                    epoch: Epoch(epoch),
+                    epoch: Epoch::numbered(epoch),
                     point: Lsn(point),
                 })),
-                Piece::Adopt(e) => frame(&Entry::Adopt(Epoch(e)), &mut bytes),
+                Piece::Adopt(e) => frame(&Entry::Adopt(Epoch::numbered(e)), &mut bytes),
                 Piece::Flip { at } => {
                     let i = FILE_HEADER + at % (bytes.len() - FILE_HEADER + 1);
                     if let Some(b) = bytes.get_mut(i) {
