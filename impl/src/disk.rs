@@ -38,10 +38,79 @@ pub trait Disk: Send + Sync {
     fn crash_torn(&self, keep: usize);
 }
 
+/// A change to a directory's entries, or the fsync that makes such changes durable: what
+/// [`FileDisk`] and [`create_dir_durable`] report to a [`DirTrace`] as they do it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DirOp {
+    /// A directory was created.
+    MadeDir(PathBuf),
+    /// A file was created.
+    Created(PathBuf),
+    /// A file was renamed.
+    Renamed { from: PathBuf, to: PathBuf },
+    /// A directory was fsynced: every entry change in it so far is durable.
+    SyncedDir(PathBuf),
+}
+
+/// Told of every [`DirOp`] as it is done (for tests of directory durability).
+/// (A real-file facility: std's `Arc`, whatever the model checker's.)
+pub type DirTrace = std::sync::Arc<dyn Fn(DirOp) + Send + Sync>;
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn note(trace: Option<&DirTrace>, op: impl FnOnce() -> DirOp) {
+    if let Some(t) = trace {
+        t(op());
+    }
+}
+
+/// Fsyncs the directory `dir`, making the creations and renames in it durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    sync_dir_traced(dir, None)
+}
+
+fn sync_dir_traced(dir: &Path, trace: Option<&DirTrace>) -> io::Result<()> {
+    File::open(dir)?.sync_all()?;
+    note(trace, || DirOp::SyncedDir(dir.to_path_buf()));
+    Ok(())
+}
+
+/// Creates the directory `dir` and its missing ancestors, durably: each directory created is
+/// followed by an fsync of its parent (and `dir` itself is fsynced), so a power loss cannot
+/// take back a directory that a later file creation relied on.
+pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
+    create_dir_durable_traced(dir, None)
+}
+
+/// [`create_dir_durable`], telling `trace` of each step.
+pub fn create_dir_durable_traced(dir: &Path, trace: Option<&DirTrace>) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_durable_traced(parent, trace)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => note(trace, || DirOp::MadeDir(dir.to_path_buf())),
+        // Created meanwhile by someone else, who is responsible for its durability.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    sync_dir_traced(&parent_of(dir), trace)?;
+    sync_dir_traced(dir, trace)
+}
+
 /// A real segment file.
 pub struct FileDisk {
     path: PathBuf,
     state: Mutex<FileState>,
+    trace: Option<DirTrace>,
 }
 
 struct FileState {
@@ -51,14 +120,26 @@ struct FileState {
 }
 
 impl FileDisk {
-    /// Opens (creating if needed) the segment file at `path`.
+    /// Opens (creating if needed) the segment file at `path`. A file it creates is made durable
+    /// in its directory (the directory is fsynced) before this returns.
     pub fn open(path: impl AsRef<Path>) -> io::Result<FileDisk> {
+        FileDisk::open_traced(path, None)
+    }
+
+    /// [`FileDisk::open`], telling `trace` of every directory change this disk makes.
+    pub fn open_traced(path: impl AsRef<Path>, trace: Option<DirTrace>) -> io::Result<FileDisk> {
         let path = path.as_ref().to_path_buf();
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)?;
+        let mut options = OpenOptions::new();
+        options.read(true).append(true);
+        let file = match options.clone().create_new(true).open(&path) {
+            Ok(file) => {
+                note(trace.as_ref(), || DirOp::Created(path.clone()));
+                sync_dir_traced(&parent_of(&path), trace.as_ref())?;
+                file
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => options.open(&path)?,
+            Err(e) => return Err(e),
+        };
         let len = file.metadata()?.len();
         Ok(FileDisk {
             path,
@@ -67,18 +148,12 @@ impl FileDisk {
                 len,
                 synced_len: len,
             }),
+            trace,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    fn sync_dir(&self) -> io::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
     }
 }
 
@@ -131,13 +206,19 @@ impl Disk for FileDisk {
     fn replace(&self, bytes: &[u8]) -> io::Result<()> {
         let mut s = lock(&self.state);
         let tmp = self.path.with_extension("rewrite");
+        let trace = self.trace.as_ref();
         {
             let mut f = File::create(&tmp)?;
+            note(trace, || DirOp::Created(tmp.clone()));
             f.write_all(bytes)?;
             f.sync_all()?;
         }
         std::fs::rename(&tmp, &self.path)?;
-        self.sync_dir()?;
+        note(trace, || DirOp::Renamed {
+            from: tmp.clone(),
+            to: self.path.clone(),
+        });
+        sync_dir_traced(&parent_of(&self.path), trace)?;
         s.file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -246,5 +327,85 @@ impl Disk for SimDisk {
         let mut s = lock(&self.state);
         let cut = (s.synced + keep).min(s.bytes.len());
         s.bytes.truncate(cut);
+    }
+}
+
+#[cfg(all(test, not(any(loom, feature = "shuttle"))))]
+mod tests {
+    use super::*;
+
+    /// A trace that keeps every operation, in order.
+    fn recorder() -> (DirTrace, std::sync::Arc<std::sync::Mutex<Vec<DirOp>>>) {
+        let ops = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = ops.clone();
+        let trace: DirTrace = std::sync::Arc::new(move |op| sink.lock().unwrap().push(op));
+        (trace, ops)
+    }
+
+    /// The entry changes in `ops` that no later fsync of their directory covers.
+    fn unsynced(ops: &[DirOp]) -> Vec<DirOp> {
+        ops.iter()
+            .enumerate()
+            .filter(|(i, op)| {
+                let dirs = match op {
+                    DirOp::MadeDir(p) | DirOp::Created(p) => vec![parent_of(p)],
+                    DirOp::Renamed { from, to } => vec![parent_of(from), parent_of(to)],
+                    DirOp::SyncedDir(_) => return false,
+                };
+                !dirs.iter().all(|d| {
+                    ops[i + 1..]
+                        .iter()
+                        .any(|later| later == &DirOp::SyncedDir(d.clone()))
+                })
+            })
+            .map(|(_, op)| op.clone())
+            .collect()
+    }
+
+    #[test]
+    fn every_creation_and_rename_is_followed_by_a_directory_fsync() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a").join("b");
+        let (trace, ops) = recorder();
+        create_dir_durable_traced(&dir, Some(&trace)).unwrap();
+        let path = dir.join("node-0.seg");
+        let disk = FileDisk::open_traced(&path, Some(trace.clone())).unwrap();
+        disk.append(b"abc").unwrap();
+        disk.sync().unwrap();
+        disk.replace(b"xy").unwrap();
+        let ops = ops.lock().unwrap().clone();
+        // Both directories, the file and the rewrite's temporary file and its rename.
+        let changes = ops
+            .iter()
+            .filter(|o| !matches!(o, DirOp::SyncedDir(_)))
+            .count();
+        assert_eq!(changes, 5, "{ops:#?}");
+        assert!(ops.contains(&DirOp::Created(path.clone())), "{ops:#?}");
+        assert_eq!(unsynced(&ops), vec![], "{ops:#?}");
+        assert_eq!(disk.read_all().unwrap(), b"xy");
+    }
+
+    #[test]
+    fn reopening_an_existing_file_or_directory_changes_no_entry() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("node-1.seg");
+        FileDisk::open(&path).unwrap().append(b"q").unwrap();
+        let (trace, ops) = recorder();
+        create_dir_durable_traced(root.path(), Some(&trace)).unwrap();
+        let disk = FileDisk::open_traced(&path, Some(trace)).unwrap();
+        assert_eq!(disk.len(), 1);
+        assert_eq!(*ops.lock().unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_checker_finds_a_creation_without_a_directory_fsync() {
+        let created = DirOp::Created(PathBuf::from("/v/node-0.seg"));
+        let other_dir = DirOp::SyncedDir(PathBuf::from("/w"));
+        assert_eq!(
+            unsynced(&[created.clone(), other_dir]),
+            vec![created.clone()]
+        );
+        let before = DirOp::SyncedDir(PathBuf::from("/v"));
+        assert_eq!(unsynced(&[before, created.clone()]), vec![created]);
     }
 }

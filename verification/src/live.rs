@@ -141,7 +141,7 @@ fn segment_path(dir: &Path, node: NodeId) -> PathBuf {
 }
 
 fn open_disks(dir: &Path) -> Result<Vec<Arc<dyn Disk>>, RunError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
+    aurora_redo_impl::disk::create_dir_durable(dir).map_err(|e| {
         RunError::BadInput(format!("cannot use data directory {}: {e}", dir.display()))
     })?;
     NodeId::all()
