@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::sync::{lock, Mutex};
+use crate::sync::{lock, Arc, Mutex};
 
 /// An append-only byte store with an explicit sync.
 pub trait Disk: Send + Sync {
@@ -36,6 +36,10 @@ pub trait Disk: Send + Sync {
     fn crash(&self);
     /// Fault injection: lose the unsynced bytes except the first `keep` of them (a torn write).
     fn crash_torn(&self, keep: usize);
+    /// What the disk is, for error messages: a file's path.
+    fn describe(&self) -> String {
+        "a simulated disk".into()
+    }
 }
 
 /// A change to a directory's entries, or the fsync that makes such changes durable: what
@@ -236,6 +240,10 @@ impl Disk for FileDisk {
         self.crash_torn(0);
     }
 
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
     fn crash_torn(&self, keep: usize) {
         let mut s = lock(&self.state);
         let cut = (s.synced_len + keep as u64).min(s.len);
@@ -243,6 +251,177 @@ impl Disk for FileDisk {
         if s.file.set_len(cut).is_ok() {
             s.len = cut;
         }
+    }
+}
+
+/// The error a [`FaultyDisk`] fails with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultError {
+    /// `ENOSPC`: the disk is full.
+    NoSpace,
+    /// `EIO`: the device failed.
+    Io,
+}
+
+impl FaultError {
+    fn error(self) -> io::Error {
+        // The Linux numbers (ENOSPC 28, EIO 5), so the messages read as the real ones.
+        io::Error::from_raw_os_error(match self {
+            FaultError::NoSpace => 28,
+            FaultError::Io => 5,
+        })
+    }
+}
+
+/// Which operation a [`FaultyDisk`]'s fault strikes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultOp {
+    /// The append that would take the disk past the byte budget fails (writing nothing).
+    Write,
+    /// Appends succeed; the first fsync once the budget is passed fails.
+    Sync,
+}
+
+/// A disk fault: `error` on `op` once `after` bytes have been appended. Written
+/// `enospc@N`, `eio@N`, `enospc-fsync@N` or `eio-fsync@N` (`@N` may be left out: from the
+/// first byte).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskFault {
+    pub error: FaultError,
+    pub op: FaultOp,
+    pub after: u64,
+}
+
+impl std::str::FromStr for DiskFault {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<DiskFault, String> {
+        let (kind, after) = match s.split_once('@') {
+            Some((k, n)) => {
+                let n = n
+                    .parse()
+                    .map_err(|_| format!("{s:?}: the byte count after @ must be a number"))?;
+                (k, n)
+            }
+            None => (s, 0),
+        };
+        let (error, op) = match kind {
+            "enospc" => (FaultError::NoSpace, FaultOp::Write),
+            "eio" => (FaultError::Io, FaultOp::Write),
+            "enospc-fsync" => (FaultError::NoSpace, FaultOp::Sync),
+            "eio-fsync" => (FaultError::Io, FaultOp::Sync),
+            _ => {
+                return Err(format!(
+                    "{s:?}: a disk fault is enospc, eio, enospc-fsync or eio-fsync, optionally \
+                     followed by @BYTES"
+                ))
+            }
+        };
+        Ok(DiskFault { error, op, after })
+    }
+}
+
+/// Fault injection: a disk that fails as [`DiskFault`] says, and from then on fails every
+/// write, fsync, truncation and rewrite (a full or broken disk stays so). Reads still work.
+pub struct FaultyDisk {
+    inner: Arc<dyn Disk>,
+    fault: DiskFault,
+    state: Mutex<FaultState>,
+}
+
+#[derive(Default)]
+struct FaultState {
+    appended: u64,
+    tripped: bool,
+}
+
+impl FaultyDisk {
+    pub fn new(inner: Arc<dyn Disk>, fault: DiskFault) -> FaultyDisk {
+        FaultyDisk {
+            inner,
+            fault,
+            state: Mutex::new(FaultState::default()),
+        }
+    }
+
+    /// Trips the fault now, whatever the byte budget.
+    pub fn fail_now(&self) {
+        lock(&self.state).tripped = true;
+    }
+
+    /// Fails if tripped; otherwise lets a write-side operation through.
+    fn check(&self) -> io::Result<()> {
+        if lock(&self.state).tripped {
+            Err(self.fault.error.error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Disk for FaultyDisk {
+    fn append(&self, bytes: &[u8]) -> io::Result<()> {
+        {
+            let mut s = lock(&self.state);
+            let over = s.appended + bytes.len() as u64 > self.fault.after;
+            if over && self.fault.op == FaultOp::Write {
+                s.tripped = true;
+            }
+            if s.tripped {
+                return Err(self.fault.error.error());
+            }
+            s.appended += bytes.len() as u64;
+        }
+        self.inner.append(bytes)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        {
+            let mut s = lock(&self.state);
+            if s.appended > self.fault.after {
+                s.tripped = true;
+            }
+        }
+        self.check()?;
+        self.inner.sync()
+    }
+
+    fn read_all(&self) -> io::Result<Vec<u8>> {
+        self.inner.read_all()
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.inner.read_at(offset, len)
+    }
+
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        self.check()?;
+        self.inner.truncate(len)
+    }
+
+    fn replace(&self, bytes: &[u8]) -> io::Result<()> {
+        self.check()?;
+        self.inner.replace(bytes)
+    }
+
+    fn synced_len(&self) -> u64 {
+        self.inner.synced_len()
+    }
+
+    fn crash(&self) {
+        self.inner.crash();
+    }
+
+    fn crash_torn(&self, keep: usize) {
+        self.inner.crash_torn(keep);
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
     }
 }
 
@@ -407,5 +586,53 @@ mod tests {
         );
         let before = DirOp::SyncedDir(PathBuf::from("/v"));
         assert_eq!(unsynced(&[before, created.clone()]), vec![created]);
+    }
+
+    #[test]
+    fn a_faulty_disk_fails_past_its_budget_and_stays_failed() {
+        let sim = Arc::new(SimDisk::new());
+        let disk = FaultyDisk::new(sim.clone(), "enospc@5".parse().unwrap());
+        disk.append(b"abc").unwrap();
+        disk.sync().unwrap();
+        let err = disk.append(b"def").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(28));
+        assert_eq!(
+            sim.read_all().unwrap(),
+            b"abc",
+            "the failed append wrote nothing"
+        );
+        assert!(disk.append(b"d").is_err(), "a full disk stays full");
+        assert!(disk.sync().is_err());
+        assert!(disk.truncate(1).is_err());
+        assert_eq!(disk.read_all().unwrap(), b"abc", "reads still work");
+
+        let disk = FaultyDisk::new(Arc::new(SimDisk::new()), "eio-fsync@2".parse().unwrap());
+        disk.append(b"abc").unwrap();
+        assert_eq!(disk.sync().unwrap_err().raw_os_error(), Some(5));
+        assert_eq!(disk.synced_len(), 0);
+        assert!(disk.append(b"x").is_err());
+
+        let disk = FaultyDisk::new(Arc::new(SimDisk::new()), "eio@100".parse().unwrap());
+        disk.append(b"a").unwrap();
+        disk.fail_now();
+        assert!(disk.append(b"b").is_err());
+    }
+
+    #[test]
+    fn disk_fault_specs_parse_and_bad_ones_are_explained() {
+        let f: DiskFault = "eio-fsync@4096".parse().unwrap();
+        assert_eq!(
+            f,
+            DiskFault {
+                error: FaultError::Io,
+                op: FaultOp::Sync,
+                after: 4096
+            }
+        );
+        assert_eq!("enospc".parse::<DiskFault>().unwrap().after, 0);
+        for bad in ["full", "eio@", "eio@x", "enospc@-1"] {
+            let err = bad.parse::<DiskFault>().unwrap_err();
+            assert!(err.contains(bad), "{err}");
+        }
     }
 }
