@@ -57,6 +57,8 @@ enum DiskJob {
 
 struct NodeState {
     sm: Option<StorageNode>,
+    /// Set when the node stopped on a disk error: it is never restarted.
+    failed: bool,
     incarnation: u64,
     flusher: Option<Arc<Mailbox<DiskJob>>>,
     threads: Vec<thread::JoinHandle<()>>,
@@ -83,8 +85,31 @@ struct Shared {
     /// Ghost: each node's highest LSN whose fsync has returned; the point is the volume durable
     /// LSN.
     synced: SharedQuorum,
-    /// I/O errors hit by flushers (a node whose disk fails stops flushing).
-    io_errors: Mutex<Vec<String>>,
+    /// The nodes stopped by an I/O error of their flusher (fail-stop), in the order they hit.
+    disk_failures: Mutex<Vec<DiskFailure>>,
+}
+
+/// A node stopped by an I/O error on its disk: it accepts, acknowledges and flushes nothing
+/// more, and is never restarted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskFailure {
+    pub node: NodeId,
+    /// The disk ([`Disk::describe`]: a segment file's path).
+    pub file: String,
+    /// What failed: `a write or fsync`, `a read-back`.
+    pub op: String,
+    /// The error.
+    pub error: String,
+}
+
+impl std::fmt::Display for DiskFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} stopped on a disk error: {} of {} failed: {}",
+            self.node, self.op, self.file, self.error
+        )
+    }
 }
 
 impl Shared {
@@ -212,6 +237,7 @@ impl Engine {
                     disk,
                     state: Mutex::new(NodeState {
                         sm: None,
+                        failed: false,
                         incarnation: 0,
                         flusher: None,
                         threads: Vec::new(),
@@ -220,7 +246,7 @@ impl Engine {
                 .collect(),
             replicas,
             synced: SharedQuorum::new(),
-            io_errors: Mutex::new(Vec::new()),
+            disk_failures: Mutex::new(Vec::new()),
             cfg,
         });
         // A recovered volume's commit point starts at its recovery point.
@@ -477,9 +503,30 @@ impl Engine {
         out
     }
 
-    /// Flusher I/O errors so far.
+    /// Flusher I/O errors so far (each stopped its node: [`Engine::disk_failures`]).
     pub fn io_errors(&self) -> Vec<String> {
-        lock(&self.shared.io_errors).clone()
+        self.disk_failures().iter().map(|f| f.to_string()).collect()
+    }
+
+    /// The nodes stopped by a disk error so far.
+    pub fn disk_failures(&self) -> Vec<DiskFailure> {
+        lock(&self.shared.disk_failures).clone()
+    }
+
+    /// Why the engine cannot commit any more, if it cannot: disk errors stopped more nodes than
+    /// a write quorum can spare. Each failure is named.
+    pub fn stopped(&self) -> Option<String> {
+        let failures = self.disk_failures();
+        let spare = STORAGE_NODES - aurora_redo_model::types::WRITE_QUORUM;
+        (failures.len() > spare).then(|| {
+            let each: Vec<String> = failures.iter().map(|f| f.to_string()).collect();
+            format!(
+                "{} of {STORAGE_NODES} storage nodes stopped on disk errors, fewer than a write \
+                 quorum remain: {}",
+                failures.len(),
+                each.join("; ")
+            )
+        })
     }
 
     /// Whether everything written is committed, synced on every live node, applied by every
@@ -541,6 +588,11 @@ fn start_node(shared: &Arc<Shared>, node: NodeId, restart: bool) -> io::Result<S
     let mut st = lock(&slot.state);
     if st.sm.is_some() {
         return Ok(recovered);
+    }
+    if st.failed {
+        return Err(io::Error::other(format!(
+            "{node} stopped on a disk error and is not restarted"
+        )));
     }
     let sm = StorageNode::restart(
         node,
@@ -724,9 +776,9 @@ fn flusher_loop(
                             records,
                             incarnation,
                         }),
-                        // The pull goes unanswered; the replica pulls again after a timeout.
-                        Err(e) => lock(&shared.io_errors)
-                            .push(format!("{node}: segment read-back failed: {e}")),
+                        Err(e) => {
+                            return fail_node(shared, node, incarnation, "a read-back", &e);
+                        }
                     }
                     continue;
                 }
@@ -751,14 +803,56 @@ fn flusher_loop(
             match result {
                 Ok(Some(_)) => {}
                 Ok(None) => return, // crashed before the sync
-                Err(e) => {
-                    lock(&shared.io_errors)
-                        .push(format!("{node}: segment write or fsync failed: {e}"));
-                    return;
-                }
+                Err(e) => return fail_node(shared, node, incarnation, "a write or fsync", &e),
             }
         }
     }
+}
+
+/// Fail-stop, called by `node`'s flusher (of `incarnation`) on an I/O error: the node stops at
+/// once as if crashed (its memory lost, its disk keeping what was synced: after a failed write
+/// or fsync nothing more can be trusted), is marked failed so it is never restarted, and the
+/// failure is recorded for [`Engine::disk_failures`]. A node crashed meanwhile is left alone.
+fn fail_node(shared: &Shared, node: NodeId, incarnation: u64, what: &str, e: &io::Error) {
+    let slot = &shared.nodes[node.index()];
+    let flusher = {
+        let mut st = lock(&slot.state);
+        if st.incarnation != incarnation || st.sm.is_none() {
+            return;
+        }
+        shared.net.faults.set_down(node, true);
+        st.sm = None;
+        st.failed = true;
+        st.incarnation += 1;
+        shared.net.nodes[node.index()].close();
+        st.flusher.take()
+    };
+    lock(&shared.disk_failures).push(DiskFailure {
+        node,
+        file: slot.disk.describe(),
+        op: what.into(),
+        error: e.to_string(),
+    });
+    // The flush jobs left undone will never report: stop counting them.
+    if let Some(f) = flusher {
+        f.close();
+        let lost = f
+            .drain()
+            .iter()
+            .filter(|j| matches!(j, DiskJob::Persist(_)))
+            .count();
+        if shared.cfg.ack == AckPolicy::Disk {
+            let mut ready = Ready::default();
+            shared.settle(lost, &mut ready);
+            shared.run_here(ready);
+        }
+    }
+    slot.disk.crash();
+    shared.observer.observe(&Event::NodeCrashed(node));
+    shared.record(|| Step::NodeCrashed {
+        node,
+        on_disk: shared.synced.node(node),
+    });
 }
 
 /// The writer's own thread: its ticks, and the deliveries no sender ran.

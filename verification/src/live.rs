@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aurora_redo_impl::disk::{Disk, FileDisk};
+use aurora_redo_impl::disk::{Disk, DiskFault, FaultyDisk, FileDisk};
 use aurora_redo_impl::engine::Engine;
 use aurora_redo_impl::faults::FaultConfig;
 use aurora_redo_impl::monitor::Monitor;
@@ -51,6 +51,9 @@ pub struct RunOptions {
     /// whether or not earlier ones have committed. `None`: the closed loop of `writers` clients
     /// each waiting for its batch to commit before the next.
     pub rate: Option<u64>,
+    /// Disk faults injected into these nodes' segment files (at most one per node): each such
+    /// node stops when its fault strikes.
+    pub disk_faults: Vec<(NodeId, DiskFault)>,
 }
 
 impl RunOptions {
@@ -68,6 +71,7 @@ impl RunOptions {
             bug: None,
             monitor: true,
             rate: None,
+            disk_faults: Vec::new(),
         }
     }
 }
@@ -119,6 +123,8 @@ pub struct RunReport {
     /// Moments when a committed record was readable by fewer than every read quorum: the
     /// memory-ack finding, expected (and tolerated) under ack `memory` with node crashes.
     pub finding: Vec<String>,
+    /// Nodes stopped by a disk error during the run (the run carried on without them).
+    pub stopped_nodes: Vec<String>,
 }
 
 /// Why a run could not start.
@@ -126,12 +132,16 @@ pub struct RunReport {
 pub enum RunError {
     /// The options or the directory are unusable (exit 2).
     BadInput(String),
+    /// Disk errors stopped more storage nodes than a write quorum can spare, so the run cannot
+    /// commit any more: each failure is named (node, file, error).
+    Stopped(String),
 }
 
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunError::BadInput(m) => write!(f, "{m}"),
+            RunError::Stopped(m) => write!(f, "the run stopped: {m}"),
         }
     }
 }
@@ -141,7 +151,7 @@ fn segment_path(dir: &Path, node: NodeId) -> PathBuf {
 }
 
 fn open_disks(dir: &Path) -> Result<Vec<Arc<dyn Disk>>, RunError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
+    aurora_redo_impl::disk::create_dir_durable(dir).map_err(|e| {
         RunError::BadInput(format!("cannot use data directory {}: {e}", dir.display()))
     })?;
     NodeId::all()
@@ -182,6 +192,13 @@ pub fn validate(opts: &RunOptions) -> Result<(), RunError> {
         if !(1..=MAX_RATE).contains(&rate) {
             return Err(RunError::BadInput(format!(
                 "--rate must be between 1 and {MAX_RATE} writes per second"
+            )));
+        }
+    }
+    for (i, (node, _)) in opts.disk_faults.iter().enumerate() {
+        if opts.disk_faults[..i].iter().any(|(n, _)| n == node) {
+            return Err(RunError::BadInput(format!(
+                "--disk-fault names {node} twice; give each node at most one fault"
             )));
         }
     }
@@ -241,6 +258,11 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<Ru
     while !clients.finished() {
         thread::sleep(Duration::from_millis(5));
         report_progress.update(&engine);
+        if let Some(why) = engine.stopped() {
+            // The clients wait on commits that cannot come: the caller is to exit, and the
+            // threads with it.
+            return Err(RunError::Stopped(why));
+        }
     }
     let latencies = clients.join();
     let elapsed = started.elapsed();
@@ -252,8 +274,12 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<Ru
         .stop()
         .unwrap_or((0, vec!["chaos thread panicked".into()]));
     failures.extend(wait_quiescent(&engine, Duration::from_secs(120)).err());
+    if let Some(why) = engine.stopped() {
+        return Err(RunError::Stopped(why));
+    }
     let _ = ticker.stop();
 
+    let stopped_nodes = engine.io_errors();
     let (committed, discards) = shut_down_and_verify(opts, engine, &monitor, &mut failures);
     let resumed = recovered.map(|Recovery { plan, damage, .. }| Resumed {
         point: plan.point,
@@ -275,13 +301,16 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<Ru
         discards,
         failures,
         finding: monitor.tolerated().iter().map(|v| v.to_string()).collect(),
+        stopped_nodes,
     })
 }
 
 /// The run's monitor. Under ack `memory` a node crash can leave a committed record on too few
-/// nodes for a moment: the documented finding, recorded but not a failure of this run.
+/// nodes for a moment: the documented finding, recorded but not a failure of this run. So can a
+/// node stopped by an injected disk fault.
 fn monitor_for(opts: &RunOptions) -> Monitor {
-    if opts.ack == AckPolicy::Memory && opts.crash_nodes > 0 {
+    let nodes_fail = opts.crash_nodes > 0 || !opts.disk_faults.is_empty();
+    if opts.ack == AckPolicy::Memory && nodes_fail {
         Monitor::new(false).tolerating(COMMITTED_RECOVERABLE)
     } else {
         Monitor::new(false)
@@ -343,7 +372,11 @@ fn start_engine(
     epoch: Epoch,
     base: Lsn,
 ) -> Result<Engine, RunError> {
-    let disks = open_disks(&opts.dir)?;
+    let mut disks = open_disks(&opts.dir)?;
+    for (node, fault) in &opts.disk_faults {
+        let disk = &mut disks[node.index()];
+        *disk = Arc::new(FaultyDisk::new(disk.clone(), *fault));
+    }
     let mut cfg = EngineConfig::new(opts.ack, opts.replicas)
         .with_bug(opts.bug)
         .resuming(epoch, base);
@@ -675,16 +708,20 @@ impl<'a> ProgressReporter<'a> {
             self.last = c;
             self.since = Instant::now();
         } else if self.since.elapsed() > Duration::from_secs(10) {
+            for f in engine.io_errors() {
+                eprintln!("{f}");
+            }
             eprintln!("no commit progress for 10 s:\n{}", engine.describe());
             self.since = Instant::now();
         }
     }
 }
 
-/// Waits until the engine is quiescent, or fails after `timeout`.
+/// Waits until the engine is quiescent (or has stopped: [`Engine::stopped`]), or fails after
+/// `timeout`.
 fn wait_quiescent(engine: &Engine, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
-    while !engine.quiescent() {
+    while !engine.quiescent() && engine.stopped().is_none() {
         if Instant::now() > deadline {
             return Err(format!(
                 "the system did not quiesce within {} s",
@@ -707,9 +744,6 @@ fn shut_down_and_verify(
 ) -> (Lsn, u64) {
     if opts.monitor {
         monitor.check_quiescent(&engine);
-    }
-    for e in engine.io_errors() {
-        failures.push(format!("I/O error: {e}"));
     }
     let committed = engine.commit_point();
     // The writer's last LSN is never below the monitor's window: its image is always known.

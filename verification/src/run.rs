@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::live::{self, RunOptions};
 use crate::model_args::parse;
-use aurora_redo_model::types::{Epoch, Lsn};
+use aurora_redo_impl::disk::DiskFault;
+use aurora_redo_model::types::{Epoch, Lsn, NodeId, STORAGE_NODES};
 use aurora_redo_model::AckPolicy;
 
 /// The line `run` prints when the commit point reaches `lsn` in `epoch`: `committed 17`, or
@@ -55,6 +56,27 @@ pub struct RunArgs {
     /// not earlier ones have committed; commit latency counts from each write's scheduled time.
     #[arg(long, value_name = "N")]
     pub rate: Option<u64>,
+    /// Inject a disk fault into a node's segment file: `S3=enospc@65536` (writes fail with
+    /// ENOSPC once 65536 bytes were appended), `eio`, `enospc-fsync`, `eio-fsync` (the fsync
+    /// fails); repeatable, one per node. A node whose disk fails stops; the run carries on
+    /// while 4 nodes remain and exits 3 naming each failure once fewer do.
+    #[arg(long, value_name = "NODE=FAULT", value_parser = parse_disk_fault)]
+    pub disk_fault: Vec<(NodeId, DiskFault)>,
+}
+
+/// `S3=enospc@65536` (or `3=...`): a node and its disk fault.
+fn parse_disk_fault(s: &str) -> Result<(NodeId, DiskFault), String> {
+    let (node, fault) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected NODE=FAULT, e.g. S3=enospc@65536"))?;
+    let index: u8 = node
+        .strip_prefix('S')
+        .unwrap_or(node)
+        .parse()
+        .ok()
+        .filter(|&i| usize::from(i) < STORAGE_NODES)
+        .ok_or_else(|| format!("{node:?}: a node is S0 to S{}", STORAGE_NODES - 1))?;
+    Ok((NodeId(index), fault.parse()?))
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -90,6 +112,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     };
     opts.rate = args.rate;
     opts.writers = args.writers;
+    opts.disk_faults = args.disk_fault.clone();
     if let Err(e) = live::validate(&opts) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
@@ -122,7 +145,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         Err(e) => {
             bar.abandon();
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(match e {
+                live::RunError::BadInput(_) => 2,
+                live::RunError::Stopped(_) => 3,
+            });
         }
     };
     bar.finish();
@@ -176,6 +202,10 @@ pub fn run(args: RunArgs) -> ExitCode {
     print_percentiles("lag from append", &lags.from_append);
     println!("                 (per record and replica, from the writer's append to the replica's apply)");
     println!("discards         {}", report.discards);
+    for s in &report.stopped_nodes {
+        println!("stopped          {s}; the run carried on without it");
+        eprintln!("{s}");
+    }
     for r in &report.recoveries {
         println!("recovery         {r}");
     }
