@@ -22,6 +22,7 @@ pub mod engine;
 pub mod faults;
 pub mod flusher;
 pub mod ghost_log;
+pub mod lock;
 pub mod monitor;
 pub mod observer;
 pub mod output;

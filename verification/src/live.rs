@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use aurora_redo_impl::disk::{Disk, DiskFault, FaultyDisk, FileDisk};
 use aurora_redo_impl::engine::Engine;
 use aurora_redo_impl::faults::FaultConfig;
+use aurora_redo_impl::lock;
 use aurora_redo_impl::monitor::Monitor;
 use aurora_redo_impl::observer::{NoObserver, Observer};
 use aurora_redo_impl::volume::{self, Plan};
@@ -209,8 +210,12 @@ pub fn validate(opts: &RunOptions) -> Result<(), RunError> {
     }
     if let Ok(mut entries) = std::fs::read_dir(&opts.dir) {
         if entries.any(|e| {
-            e.map(|e| !e.file_name().to_string_lossy().starts_with("node-"))
-                .unwrap_or(false)
+            e.map(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                !name.starts_with("node-") && name != lock::LOCK_FILE
+            })
+            .unwrap_or(false)
         }) {
             return Err(RunError::BadInput(format!(
                 "data directory {} holds files that are not segments; use an empty directory",
@@ -227,6 +232,7 @@ pub fn validate(opts: &RunOptions) -> Result<(), RunError> {
 /// run carries on from its recovery point in the next epoch.
 pub fn run(opts: &RunOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<RunReport, RunError> {
     validate(opts)?;
+    let _lock = lock_volume(&opts.dir)?;
     let recovered = recover_existing(&opts.dir)?;
     let mut monitor = monitor_for(opts);
     let mut failures = Vec::new();
@@ -324,6 +330,15 @@ struct Recovery {
     damage: Vec<String>,
     /// What judging the files after the write phase found wrong.
     judged: Vec<String>,
+}
+
+/// Creates `dir` if missing and takes its exclusive volume lock, at once: another process
+/// holding it is bad input (exit 2), named by its pid.
+fn lock_volume(dir: &Path) -> Result<lock::VolumeLock, RunError> {
+    aurora_redo_impl::disk::create_dir_durable(dir).map_err(|e| {
+        RunError::BadInput(format!("cannot use data directory {}: {e}", dir.display()))
+    })?;
+    lock::exclusive(dir).map_err(|e| RunError::BadInput(e.to_string()))
 }
 
 /// Recovers the volume `dir` holds, if it holds one: the read phase and the write phase, which

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use aurora_redo_impl::lock;
 use aurora_redo_impl::volume::{self, Acked, Disagreement, Lost, Plan, Volume, Written};
 use aurora_redo_model::types::{Epoch, Lsn, NodeId};
 use serde_json::json;
@@ -160,6 +161,14 @@ fn run(args: &RecoverArgs) -> Result<Report, String> {
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             Some(parse_acked(&text).map_err(|e| format!("{}: {e}", file.display()))?)
         }
+    };
+    let _lock = if !args.dir.is_dir() || !volume::exists(&args.dir) {
+        None // not a volume: `inspect` says so, and nothing is written
+    } else if args.dry_run {
+        // A read-only look: a shared lock on the directory itself, creating nothing.
+        Some(lock::shared(&args.dir).map_err(|e| e.to_string())?)
+    } else {
+        Some(lock::exclusive(&args.dir).map_err(|e| e.to_string())?)
     };
     let found = volume::inspect(&args.dir).map_err(|e| e.to_string())?;
     let plan = volume::plan(&found).map_err(|e| e.to_string())?;
