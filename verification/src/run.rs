@@ -55,6 +55,11 @@ pub struct RunArgs {
     /// not earlier ones have committed; commit latency counts from each write's scheduled time.
     #[arg(long, value_name = "N")]
     pub rate: Option<u64>,
+    /// On a --dir that holds a volume: let its recovery annul records that a write quorum holds
+    /// above the recovery point (evidence of commits). Without it, such a recovery is refused
+    /// with exit status 1 and nothing is written.
+    #[arg(long)]
+    pub accept_loss: bool,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -79,6 +84,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     opts.crash_nodes = args.crash_nodes;
     opts.drop_rate = args.drop_rate;
     opts.seed = args.seed;
+    opts.accept_loss = args.accept_loss;
     if args.rate.is_some() && args.batch.is_some() {
         eprintln!("error: --batch does not apply with --rate (every write is one record)");
         return ExitCode::from(2);
@@ -122,7 +128,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         Err(e) => {
             bar.abandon();
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(e.exit_status());
         }
     };
     bar.finish();
