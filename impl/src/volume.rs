@@ -3,25 +3,34 @@
 //! `docs/protocol.md`, "Recovery".
 //!
 //! - [`inspect`] reads every node's segment without writing a byte: its log, sealed epoch, SCL and
-//!   damage. A missing node file is a lost node; a file that cannot be read, or is in another
-//!   format, is bad input and stops everything (it is never repaired or guessed at).
+//!   damage. A missing node file is a lost node. A file whose header is not this format's (bad
+//!   magic, another version, the old format) cannot be read at all: a damaged node, a node fault
+//!   like a lost one, reported and left out of the read. A file that cannot be read for an I/O
+//!   error stops everything.
 //! - [`plan`] is the read phase: every readable node answers (at least [`READ_QUORUM`]); the
 //!   recovery point `R` and its source come from [`recovery_point`]; the new epoch is the highest
 //!   epoch seen plus one; and per node, what the write phase will copy (records of `1..=R` the
 //!   node lacks, taken from the source with their epochs) and what the new seal annuls (its
-//!   records above `R`, all of older epochs). The plan writes nothing: a dry run is a plan.
+//!   records above `R`, all of older epochs). It also finds the records above `R` that a write
+//!   quorum holds ([`Plan::at_risk`]): the new seal would annul evidence of commits. The plan
+//!   writes nothing: a dry run is a plan.
 //! - [`write`] is the write phase: on every present node, repair the segment (torn tail,
 //!   corruption), copy what the node lacks (and the source's older seals it lacks), append
-//!   `Seal { new epoch, R }` and fsync. The volume accepts writes only when at least
-//!   [`WRITE_QUORUM`] nodes were written; with fewer present it writes nothing and stays readable,
-//!   not writable.
+//!   `Seal { new epoch, R }` and fsync; then rebuild every missing or damaged node from the
+//!   recovered log ([`rebuild_node`]: a new segment under a temporary name, renamed into place;
+//!   a damaged file is moved aside, never deleted). The volume accepts writes only when at least
+//!   [`WRITE_QUORUM`] nodes are readable; with fewer it writes nothing and stays readable, not
+//!   writable (and with a damaged node among them, that is an error: too few to rebuild from).
+//!   It refuses to annul records a write quorum holds unless the caller accepts the loss.
 //!
 //! Memory: one node's log at a time, plus the recovered log `1..=R` (the source's).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use aurora_redo_model::invariants::{first_disagreement, survives_as_acknowledged};
 use aurora_redo_model::recovery::{recovery_point, ReadAnswer};
 use aurora_redo_model::types::{
     Epoch, Lsn, NodeId, Record, READ_QUORUM, STORAGE_NODES, WRITE_QUORUM,
@@ -60,6 +69,15 @@ pub enum VolumeError {
     Format { path: PathBuf, error: FormatError },
     /// Fewer than a read quorum of nodes are present: recovery could miss a committed record.
     TooFewNodes { present: Vec<NodeId> },
+    /// Some node files are damaged past reading and fewer than a write quorum of nodes are
+    /// readable: too few to rebuild them from.
+    TooFewReadable {
+        readable: Vec<NodeId>,
+        damaged: Vec<DamagedNode>,
+    },
+    /// The new seal would annul records that a write quorum holds above the recovery point:
+    /// evidence of commits. Nothing was written (see [`Plan::at_risk`]).
+    WouldAnnul(String),
     /// The write phase failed on too many nodes to reach a write quorum.
     WriteFailed(String),
 }
@@ -88,6 +106,20 @@ impl fmt::Display for VolumeError {
                 names(present),
                 READ_QUORUM
             ),
+            VolumeError::TooFewReadable { readable, damaged } => write!(
+                f,
+                "{}; only {} node(s) readable ({}), and recovery rebuilds a damaged node only \
+                 from a write quorum of {} readable nodes",
+                damaged
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                readable.len(),
+                names(readable),
+                WRITE_QUORUM
+            ),
+            VolumeError::WouldAnnul(m) => write!(f, "{m}"),
             VolumeError::WriteFailed(m) => write!(f, "the write phase failed: {m}"),
         }
     }
@@ -179,18 +211,47 @@ impl NodeView {
     }
 }
 
-/// A volume as its files are: each node read, or missing.
+/// A node whose segment file is there but cannot be read at all (its header is not this
+/// format's): a faulty node, left out of the read and rebuilt like a lost one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DamagedNode {
+    pub node: NodeId,
+    pub path: PathBuf,
+    pub error: FormatError,
+}
+
+impl fmt::Display for DamagedNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.error)
+    }
+}
+
+/// A volume as its files are: each node read, missing, or damaged past reading.
 #[derive(Clone, Debug)]
 pub struct Volume {
     pub dir: PathBuf,
-    /// Index = node; `None`: its segment file is missing (a lost node).
+    /// Index = node; `None`: its segment file is missing (a lost node) or in [`Volume::damaged`].
     pub nodes: Vec<Option<NodeView>>,
+    /// The node files that cannot be read at all, in node order.
+    pub damaged: Vec<DamagedNode>,
 }
 
 impl Volume {
-    /// The nodes whose segment is present (and was read).
+    /// The nodes whose segment is present and was read.
     pub fn present(&self) -> Vec<NodeId> {
         self.nodes.iter().flatten().map(|v| v.node).collect()
+    }
+
+    /// The nodes whose segment file is missing.
+    pub fn missing(&self) -> Vec<NodeId> {
+        NodeId::all()
+            .filter(|n| self.nodes[n.index()].is_none() && self.damage_of(*n).is_none())
+            .collect()
+    }
+
+    /// Why `node`'s file cannot be read, if it is damaged past reading.
+    pub fn damage_of(&self, node: NodeId) -> Option<&DamagedNode> {
+        self.damaged.iter().find(|d| d.node == node)
     }
 }
 
@@ -203,12 +264,21 @@ pub fn inspect(dir: &Path) -> Result<Volume, VolumeError> {
         return Err(VolumeError::NoVolume(dir.to_path_buf()));
     }
     let mut nodes = Vec::with_capacity(STORAGE_NODES);
+    let mut damaged = Vec::new();
     for node in NodeId::all() {
-        nodes.push(read_node(dir, node)?.map(|r| NodeView::of(node, &r)));
+        match read_node(dir, node) {
+            Ok(read) => nodes.push(read.map(|r| NodeView::of(node, &r))),
+            Err(VolumeError::Format { path, error }) => {
+                damaged.push(DamagedNode { node, path, error });
+                nodes.push(None);
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(Volume {
         dir: dir.to_path_buf(),
         nodes,
+        damaged,
     })
 }
 
@@ -310,6 +380,44 @@ pub struct Plan {
     pub log: Vec<Record>,
     /// The source's seals (copied to nodes that lack them).
     pub source_seals: Vec<Seal>,
+    /// The nodes without a readable segment (missing, or damaged past reading), which the write
+    /// phase rebuilds from the recovered log.
+    pub rebuild: Vec<NodeId>,
+    /// Records above the recovery point that a write quorum holds and the new seal would annul:
+    /// the evidence of commits a recovery must not drop unnoticed.
+    pub at_risk: Vec<AtRisk>,
+}
+
+/// A run of LSNs above the recovery point, each held (as the same record) by the same nodes,
+/// at least a write quorum of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AtRisk {
+    pub first: Lsn,
+    pub last: Lsn,
+    pub holders: Vec<NodeId>,
+}
+
+impl AtRisk {
+    /// How many LSNs.
+    pub fn count(&self) -> u64 {
+        self.last.0 - self.first.0 + 1
+    }
+}
+
+impl fmt::Display for AtRisk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let range = if self.first == self.last {
+            self.first.to_string()
+        } else {
+            format!("{}..={}", self.first, self.last)
+        };
+        write!(
+            f,
+            "{range} ({} records) held by {}",
+            self.count(),
+            names(&self.holders)
+        )
+    }
 }
 
 impl Plan {
@@ -330,11 +438,33 @@ impl Plan {
     pub fn disagreements(&self) -> Vec<Disagreement> {
         self.nodes.iter().filter_map(|n| n.disagreement).collect()
     }
+
+    /// Why the write phase refuses to run without an explicit acceptance of the loss: the
+    /// records of [`Plan::at_risk`], by range and holders. `None`: nothing held by a write
+    /// quorum would be annulled.
+    pub fn loss(&self) -> Option<String> {
+        if self.at_risk.is_empty() {
+            return None;
+        }
+        let total: u64 = self.at_risk.iter().map(AtRisk::count).sum();
+        let runs: Vec<String> = self.at_risk.iter().take(8).map(|r| r.to_string()).collect();
+        let more = match self.at_risk.len() {
+            n if n > 8 => format!(" and {} more ranges", n - 8),
+            _ => String::new(),
+        };
+        Some(format!(
+            "recovery at point {} would annul {total} records that a write quorum ({} or more \
+             nodes) holds above it, evidence of commits: {}{more}",
+            self.point,
+            WRITE_QUORUM,
+            runs.join(", ")
+        ))
+    }
 }
 
-/// **LogAgreement** on one node (`docs/protocol.md`, "Recovery"): within the recovered prefix
-/// `1..=R` (`recovered`, one record per LSN from 1), every record the node's log holds is the
-/// recovered log's, same epoch and LSN, same change. Comparing every node with the one
+/// **LogAgreement** on one node (`docs/protocol.md`, "Recovery"), judged by
+/// [`first_disagreement`] within the recovered prefix `1..=R` (`recovered`, one record per LSN
+/// from 1): the node's records there against the recovered log. Comparing every node with the one
 /// recovered log is the same as comparing every two holders of an LSN. Returns the first
 /// disagreement.
 pub fn log_agreement(
@@ -343,17 +473,18 @@ pub fn log_agreement(
     node_log: &[Record],
 ) -> Option<Disagreement> {
     let point = recovered.last().map_or(Lsn::ZERO, |r| r.lsn);
-    node_log
-        .iter()
-        .take_while(|r| r.lsn <= point)
-        .find_map(|held| {
-            let want = recovered[held.lsn.0 as usize - 1];
-            (*held != want).then_some(Disagreement {
-                node,
-                recovered: want,
-                held: *held,
-            })
-        })
+    let at = |lsn: Lsn| recovered.get(lsn.0.checked_sub(1)? as usize).copied();
+    let within = node_log.iter().take_while(|r| r.lsn <= point);
+    let lsn = first_disagreement(
+        |lsn| at(lsn).map(|r| r.epoch),
+        within.clone().map(|r| (r.lsn, r.epoch)),
+    )?;
+    let held = *within.clone().find(|r| r.lsn == lsn)?;
+    Some(Disagreement {
+        node,
+        recovered: at(lsn)?,
+        held,
+    })
 }
 
 /// An acknowledged commit: an LSN and the epoch of the writer that acknowledged it.
@@ -385,13 +516,9 @@ impl fmt::Display for Lost {
     }
 }
 
-/// **CommittedSurvivesRecovery** (`docs/protocol.md`, "Recovery"): every LSN acknowledged to a
-/// client is in the recovered log `1..=R` (`recovered`, one record per LSN from 1), as the same
-/// record. A writer acknowledges the records it created and the prefix its own recovery kept,
-/// which older epochs created; so a recovered record of a *newer* epoch than the one that
-/// acknowledged the LSN is a different record, a loss. (An older record above the acknowledging
-/// writer's own recovery point would be one too; the acknowledgement lines do not say where that
-/// point was, so this judges the LSN and the epoch order.) Returns every loss.
+/// **CommittedSurvivesRecovery** (`docs/protocol.md`, "Recovery") for acknowledgements that
+/// name an LSN and the acknowledging writer's epoch, judged by [`survives_as_acknowledged`]
+/// against the recovered log `1..=R` (`recovered`, one record per LSN from 1). Returns every loss.
 pub fn committed_survives_recovery(recovered: &[Record], acked: &[Acked]) -> Vec<Lost> {
     acked
         .iter()
@@ -399,20 +526,28 @@ pub fn committed_survives_recovery(recovered: &[Record], acked: &[Acked]) -> Vec
             let found = (a.lsn.0 as usize)
                 .checked_sub(1)
                 .and_then(|i| recovered.get(i))
-                .copied();
-            match found {
-                Some(r) if r.lsn == a.lsn && r.epoch <= a.epoch => None,
-                _ => Some(Lost { acked: *a, found }),
-            }
+                .copied()
+                .filter(|r| r.lsn == a.lsn);
+            (!survives_as_acknowledged(a.epoch, found.map(|r| r.epoch)))
+                .then_some(Lost { acked: *a, found })
         })
         .collect()
 }
 
-/// The read phase on `volume`: the recovery point and source, the new epoch, and per present
-/// node what the write phase will copy and annul, with the predicted LogAgreement. Reads the
-/// source's log and every node's again, one at a time; writes nothing.
+/// The read phase on `volume`: the recovery point and source, the new epoch, per present node
+/// what the write phase will copy and annul, with the predicted LogAgreement, the nodes to
+/// rebuild and the records a write quorum holds that the new seal would annul. Reads the source's
+/// log and every node's again, one at a time; writes nothing. A node damaged past reading is left
+/// out of the read; with one, fewer than a write quorum of readable nodes is an error (too few to
+/// rebuild it from).
 pub fn plan(volume: &Volume) -> Result<Plan, VolumeError> {
     let views: Vec<&NodeView> = volume.nodes.iter().flatten().collect();
+    if !volume.damaged.is_empty() && views.len() < WRITE_QUORUM {
+        return Err(VolumeError::TooFewReadable {
+            readable: volume.present(),
+            damaged: volume.damaged.clone(),
+        });
+    }
     let answers: Vec<ReadAnswer> = views.iter().map(|v| v.answer).collect();
     let Some((source_index, point)) = recovery_point(&answers) else {
         return Err(VolumeError::TooFewNodes {
@@ -443,8 +578,10 @@ pub fn plan(volume: &Volume) -> Result<Plan, VolumeError> {
     drop(source_rec);
     let seal = Seal { epoch, point };
     let mut nodes = Vec::new();
+    let mut above = Holders::default();
     for view in &views {
         let rec = read(view.node)?;
+        above.add(view.node, rec.records.iter().filter(|r| seal.annuls(r)));
         nodes.push(plan_node(view.node, rec, &log, &source_seals, seal));
     }
     Ok(Plan {
@@ -456,7 +593,48 @@ pub fn plan(volume: &Volume) -> Result<Plan, VolumeError> {
         nodes,
         log,
         source_seals,
+        rebuild: NodeId::all()
+            .filter(|n| volume.nodes[n.index()].is_none())
+            .collect(),
+        at_risk: above.held_by_a_write_quorum(),
     })
+}
+
+/// Per record (LSN and epoch) above the recovery point, the nodes whose log holds it.
+#[derive(Default)]
+struct Holders(BTreeMap<(Lsn, Epoch), u8>);
+
+impl Holders {
+    fn add<'a>(&mut self, node: NodeId, records: impl Iterator<Item = &'a Record>) {
+        for r in records {
+            *self.0.entry((r.lsn, r.epoch)).or_default() |= 1 << node.0;
+        }
+    }
+
+    /// The records at least a write quorum holds, as runs of consecutive LSNs with one set of
+    /// holders.
+    fn held_by_a_write_quorum(&self) -> Vec<AtRisk> {
+        let mut runs: Vec<(AtRisk, u8)> = Vec::new();
+        let held = self
+            .0
+            .iter()
+            .filter(|(_, mask)| mask.count_ones() as usize >= WRITE_QUORUM);
+        for (&(lsn, _), &mask) in held {
+            match runs.last_mut() {
+                Some((run, m)) if *m == mask && run.last.next() == lsn => run.last = lsn,
+                _ => {
+                    let holders = NodeId::all().filter(|n| mask & (1 << n.0) != 0).collect();
+                    let run = AtRisk {
+                        first: lsn,
+                        last: lsn,
+                        holders,
+                    };
+                    runs.push((run, mask));
+                }
+            }
+        }
+        runs.into_iter().map(|(run, _)| run).collect()
+    }
 }
 
 /// What the write phase does to `node`, whose segment holds `rec`, and the log it will hold.
@@ -515,18 +693,28 @@ fn to_copy(rec: &Recovered, log: &[Record], source_seals: &[Seal]) -> (Vec<Recor
 /// What the write phase did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Written {
-    /// The nodes written and fsynced.
+    /// The nodes written and fsynced (rebuilt ones included).
     pub nodes: Vec<NodeId>,
+    /// The nodes rebuilt from the recovered log, and where a damaged file was moved aside.
+    pub rebuilt: Vec<(NodeId, Option<PathBuf>)>,
     /// Nodes the write failed on, and why.
     pub failed: Vec<(NodeId, String)>,
 }
 
 /// The write phase of `plan` on its volume in `dir`: on every present node, repair the segment,
-/// copy what it lacks, append the new seal and fsync. Writes nothing unless the plan is
-/// [`Plan::writable`] (returns `Ok(None)`); an error when fewer than a write quorum were written.
-pub fn write(dir: &Path, plan: &Plan) -> Result<Option<Written>, VolumeError> {
+/// copy what it lacks, append the new seal and fsync; then rebuild every node without a readable
+/// segment ([`rebuild_node`]). Writes nothing unless the plan is [`Plan::writable`] (returns
+/// `Ok(None)`); refuses ([`VolumeError::WouldAnnul`], nothing written) when it would annul
+/// records a write quorum holds ([`Plan::loss`]) unless `accept_loss`; an error when fewer than
+/// a write quorum were written.
+pub fn write(dir: &Path, plan: &Plan, accept_loss: bool) -> Result<Option<Written>, VolumeError> {
     if !plan.writable() {
         return Ok(None);
+    }
+    if let Some(loss) = plan.loss().filter(|_| !accept_loss) {
+        return Err(VolumeError::WouldAnnul(format!(
+            "{loss}; nothing written (--accept-loss annuls them)"
+        )));
     }
     let mut written = Written::default();
     for n in &plan.nodes {
@@ -535,6 +723,16 @@ pub fn write(dir: &Path, plan: &Plan) -> Result<Option<Written>, VolumeError> {
             Err(e) => written.failed.push((n.node, e.to_string())),
         }
     }
+    for &node in &plan.rebuild {
+        match rebuild_node(dir, node, plan) {
+            Ok(aside) => {
+                written.nodes.push(node);
+                written.rebuilt.push((node, aside));
+            }
+            Err(e) => written.failed.push((node, format!("rebuild failed: {e}"))),
+        }
+    }
+    written.nodes.sort();
     if written.nodes.len() < WRITE_QUORUM {
         let why: Vec<String> = written
             .failed
@@ -555,7 +753,13 @@ pub fn write(dir: &Path, plan: &Plan) -> Result<Option<Written>, VolumeError> {
 const COPY_BATCH: usize = 4096;
 
 fn write_node(dir: &Path, node: NodeId, plan: &Plan) -> io::Result<()> {
-    let disk: Arc<dyn Disk> = arc_from_box(Box::new(FileDisk::open(segment_path(dir, node))?));
+    write_segment(&segment_path(dir, node), plan)
+}
+
+/// Repairs the segment at `path` (or starts one), copies what it lacks of `plan`'s recovered
+/// log and seals, appends the new seal and fsyncs.
+fn write_segment(path: &Path, plan: &Plan) -> io::Result<()> {
+    let disk: Arc<dyn Disk> = arc_from_box(Box::new(FileDisk::open(path)?));
     let (segment, rec) = Segment::open(disk)?;
     let (copy, seals) = to_copy(&rec, &plan.log, &plan.source_seals);
     drop(rec);
@@ -567,6 +771,58 @@ fn write_node(dir: &Path, node: NodeId, plan: &Plan) -> io::Result<()> {
     }
     segment.seal(plan.seal())?;
     segment.sync()
+}
+
+/// The name a rebuilt segment is written under before it takes its node's name.
+pub fn rebuild_name(node: NodeId) -> String {
+    format!("{}.rebuild", segment_name(node))
+}
+
+/// Rebuilds `node`, whose segment is missing or damaged past reading, from `plan`'s recovered
+/// log: writes a whole new segment under [`rebuild_name`] and fsyncs it, moves a damaged file
+/// aside (to `node-N.seg.damaged`, or `.damaged.2` and on if taken: never deleted, never
+/// overwritten), renames the new segment into place and fsyncs the directory. Returns where the
+/// damaged file went.
+pub fn rebuild_node(dir: &Path, node: NodeId, plan: &Plan) -> io::Result<Option<PathBuf>> {
+    let path = segment_path(dir, node);
+    let temp = dir.join(rebuild_name(node));
+    match std::fs::remove_file(&temp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    write_segment(&temp, plan)?;
+    let aside = match std::fs::symlink_metadata(&path) {
+        Ok(_) => {
+            let aside = aside_path(dir, node)?;
+            std::fs::rename(&path, &aside)?;
+            Some(aside)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    std::fs::rename(&temp, &path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(aside)
+}
+
+/// A free name to move `node`'s damaged segment to.
+fn aside_path(dir: &Path, node: NodeId) -> io::Result<PathBuf> {
+    let base = format!("{}.damaged", segment_name(node));
+    for i in 1..1000 {
+        let name = if i == 1 {
+            base.clone()
+        } else {
+            format!("{base}.{i}")
+        };
+        let candidate = dir.join(name);
+        if !candidate.exists() {
+            return Ok(candidate);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("no free name to move {} aside to", segment_name(node)),
+    ))
 }
 
 /// LogAgreement on the files as they are, against `plan`'s recovered log, node by node; and
@@ -642,7 +898,7 @@ mod tests {
         assert_eq!(plan.nodes[0].copy, Ranges(vec![(Lsn(6), Lsn(9))]));
         assert!(plan.nodes[3].copy.is_empty() && plan.nodes[3].truncate.is_empty());
         assert!(plan.disagreements().is_empty());
-        let written = write(dir.path(), &plan).unwrap().unwrap();
+        let written = write(dir.path(), &plan, false).unwrap().unwrap();
         assert_eq!(written.nodes.len(), 6);
         assert!(judge_files(dir.path(), &plan, &written.nodes)
             .unwrap()
@@ -693,7 +949,7 @@ mod tests {
             "{:?}",
             plan.disagreements()
         );
-        let written = write(dir.path(), &plan).unwrap().unwrap();
+        let written = write(dir.path(), &plan, false).unwrap().unwrap();
         assert!(judge_files(dir.path(), &plan, &written.nodes)
             .unwrap()
             .is_empty());
@@ -712,7 +968,7 @@ mod tests {
         let before: Vec<Vec<u8>> = (0..3)
             .map(|n| std::fs::read(segment_path(dir.path(), NodeId(n))).unwrap())
             .collect();
-        assert_eq!(write(dir.path(), &plan).unwrap(), None);
+        assert_eq!(write(dir.path(), &plan, false).unwrap(), None);
         for (n, bytes) in before.iter().enumerate() {
             let now = std::fs::read(segment_path(dir.path(), NodeId(n as u8))).unwrap();
             assert_eq!(&now, bytes, "nothing written");
@@ -731,9 +987,138 @@ mod tests {
         std::fs::write(&file, b"x").unwrap();
         assert!(matches!(inspect(&file), Err(VolumeError::NotADirectory(_))));
         std::fs::write(segment_path(dir.path(), NodeId(0)), b"garbage!garbage!").unwrap();
-        let err = inspect(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("node-0.seg"), "{err}");
+        let v = inspect(dir.path()).unwrap();
+        assert_eq!(v.damaged.len(), 1);
+        let d = v.damaged[0].to_string();
+        assert!(
+            d.contains("node-0.seg") && d.contains("not a segment file"),
+            "{d}"
+        );
+        let err = super::plan(&v).unwrap_err();
+        assert!(matches!(err, VolumeError::TooFewReadable { .. }), "{err}");
         assert!(err.to_string().contains("not a segment file"), "{err}");
+        assert!(err.to_string().contains("write quorum of 4"), "{err}");
+    }
+
+    #[test]
+    fn a_node_damaged_past_reading_is_moved_aside_and_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        volume(dir.path(), &[30, 30, 30, 30, 30, 30]);
+        let s2 = segment_path(dir.path(), NodeId(2));
+        let mut bytes = std::fs::read(&s2).unwrap();
+        bytes[..6].fill(0);
+        std::fs::write(&s2, &bytes).unwrap();
+        std::fs::remove_file(segment_path(dir.path(), NodeId(5))).unwrap();
+        let v = inspect(dir.path()).unwrap();
+        assert_eq!(v.present().len(), 4);
+        assert_eq!(
+            v.damage_of(NodeId(2)).unwrap().error,
+            FormatError::NotASegment
+        );
+        assert_eq!(v.missing(), vec![NodeId(5)]);
+        let plan = plan(&v).unwrap();
+        assert_eq!(plan.rebuild, vec![NodeId(2), NodeId(5)]);
+        assert_eq!(plan.point, Lsn(30));
+        assert!(plan.at_risk.is_empty());
+        let written = write(dir.path(), &plan, false).unwrap().unwrap();
+        assert_eq!(written.nodes.len(), 6);
+        let aside = dir.path().join("node-2.seg.damaged");
+        assert_eq!(
+            written.rebuilt,
+            vec![(NodeId(2), Some(aside.clone())), (NodeId(5), None)]
+        );
+        assert_eq!(
+            std::fs::read(&aside).unwrap(),
+            bytes,
+            "moved aside as it was"
+        );
+        assert!(!dir.path().join("node-2.seg.rebuild").exists());
+        for n in [2, 5] {
+            let r = read_node(dir.path(), NodeId(n)).unwrap().unwrap();
+            assert_eq!(r.records, plan.log, "S{n} holds the recovered log");
+            assert_eq!(r.sealed(), plan.epoch);
+        }
+        assert!(judge_files(dir.path(), &plan, &written.nodes)
+            .unwrap()
+            .is_empty());
+        // Damaged again: the first file moved aside is kept, the second goes beside it.
+        std::fs::write(&s2, b"\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
+        let again = super::plan(&inspect(dir.path()).unwrap()).unwrap();
+        let written = write(dir.path(), &again, false).unwrap().unwrap();
+        let second = dir.path().join("node-2.seg.damaged.2");
+        assert_eq!(written.rebuilt, vec![(NodeId(2), Some(second.clone()))]);
+        assert_eq!(std::fs::read(&aside).unwrap(), bytes);
+        assert_eq!(std::fs::read(&second).unwrap().len(), 12);
+    }
+
+    #[test]
+    fn records_a_write_quorum_holds_above_the_point_are_not_annulled_unasked() {
+        let dir = tempfile::tempdir().unwrap();
+        volume(dir.path(), &[0, 0, 0, 0, 0, 0]);
+        // Every node holds 1..=5 and 8..=12 (6..=7 lost on all); S0..S3 also hold 13.
+        for n in 0..6u8 {
+            let disk: Arc<dyn Disk> =
+                Arc::new(FileDisk::open(segment_path(dir.path(), NodeId(n))).unwrap());
+            let (seg, _) = Segment::open(disk).unwrap();
+            let top = if n < 4 { 13 } else { 12 };
+            let lsns = (1..=5).chain(8..=top);
+            seg.append(&lsns.map(|l| rec(l, 0)).collect::<Vec<_>>())
+                .unwrap();
+            seg.sync().unwrap();
+        }
+        let plan = plan(&inspect(dir.path()).unwrap()).unwrap();
+        assert_eq!(plan.point, Lsn(5));
+        let all: Vec<NodeId> = NodeId::all().collect();
+        assert_eq!(
+            plan.at_risk,
+            vec![
+                AtRisk {
+                    first: Lsn(8),
+                    last: Lsn(12),
+                    holders: all
+                },
+                AtRisk {
+                    first: Lsn(13),
+                    last: Lsn(13),
+                    holders: (0..4).map(NodeId).collect()
+                },
+            ]
+        );
+        let before: Vec<Vec<u8>> = NodeId::all()
+            .map(|n| std::fs::read(segment_path(dir.path(), n)).unwrap())
+            .collect();
+        let err = write(dir.path(), &plan, false).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, VolumeError::WouldAnnul(_)), "{text}");
+        assert!(
+            text.contains("8..=12 (5 records) held by S0, S1, S2, S3, S4, S5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("13 (1 records) held by S0, S1, S2, S3"),
+            "{text}"
+        );
+        for (n, bytes) in NodeId::all().zip(&before) {
+            assert_eq!(&std::fs::read(segment_path(dir.path(), n)).unwrap(), bytes);
+        }
+        let written = write(dir.path(), &plan, true).unwrap().unwrap();
+        assert_eq!(written.nodes.len(), 6);
+        let s0 = read_node(dir.path(), NodeId(0)).unwrap().unwrap();
+        assert_eq!(s0.records.last().map(|r| r.lsn), Some(Lsn(5)));
+    }
+
+    #[test]
+    fn log_agreement_names_the_first_record_of_another_epoch() {
+        let log = vec![rec(1, 0), rec(2, 1), rec(3, 1)];
+        assert_eq!(log_agreement(NodeId(1), &log, &log), None);
+        // Above the recovered prefix is not LogAgreement's business here (the seal annuls it).
+        let longer = [rec(1, 0), rec(2, 1), rec(3, 1), rec(4, 0)];
+        assert_eq!(log_agreement(NodeId(1), &log, &longer), None);
+        let d = log_agreement(NodeId(4), &log, &[rec(1, 0), rec(3, 0)]).unwrap();
+        assert_eq!(
+            (d.node, d.held, d.recovered),
+            (NodeId(4), rec(3, 0), rec(3, 1))
+        );
     }
 
     #[test]

@@ -174,6 +174,18 @@ pub fn first_disagreement(
 /// counterpart is the monitor's check of a system at rest.
 pub const QUIESCENCE_CONVERGES: &str = "QuiescenceConverges";
 
+/// **CommittedSurvivesRecovery** for one acknowledgement that names only its LSN and the epoch of
+/// the writer that acknowledged it (`acked_epoch`), given the epoch of the recovered log's record
+/// at that LSN (`recovered`, `None` above the recovery point). A writer acknowledges the records
+/// it created and the prefix its own recovery kept, which older epochs created; so the commit
+/// survives as a record of that epoch or an older one, and a recovered record of a *newer* epoch
+/// is a different record, a loss. (An older record above the acknowledging writer's own recovery
+/// point would be one too; such an acknowledgement does not say where that point was, so this
+/// judges the LSN and the epoch order.)
+pub fn survives_as_acknowledged(acked_epoch: Epoch, recovered: Option<Epoch>) -> bool {
+    recovered.is_some_and(|epoch| epoch <= acked_epoch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +282,22 @@ mod tests {
         assert!(replica_prefix(Lsn(1), true, sent));
         assert!(!replica_prefix(Lsn(2), true, sent));
         assert!(!replica_prefix(Lsn(1), false, sent));
+    }
+
+    #[test]
+    fn an_acknowledgement_survives_as_its_epoch_or_an_older_one() {
+        assert!(survives_as_acknowledged(
+            Epoch::numbered(1),
+            Some(Epoch::numbered(1))
+        ));
+        assert!(survives_as_acknowledged(
+            Epoch::numbered(1),
+            Some(Epoch::numbered(0))
+        ));
+        assert!(!survives_as_acknowledged(
+            Epoch::numbered(1),
+            Some(Epoch::numbered(2))
+        ));
+        assert!(!survives_as_acknowledged(Epoch::numbered(1), None));
     }
 }

@@ -55,6 +55,9 @@ pub struct RunOptions {
     /// Disk faults injected into these nodes' segment files (at most one per node): each such
     /// node stops when its fault strikes.
     pub disk_faults: Vec<(NodeId, DiskFault)>,
+    /// On a directory that holds a volume: let its recovery annul records that a write quorum
+    /// holds above the recovery point (refused otherwise, [`RunError::Refused`]).
+    pub accept_loss: bool,
 }
 
 impl RunOptions {
@@ -73,6 +76,7 @@ impl RunOptions {
             monitor: true,
             rate: None,
             disk_faults: Vec::new(),
+            accept_loss: false,
         }
     }
 }
@@ -136,12 +140,26 @@ pub enum RunError {
     /// Disk errors stopped more storage nodes than a write quorum can spare, so the run cannot
     /// commit any more: each failure is named (node, file, error).
     Stopped(String),
+    /// Recovering the volume would annul evidence of commits, and the loss was not accepted
+    /// (exit 1).
+    Refused(String),
+}
+
+impl RunError {
+    /// The exit status `run` ends with.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            RunError::BadInput(_) => 2,
+            RunError::Refused(_) => 1,
+            RunError::Stopped(_) => 3,
+        }
+    }
 }
 
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RunError::BadInput(m) => write!(f, "{m}"),
+            RunError::BadInput(m) | RunError::Refused(m) => write!(f, "{m}"),
             RunError::Stopped(m) => write!(f, "the run stopped: {m}"),
         }
     }
@@ -233,7 +251,7 @@ pub fn validate(opts: &RunOptions) -> Result<(), RunError> {
 pub fn run(opts: &RunOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<RunReport, RunError> {
     validate(opts)?;
     let _lock = lock_volume(&opts.dir)?;
-    let recovered = recover_existing(&opts.dir)?;
+    let recovered = recover_existing(&opts.dir, opts.accept_loss)?;
     let mut monitor = monitor_for(opts);
     let mut failures = Vec::new();
     let (epoch, base) = match &recovered {
@@ -342,8 +360,9 @@ fn lock_volume(dir: &Path) -> Result<lock::VolumeLock, RunError> {
 }
 
 /// Recovers the volume `dir` holds, if it holds one: the read phase and the write phase, which
-/// must reach every node (the engine cannot rebuild a lost node).
-fn recover_existing(dir: &Path) -> Result<Option<Recovery>, RunError> {
+/// rebuilds every lost or damaged node from the recovered log, so that the engine starts on six
+/// nodes. Refuses to annul records a write quorum holds unless `accept_loss`.
+fn recover_existing(dir: &Path, accept_loss: bool) -> Result<Option<Recovery>, RunError> {
     if !dir.is_dir() || !volume::exists(dir) {
         return Ok(None);
     }
@@ -351,26 +370,47 @@ fn recover_existing(dir: &Path) -> Result<Option<Recovery>, RunError> {
         |e: volume::VolumeError| RunError::BadInput(format!("cannot recover the volume: {e}"));
     let found = volume::inspect(dir).map_err(bad)?;
     let plan = volume::plan(&found).map_err(bad)?;
-    let missing: Vec<String> = NodeId::all()
-        .filter(|n| found.nodes[n.index()].is_none())
-        .map(volume::segment_name)
-        .collect();
-    if !missing.is_empty() {
-        return Err(RunError::BadInput(format!(
-            "the volume in {} has lost node files ({}); `aurora-redo recover` reports what is              left, but the engine cannot rebuild a lost node",
-            dir.display(),
-            missing.join(", ")
-        )));
-    }
-    let damage = found
+    let mut damage: Vec<String> = found
         .nodes
         .iter()
         .flatten()
         .filter_map(|v| v.damage_report().map(|d| format!("{}: {d}", v.node)))
         .collect();
-    let written = volume::write(dir, &plan).map_err(bad)?.ok_or_else(|| {
-        RunError::BadInput("the volume is readable but not writable: fewer than 4 nodes".into())
-    })?;
+    let written = match volume::write(dir, &plan, accept_loss) {
+        Ok(Some(written)) => written,
+        Ok(None) => {
+            let missing: Vec<String> = found
+                .missing()
+                .into_iter()
+                .map(volume::segment_name)
+                .collect();
+            return Err(RunError::BadInput(format!(
+                "the volume in {} is readable but not writable: only {} node files readable \
+                 (lost node files: {}), fewer than the write quorum of 4",
+                dir.display(),
+                plan.nodes.len(),
+                missing.join(", ")
+            )));
+        }
+        Err(volume::VolumeError::WouldAnnul(m)) => {
+            return Err(RunError::Refused(format!(
+                "cannot recover the volume in {}: {m}",
+                dir.display()
+            )))
+        }
+        Err(e) => return Err(bad(e)),
+    };
+    for (node, aside) in &written.rebuilt {
+        damage.push(match (aside, found.damage_of(*node)) {
+            (Some(p), Some(d)) => format!(
+                "{node}: cannot be read at all ({}); moved aside to {} and rebuilt",
+                d.error,
+                p.display()
+            ),
+            (Some(p), None) => format!("{node}: moved aside to {} and rebuilt", p.display()),
+            (None, _) => format!("{node}: missing; rebuilt from the recovered log"),
+        });
+    }
     let judged = volume::judge_files(dir, &plan, &written.nodes).map_err(bad)?;
     Ok(Some(Recovery {
         plan,

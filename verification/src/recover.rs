@@ -1,9 +1,12 @@
 //! `aurora-redo recover DIR`: crash recovery of a volume on its segment files
 //! (`aurora_redo_impl::volume`), with a verdict.
 //!
-//! It reads the six node files (a missing one is a lost node), runs the read phase (recovery
-//! point, source, new epoch, what each node gets copied and what is annulled), and, without
-//! `--dry-run`, the write phase, so that `run --dir DIR` carries on from there. It judges
+//! It reads the six node files (a missing one is a lost node; one whose header cannot be read is
+//! a damaged node, left out of the read), runs the read phase (recovery point, source, new epoch,
+//! what each node gets copied and what is annulled), and, without `--dry-run`, the write phase,
+//! which also rebuilds every lost or damaged node from the recovered log, so that `run --dir DIR`
+//! carries on from there. It refuses to annul records that a write quorum holds above the
+//! recovery point unless `--accept-loss` is given. It judges
 //! LogAgreement (within `1..=R` every node that holds an LSN holds the recovered record, on the
 //! files after the write phase, or as the plan predicts them under `--dry-run`) and, given the
 //! acknowledged commits of a run (`--acked`), CommittedSurvivesRecovery.
@@ -12,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use aurora_redo_impl::lock;
-use aurora_redo_impl::volume::{self, Acked, Disagreement, Lost, Plan, Volume, Written};
+use aurora_redo_impl::volume::{
+    self, Acked, Disagreement, Lost, Plan, Volume, VolumeError, Written,
+};
 use aurora_redo_model::types::{Epoch, Lsn, NodeId};
 use serde_json::json;
 
@@ -20,12 +25,18 @@ use serde_json::json;
 pub const RECOVER_EXIT_STATUS: &str = "\
 Exit status:
   0  consistent: recovered (with --dry-run: planned), LogAgreement holds, every acknowledged
-     commit of --acked survives, and the volume is writable
+     commit of --acked survives, and the volume is writable; lost nodes, and nodes whose file
+     cannot be read at all (bad magic, header or version), are rebuilt from the recovered log
+     (a damaged file is moved aside to node-N.seg.damaged, never deleted)
   1  an invariant is broken: LogAgreement, or CommittedSurvivesRecovery (an acknowledged commit
-     is lost; each loss is named by LSN)
-  2  bad input: not a directory, no volume, a segment file unreadable or in another format
-     (e.g. the old format without a file header), fewer than 3 node files (no read quorum),
-     an unreadable or malformed --acked file
+     is lost; each loss is named by LSN); or the recovery refused: the new seal would annul
+     records that a write quorum (4 or more nodes) holds above the recovery point, evidence of
+     commits (each range is named with its holders). Nothing is written; --dry-run reports the
+     same refusal with status 1. With --accept-loss the records are annulled (status 0)
+  2  bad input: not a directory, no volume, a segment file that cannot be read (an I/O error),
+     fewer than 3 readable node files (no read quorum), a damaged node file with fewer than 4
+     readable ones (too few to rebuild it from; each damaged file is named with its problem,
+     e.g. the old format without a file header), an unreadable or malformed --acked file
   3  consistent but not writable: fewer than 4 node files (the volume is readable, nothing was
      written), or the write phase reached fewer than 4 nodes";
 
@@ -44,6 +55,10 @@ pub struct RecoverArgs {
     /// CommittedSurvivesRecovery.
     #[arg(long, value_name = "FILE")]
     pub acked: Option<PathBuf>,
+    /// Annul records that a write quorum holds above the recovery point (evidence of commits),
+    /// which recovery otherwise refuses to do.
+    #[arg(long)]
+    pub accept_loss: bool,
 }
 
 /// Reads acknowledged commits: `committed N`, `committed N of eK` and bare `N` lines; other lines
@@ -90,6 +105,8 @@ pub fn parse_acked(text: &str) -> Result<(Vec<Acked>, usize), String> {
 enum WritePhase {
     DryRun,
     NotWritable,
+    /// The plan would annul records a write quorum holds, and the loss was not accepted.
+    Refused(String),
     Failed(String),
     Done(Written),
 }
@@ -103,11 +120,17 @@ struct Report {
     /// `None`: no `--acked`.
     acked: Option<(Vec<Acked>, usize)>,
     lost: Vec<Lost>,
+    accept_loss: bool,
 }
 
 impl Report {
+    /// Whether the plan annuls records a write quorum holds without `--accept-loss`.
+    fn refused(&self) -> bool {
+        self.plan.loss().is_some() && !self.accept_loss
+    }
+
     fn exit_status(&self) -> u8 {
-        if !self.disagreements.is_empty() || !self.lost.is_empty() {
+        if !self.disagreements.is_empty() || !self.lost.is_empty() || self.refused() {
             1
         } else if matches!(self.write, WritePhase::NotWritable | WritePhase::Failed(_))
             || (matches!(self.write, WritePhase::DryRun) && !self.plan.writable())
@@ -120,6 +143,15 @@ impl Report {
 
     fn verdict(&self) -> String {
         match self.exit_status() {
+            0 if self.plan.loss().is_some() => {
+                let n: u64 = self.plan.at_risk.iter().map(|a| a.count()).sum();
+                let done = if matches!(self.write, WritePhase::Done(_)) {
+                    "annulled"
+                } else {
+                    "to be annulled"
+                };
+                format!("consistent, with a LOSS ACCEPTED: {n} records a write quorum holds {done}")
+            }
             0 => "consistent".into(),
             1 => {
                 let mut broken = Vec::new();
@@ -128,6 +160,11 @@ impl Report {
                 }
                 if !self.lost.is_empty() {
                     broken.push("CommittedSurvivesRecovery");
+                }
+                if broken.is_empty() {
+                    return "REFUSED: recovery would annul records a write quorum holds (nothing \
+                            written; --accept-loss annuls them)"
+                        .into();
                 }
                 format!("INVARIANT BROKEN: {}", broken.join(", "))
             }
@@ -176,7 +213,7 @@ fn run(args: &RecoverArgs) -> Result<Report, String> {
         let d = plan.disagreements().iter().map(describe).collect();
         (WritePhase::DryRun, d)
     } else {
-        match volume::write(&args.dir, &plan) {
+        match volume::write(&args.dir, &plan, args.accept_loss) {
             Ok(None) => (
                 WritePhase::NotWritable,
                 plan.disagreements().iter().map(describe).collect(),
@@ -186,6 +223,10 @@ fn run(args: &RecoverArgs) -> Result<Report, String> {
                     .map_err(|e| e.to_string())?;
                 (WritePhase::Done(written), judged)
             }
+            Err(VolumeError::WouldAnnul(m)) => (
+                WritePhase::Refused(m),
+                plan.disagreements().iter().map(describe).collect(),
+            ),
             Err(e) => (
                 WritePhase::Failed(e.to_string()),
                 plan.disagreements().iter().map(describe).collect(),
@@ -203,6 +244,7 @@ fn run(args: &RecoverArgs) -> Result<Report, String> {
         disagreements,
         acked,
         lost,
+        accept_loss: args.accept_loss,
     })
 }
 
@@ -212,32 +254,9 @@ fn describe(d: &Disagreement) -> String {
 
 fn print(r: &Report, dry_run: bool) {
     let plan = &r.plan;
+    print_nodes(r);
     println!(
-        "volume           {} ({} of 6 node files)",
-        r.volume.dir.display(),
-        r.volume.present().len()
-    );
-    for (i, view) in r.volume.nodes.iter().enumerate() {
-        let node = NodeId(i as u8);
-        let Some(v) = view else {
-            println!(
-                "{:<17}missing: a lost node, not read and not written",
-                node.to_string()
-            );
-            continue;
-        };
-        println!(
-            "{:<17}{} records, SCL {}, sealed {}, highest epoch {}, damage: {}",
-            node.to_string(),
-            v.records,
-            v.answer.scl,
-            v.answer.sealed,
-            v.max_epoch,
-            v.damage_report().unwrap_or_else(|| "none".into())
-        );
-    }
-    println!(
-        "read quorum      {} (every present node)",
+        "read quorum      {} (every readable node)",
         join(&plan.read_quorum)
     );
     println!(
@@ -261,37 +280,24 @@ fn print(r: &Report, dry_run: bool) {
         ));
         println!("{:<17}{}", n.node.to_string(), parts.join("; "));
     }
-    let next = format!("from {} in {}", plan.point.next(), plan.epoch);
-    match &r.write {
-        WritePhase::DryRun if plan.writable() => println!(
-            "write phase      dry run: nothing written; recovery would write {} nodes and accept \
-             writes {next}",
-            plan.nodes.len()
-        ),
-        WritePhase::DryRun | WritePhase::NotWritable => println!(
-            "write phase      {}only {} nodes present, fewer than the write quorum of 4: the \
-             volume is readable but not writable",
-            if dry_run {
-                "dry run: nothing written; "
-            } else {
-                "nothing written: "
-            },
-            plan.nodes.len()
-        ),
-        WritePhase::Failed(e) => println!("write phase      {e}"),
-        WritePhase::Done(w) => {
-            println!(
-                "write phase      {} written and fsynced (repaired, copied, sealed {} at {}); \
-                 the volume accepts writes {next}",
-                join(&w.nodes),
-                plan.epoch,
-                plan.point
-            );
-            for (n, e) in &w.failed {
-                println!("                 {n} not written: {e}");
-            }
-        }
+    for node in &plan.rebuild {
+        println!(
+            "{:<17}rebuild: a new segment of the recovered log 1..={} ({} records)",
+            node.to_string(),
+            plan.point,
+            plan.log.len()
+        );
     }
+    if let Some(loss) = plan.loss() {
+        let what = if r.accept_loss {
+            "ACCEPTED (--accept-loss): the write phase annuls them"
+        } else {
+            "REFUSED: nothing is written without --accept-loss"
+        };
+        println!("at risk          {loss}");
+        println!("                 {what}");
+    }
+    print_write_phase(r, dry_run);
     if r.disagreements.is_empty() {
         println!(
             "LogAgreement     holds: within 1..={} every node that holds an LSN holds the \
@@ -332,6 +338,102 @@ fn print(r: &Report, dry_run: bool) {
     println!("verdict          {}", r.verdict());
 }
 
+fn print_nodes(r: &Report) {
+    println!(
+        "volume           {} ({} of 6 node files readable)",
+        r.volume.dir.display(),
+        r.volume.present().len()
+    );
+    let rebuilt: Vec<NodeId> = match &r.write {
+        WritePhase::Done(w) => w.rebuilt.iter().map(|(n, _)| *n).collect(),
+        _ => Vec::new(),
+    };
+    let would = matches!(r.write, WritePhase::DryRun) && r.plan.writable() && !r.refused();
+    for (i, view) in r.volume.nodes.iter().enumerate() {
+        let node = NodeId(i as u8);
+        let Some(v) = view else {
+            let what = match r.volume.damage_of(node) {
+                Some(d) => format!(
+                    "DAMAGED, cannot be read at all ({}): a faulty node, not read",
+                    d.error
+                ),
+                None => "missing: a lost node, not read".into(),
+            };
+            let then = if rebuilt.contains(&node) {
+                "rebuilt from the recovered log"
+            } else if would {
+                "to be rebuilt from the recovered log"
+            } else {
+                "not written"
+            };
+            println!("{:<17}{what}; {then}", node.to_string());
+            continue;
+        };
+        println!(
+            "{:<17}{} records, SCL {}, sealed {}, highest epoch {}, damage: {}",
+            node.to_string(),
+            v.records,
+            v.answer.scl,
+            v.answer.sealed,
+            v.max_epoch,
+            v.damage_report().unwrap_or_else(|| "none".into())
+        );
+    }
+}
+
+fn print_write_phase(r: &Report, dry_run: bool) {
+    let plan = &r.plan;
+    let next = format!("from {} in {}", plan.point.next(), plan.epoch);
+    match &r.write {
+        WritePhase::DryRun if r.refused() => {
+            println!("write phase      dry run: nothing written; recovery would refuse to write")
+        }
+        WritePhase::DryRun if plan.writable() => println!(
+            "write phase      dry run: nothing written; recovery would write {} nodes{} and \
+             accept writes {next}",
+            plan.nodes.len() + plan.rebuild.len(),
+            if plan.rebuild.is_empty() {
+                String::new()
+            } else {
+                format!(" (rebuilding {})", join(&plan.rebuild))
+            }
+        ),
+        WritePhase::DryRun | WritePhase::NotWritable => println!(
+            "write phase      {}only {} nodes readable, fewer than the write quorum of 4: the \
+             volume is readable but not writable",
+            if dry_run {
+                "dry run: nothing written; "
+            } else {
+                "nothing written: "
+            },
+            plan.nodes.len()
+        ),
+        WritePhase::Refused(e) => println!("write phase      refused: {e}"),
+        WritePhase::Failed(e) => println!("write phase      {e}"),
+        WritePhase::Done(w) => {
+            println!(
+                "write phase      {} written and fsynced (repaired, copied, sealed {} at {}); \
+                 the volume accepts writes {next}",
+                join(&w.nodes),
+                plan.epoch,
+                plan.point
+            );
+            for (n, aside) in &w.rebuilt {
+                match aside {
+                    Some(p) => println!(
+                        "                 {n} rebuilt; its damaged file moved aside to {}",
+                        p.display()
+                    ),
+                    None => println!("                 {n} rebuilt"),
+                }
+            }
+            for (n, e) in &w.failed {
+                println!("                 {n} not written: {e}");
+            }
+        }
+    }
+}
+
 fn join(nodes: &[NodeId]) -> String {
     nodes
         .iter()
@@ -351,7 +453,12 @@ fn json_of(r: &Report, dir: &Path) -> String {
             let node = NodeId(i as u8);
             let planned = plan.nodes.iter().find(|n| n.node == node);
             match view {
-                None => json!({ "node": node.to_string(), "present": false }),
+                None => json!({
+                    "node": node.to_string(),
+                    "present": false,
+                    "damaged": r.volume.damage_of(node).map(|d| d.error.to_string()),
+                    "rebuild": plan.rebuild.contains(&node),
+                }),
                 Some(v) => json!({
                     "node": node.to_string(),
                     "present": true,
@@ -370,10 +477,15 @@ fn json_of(r: &Report, dir: &Path) -> String {
     let write = match &r.write {
         WritePhase::DryRun => json!({ "performed": false, "dry_run": true }),
         WritePhase::NotWritable => json!({ "performed": false, "dry_run": false }),
+        WritePhase::Refused(e) => json!({ "performed": false, "refused": e }),
         WritePhase::Failed(e) => json!({ "performed": false, "error": e }),
         WritePhase::Done(w) => json!({
             "performed": true,
             "written": w.nodes.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            "rebuilt": w.rebuilt.iter().map(|(n, aside)| json!({
+                "node": n.to_string(),
+                "moved_aside": aside.as_ref().map(|p| p.display().to_string()),
+            })).collect::<Vec<_>>(),
             "failed": w.failed.iter().map(|(n, e)| json!({ "node": n.to_string(), "error": e }))
                 .collect::<Vec<_>>(),
         }),
@@ -388,6 +500,12 @@ fn json_of(r: &Report, dir: &Path) -> String {
         "writable": plan.writable(),
         "nodes": nodes,
         "write_phase": write,
+        "at_risk": plan.at_risk.iter().map(|a| json!({
+            "first": a.first.0,
+            "last": a.last.0,
+            "holders": a.holders.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "accept_loss": r.accept_loss,
         "log_agreement": r.disagreements,
         "acked": r.acked.as_ref().map(|(a, _)| a.len()),
         "lost": r.lost.iter().map(|l| json!({

@@ -62,6 +62,11 @@ pub struct RunArgs {
     /// while 4 nodes remain and exits 3 naming each failure once fewer do.
     #[arg(long, value_name = "NODE=FAULT", value_parser = parse_disk_fault)]
     pub disk_fault: Vec<(NodeId, DiskFault)>,
+    /// On a --dir that holds a volume: let its recovery annul records that a write quorum holds
+    /// above the recovery point (evidence of commits). Without it, such a recovery is refused
+    /// with exit status 1 and nothing is written.
+    #[arg(long)]
+    pub accept_loss: bool,
 }
 
 /// `S3=enospc@65536` (or `3=...`): a node and its disk fault.
@@ -101,6 +106,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     opts.crash_nodes = args.crash_nodes;
     opts.drop_rate = args.drop_rate;
     opts.seed = args.seed;
+    opts.accept_loss = args.accept_loss;
     if args.rate.is_some() && args.batch.is_some() {
         eprintln!("error: --batch does not apply with --rate (every write is one record)");
         return ExitCode::from(2);
@@ -145,10 +151,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         Err(e) => {
             bar.abandon();
             eprintln!("error: {e}");
-            return ExitCode::from(match e {
-                live::RunError::BadInput(_) => 2,
-                live::RunError::Stopped(_) => 3,
-            });
+            return ExitCode::from(e.exit_status());
         }
     };
     bar.finish();
