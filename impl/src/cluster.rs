@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use aurora_redo_model::invariants::first_unreadable;
+use aurora_redo_model::recovery::successor_epoch;
 use aurora_redo_model::state::NodeStatus;
 use aurora_redo_model::types::{Actor, Az, Envelope, Epoch, Lsn, NodeId, Record, ReplicaId};
 
@@ -101,6 +102,8 @@ pub struct Cluster {
     writer: Writer,
     /// The previous writer, still running after a failover (a zombie), if any.
     zombie: Option<Writer>,
+    /// Failovers so far: the writer id of the latest writer.
+    failovers: u32,
     nodes: Vec<NodeSlot>,
     replicas: Vec<ReplicaSlot>,
     az_out: Option<Az>,
@@ -158,6 +161,7 @@ impl Cluster {
         Cluster {
             writer: Writer::new(cfg.clone()),
             zombie: None,
+            failovers: 0,
             cfg,
             nodes,
             replicas,
@@ -324,7 +328,8 @@ impl Cluster {
                 slot.reads.extend(fx.read_back.iter().copied());
             }
             Step::FailOver { zombie } => {
-                let epoch = self.writer.epoch().next();
+                self.failovers += 1;
+                let epoch = successor_epoch(self.writer.epoch(), self.failovers);
                 let (writer, out) = Writer::recovering(self.cfg.clone(), epoch);
                 let old = std::mem::replace(&mut self.writer, writer);
                 if *zombie && old.is_open() {

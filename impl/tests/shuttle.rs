@@ -627,7 +627,7 @@ impl FailoverRun {
                     return false;
                 }
                 let lsn = w.last_lsn().next();
-                let value = 1000 * (u64::from(w.epoch().0) + 1) + lsn.0;
+                let value = 1000 * (u64::from(w.epoch().number()) + 1) + lsn.0;
                 self.take(Step::Writer(WriterInput::Append {
                     page: (lsn.0 % 2) as u32,
                     value,
@@ -766,7 +766,7 @@ impl FailoverRun {
                     return false;
                 }
                 let lsn = z.last_lsn().next();
-                let value = 1000 * (u64::from(z.epoch().0) + 1) + lsn.0;
+                let value = 1000 * (u64::from(z.epoch().number()) + 1) + lsn.0;
                 self.take(Step::Zombie(WriterInput::Append {
                     page: (lsn.0 % 2) as u32,
                     value,

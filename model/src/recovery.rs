@@ -16,7 +16,7 @@
 //! the truncation "annul every record above `R` created in an epoch older than `e + 1`" with the
 //! new epoch ([`annuls`]); only then does the new writer accept writes, from `R + 1` on.
 
-use crate::types::{Epoch, Lsn, READ_QUORUM};
+use crate::types::{Epoch, Lsn, WriterId, READ_QUORUM};
 
 /// One node's answer to a recovery read. Answers order by how advanced they are: sealed epoch
 /// first, then SCL.
@@ -26,6 +26,14 @@ pub struct ReadAnswer {
     pub sealed: Epoch,
     /// The node's SCL: the contiguous prefix it holds.
     pub scl: Lsn,
+}
+
+/// The epoch of the writer that the `failovers`-th failover starts, after a writer of `old`:
+/// the next number, and the failover's index as its writer id, so that no two writers a volume
+/// has had share an epoch (the model and the engine's deterministic driver both number writers
+/// by creation).
+pub fn successor_epoch(old: Epoch, failovers: u32) -> Epoch {
+    Epoch::new(old.number() + 1, WriterId(failovers))
 }
 
 /// The safe recovery point: the index (in `answers`) of the most advanced answer, whose log is

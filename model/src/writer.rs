@@ -6,9 +6,9 @@
 use crate::config::{Bug, Config};
 use crate::invariants::committed_survives_recovery;
 use crate::quorum::{kth_highest, quorum_watermark};
-use crate::recovery::{annuls, most_advanced, recovery_point, ReadAnswer};
+use crate::recovery::{annuls, most_advanced, recovery_point, successor_epoch, ReadAnswer};
 use crate::state::{record_for, LsnSet, NodeSet, NodeStatus, Phase, State, Writer};
-use crate::types::{Envelope, Epoch, Lsn, NodeId, WriterId, READ_QUORUM, WRITE_QUORUM};
+use crate::types::{Envelope, Epoch, Lsn, NodeId, READ_QUORUM, WRITE_QUORUM};
 
 /// Whether a node has been lost for good. A permanent loss is a membership change of the
 /// volume, which every actor learns: the writer stops sending to the lost node
@@ -118,11 +118,9 @@ pub fn fail_over(state: &mut State, zombie: bool) {
         state.ghost.acked_log = old.log;
     }
     state.zombie = (zombie && old.is_open()).then_some(old.clone());
-    // Writer ids are creation indices: the first writer is 0, each failover's writer the next.
     state.faults.writer_crashes += 1;
-    let id = WriterId(u32::from(state.faults.writer_crashes));
     state.writer = Writer {
-        epoch: Epoch::new(old.epoch.number() + 1, id),
+        epoch: successor_epoch(old.epoch, u32::from(state.faults.writer_crashes)),
         phase: Phase::Reading,
         ..Writer::default()
     };

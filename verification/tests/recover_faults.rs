@@ -8,11 +8,13 @@ use std::time::SystemTime;
 
 use common::{aurora_redo, stderr, stdout};
 
-/// Every file of `dir`: its bytes and modification time, what a command that only reads must
-/// leave as it was.
+/// Every file of `dir` but `LOCK`: its bytes and modification time, what a command that only
+/// reads must leave as it was.
 fn snapshot(dir: &Path) -> BTreeMap<String, (Vec<u8>, SystemTime)> {
     std::fs::read_dir(dir)
         .unwrap()
+        // The lock's pid file names the last writing command, not volume data.
+        .filter(|e| e.as_ref().map_or(true, |e| e.file_name() != "LOCK"))
         .map(|e| {
             let e = e.unwrap();
             let name = e.file_name().to_string_lossy().into_owned();
