@@ -164,6 +164,30 @@ impl Shared {
 }
 
 impl Shared {
+    /// The end of a node's stop (a crash, or a fail-stop on a disk error), once it can take no
+    /// more steps: the flush jobs its closed `flusher` left undone will never report, so they
+    /// stop counting; its disk loses what was not synced; the crash is observed and recorded.
+    fn after_stop(&self, node: NodeId, flusher: Option<Arc<Mailbox<DiskJob>>>) {
+        if let Some(f) = flusher {
+            let lost = f
+                .drain()
+                .iter()
+                .filter(|j| matches!(j, DiskJob::Persist(_)))
+                .count();
+            if self.cfg.ack == AckPolicy::Disk {
+                let mut ready = Ready::default();
+                self.settle(lost, &mut ready);
+                self.run_here(ready);
+            }
+        }
+        self.nodes[node.index()].disk.crash();
+        self.observer.observe(&Event::NodeCrashed(node));
+        self.record(|| Step::NodeCrashed {
+            node,
+            on_disk: self.synced.node(node),
+        });
+    }
+
     /// `n` pieces of commit-path work are done; if that was the last of them and the commit
     /// point is short of the last record, something was lost: the writer repairs it at once
     /// (its re-sends go into `ready`).
@@ -407,27 +431,9 @@ impl Engine {
         for t in threads {
             let _ = t.join();
         }
-        // The flush jobs the crash left undone will never report: stop counting them.
-        if let Some(f) = flusher {
-            let lost = f
-                .drain()
-                .iter()
-                .filter(|j| matches!(j, DiskJob::Persist(_)))
-                .count();
-            if self.shared.cfg.ack == AckPolicy::Disk {
-                let mut ready = Ready::default();
-                self.shared.settle(lost, &mut ready);
-                self.shared.run_here(ready);
-            }
-        }
-        slot.disk.crash();
-        self.shared.observer.observe(&Event::NodeCrashed(node));
         // Recorded once the node's threads are gone: no step of it can follow, and the synced
         // prefix is final.
-        self.shared.record(|| Step::NodeCrashed {
-            node,
-            on_disk: self.shared.synced.node(node),
-        });
+        self.shared.after_stop(node, flusher);
     }
 
     /// Restarts a crashed node from its segment file.
@@ -833,26 +839,10 @@ fn fail_node(shared: &Shared, node: NodeId, incarnation: u64, what: &str, e: &io
         op: what.into(),
         error: e.to_string(),
     });
-    // The flush jobs left undone will never report: stop counting them.
-    if let Some(f) = flusher {
+    if let Some(f) = &flusher {
         f.close();
-        let lost = f
-            .drain()
-            .iter()
-            .filter(|j| matches!(j, DiskJob::Persist(_)))
-            .count();
-        if shared.cfg.ack == AckPolicy::Disk {
-            let mut ready = Ready::default();
-            shared.settle(lost, &mut ready);
-            shared.run_here(ready);
-        }
     }
-    slot.disk.crash();
-    shared.observer.observe(&Event::NodeCrashed(node));
-    shared.record(|| Step::NodeCrashed {
-        node,
-        on_disk: shared.synced.node(node),
-    });
+    shared.after_stop(node, flusher);
 }
 
 /// The writer's own thread: its ticks, and the deliveries no sender ran.

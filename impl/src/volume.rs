@@ -439,6 +439,12 @@ impl Plan {
         self.nodes.iter().filter_map(|n| n.disagreement).collect()
     }
 
+    /// Why the write phase refuses to run, given whether the loss is accepted: [`Plan::loss`]
+    /// unless `accept_loss`.
+    pub fn refusal(&self, accept_loss: bool) -> Option<String> {
+        self.loss().filter(|_| !accept_loss)
+    }
+
     /// Why the write phase refuses to run without an explicit acceptance of the loss: the
     /// records of [`Plan::at_risk`], by range and holders. `None`: nothing held by a write
     /// quorum would be annulled.
@@ -464,7 +470,7 @@ impl Plan {
 
 /// **LogAgreement** on one node (`docs/protocol.md`, "Recovery"), judged by
 /// [`first_disagreement`] within the recovered prefix `1..=R` (`recovered`, one record per LSN
-/// from 1): the node's records there against the recovered log. Comparing every node with the one
+/// from 1): the node's records there against the recovered log, whole (epoch, page and value). Comparing every node with the one
 /// recovered log is the same as comparing every two holders of an LSN. Returns the first
 /// disagreement.
 pub fn log_agreement(
@@ -475,15 +481,11 @@ pub fn log_agreement(
     let point = recovered.last().map_or(Lsn::ZERO, |r| r.lsn);
     let at = |lsn: Lsn| recovered.get(lsn.0.checked_sub(1)? as usize).copied();
     let within = node_log.iter().take_while(|r| r.lsn <= point);
-    let lsn = first_disagreement(
-        |lsn| at(lsn).map(|r| r.epoch),
-        within.clone().map(|r| (r.lsn, r.epoch)),
-    )?;
-    let held = *within.clone().find(|r| r.lsn == lsn)?;
+    let lsn = first_disagreement(at, within.clone().map(|r| (r.lsn, *r)))?;
     Some(Disagreement {
         node,
         recovered: at(lsn)?,
-        held,
+        held: *within.clone().find(|r| r.lsn == lsn)?,
     })
 }
 
@@ -711,7 +713,7 @@ pub fn write(dir: &Path, plan: &Plan, accept_loss: bool) -> Result<Option<Writte
     if !plan.writable() {
         return Ok(None);
     }
-    if let Some(loss) = plan.loss().filter(|_| !accept_loss) {
+    if let Some(loss) = plan.refusal(accept_loss) {
         return Err(VolumeError::WouldAnnul(format!(
             "{loss}; nothing written (--accept-loss annuls them)"
         )));
@@ -801,7 +803,7 @@ pub fn rebuild_node(dir: &Path, node: NodeId, plan: &Plan) -> io::Result<Option<
         Err(e) => return Err(e),
     };
     std::fs::rename(&temp, &path)?;
-    std::fs::File::open(dir)?.sync_all()?;
+    crate::disk::sync_dir(dir)?;
     Ok(aside)
 }
 

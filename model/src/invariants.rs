@@ -155,16 +155,18 @@ pub const LOG_AGREEMENT: &str = "LogAgreement";
 
 /// **LogAgreement**, for one copy of the log (a node that speaks for the writer's epoch, or a
 /// replica that follows it): the first LSN at which the copy holds a record that is not the
-/// writer's log's (`log`, `None` past its end): a different epoch's record under that LSN, or a
-/// record above what the writer has written. Protects a single history: after a recovery every
-/// reader, whichever node or replica it reads, sees the same record under each LSN, and nothing a
-/// truncation annulled comes back.
-pub fn first_disagreement(
-    log: impl Fn(Lsn) -> Option<Epoch>,
-    copy: impl IntoIterator<Item = (Lsn, Epoch)>,
+/// writer's log's (`log`, `None` past its end): a different record under that LSN, or a record
+/// above what the writer has written. Records are compared by what identifies them where the
+/// caller judges: the model's by their epoch (its records are a function of `(epoch, LSN)`), a
+/// segment's whole. Protects a single history: after a recovery every reader, whichever node or
+/// replica it reads, sees the same record under each LSN, and nothing a truncation annulled
+/// comes back.
+pub fn first_disagreement<T: PartialEq>(
+    log: impl Fn(Lsn) -> Option<T>,
+    copy: impl IntoIterator<Item = (Lsn, T)>,
 ) -> Option<Lsn> {
     copy.into_iter()
-        .find(|&(lsn, epoch)| log(lsn) != Some(epoch))
+        .find(|(lsn, held)| log(*lsn).as_ref() != Some(held))
         .map(|(lsn, _)| lsn)
 }
 

@@ -239,14 +239,6 @@ impl std::str::FromStr for Epoch {
     }
 }
 
-/// The forms an epoch is read from: the pair, or the older plain number.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum EpochForm {
-    Number(u32),
-    Pair { number: u32, writer: WriterId },
-}
-
 /// The pair as it is serialized (a binary format, which cannot tell the forms apart, reads this).
 #[derive(Deserialize)]
 #[serde(rename = "Epoch")]
@@ -255,16 +247,25 @@ struct EpochPair {
     writer: WriterId,
 }
 
+/// The forms a text format reads an epoch from: the pair, or the older plain number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EpochForm {
+    Number(u32),
+    Pair(EpochPair),
+}
+
 impl<'de> Deserialize<'de> for Epoch {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Epoch, D::Error> {
-        if !deserializer.is_human_readable() {
-            let EpochPair { number, writer } = EpochPair::deserialize(deserializer)?;
-            return Ok(Epoch::new(number, writer));
-        }
-        Ok(match EpochForm::deserialize(deserializer)? {
-            EpochForm::Number(number) => Epoch::numbered(number),
-            EpochForm::Pair { number, writer } => Epoch::new(number, writer),
-        })
+        let EpochPair { number, writer } = if deserializer.is_human_readable() {
+            match EpochForm::deserialize(deserializer)? {
+                EpochForm::Number(number) => return Ok(Epoch::numbered(number)),
+                EpochForm::Pair(pair) => pair,
+            }
+        } else {
+            EpochPair::deserialize(deserializer)?
+        };
+        Ok(Epoch::new(number, writer))
     }
 }
 

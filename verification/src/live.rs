@@ -169,10 +169,8 @@ fn segment_path(dir: &Path, node: NodeId) -> PathBuf {
     volume::segment_path(dir, node)
 }
 
+/// The six segment files of `dir`, which [`lock_volume`] has created and locked.
 fn open_disks(dir: &Path) -> Result<Vec<Arc<dyn Disk>>, RunError> {
-    aurora_redo_impl::disk::create_dir_durable(dir).map_err(|e| {
-        RunError::BadInput(format!("cannot use data directory {}: {e}", dir.display()))
-    })?;
     NodeId::all()
         .map(|n| {
             let path = segment_path(dir, n);

@@ -126,7 +126,7 @@ struct Report {
 impl Report {
     /// Whether the plan annuls records a write quorum holds without `--accept-loss`.
     fn refused(&self) -> bool {
-        self.plan.loss().is_some() && !self.accept_loss
+        self.plan.refusal(self.accept_loss).is_some()
     }
 
     fn exit_status(&self) -> u8 {
