@@ -74,10 +74,15 @@ pub enum Bug {
     /// The write phase does not annul the old tail above the recovery point: an old record stays
     /// under an LSN the new writer reuses. LogAgreement, and only it, must see it.
     SkipTruncation,
+    /// The recovery point is the highest SCL of every node read, whatever epoch sealed it (the
+    /// first such node among equals): a node that a previous recovery never sealed can hold an
+    /// annulled tail as long as what the previous writer committed, and wins.
+    /// CommittedSurvivesRecovery must see it, with two failovers in a row.
+    RecoverFromMaxScl,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 14] = [
+    pub const ALL: [Bug; 15] = [
         Bug::DiscardOnAvailable,
         Bug::CommitAtThree,
         Bug::DurableFromOneNode,
@@ -92,6 +97,7 @@ impl Bug {
         Bug::RecoverBelowMaxScl,
         Bug::AcceptStaleEpoch,
         Bug::SkipTruncation,
+        Bug::RecoverFromMaxScl,
     ];
 
     /// The name used on the command line and in reports.
@@ -111,6 +117,7 @@ impl Bug {
             Bug::RecoverBelowMaxScl => "recover-below-max-scl",
             Bug::AcceptStaleEpoch => "accept-stale-epoch",
             Bug::SkipTruncation => "skip-truncation",
+            Bug::RecoverFromMaxScl => "recover-from-max-scl",
         }
     }
 
@@ -132,7 +139,9 @@ impl Bug {
             Bug::IgnoreFlushed => QUIESCENCE_CONVERGES,
             Bug::EvictRetained => RETAIN_UNTIL_DURABLE,
             Bug::WriterStalls => EVENTUALLY_CONVERGED,
-            Bug::RecoverFromTwo | Bug::RecoverBelowMaxScl => COMMITTED_SURVIVES_RECOVERY,
+            Bug::RecoverFromTwo | Bug::RecoverBelowMaxScl | Bug::RecoverFromMaxScl => {
+                COMMITTED_SURVIVES_RECOVERY
+            }
             Bug::AcceptStaleEpoch => EPOCH_FENCING,
             Bug::SkipTruncation => LOG_AGREEMENT,
         }
@@ -146,6 +155,7 @@ impl Bug {
                 | Bug::RecoverBelowMaxScl
                 | Bug::AcceptStaleEpoch
                 | Bug::SkipTruncation
+                | Bug::RecoverFromMaxScl
         )
     }
 }

@@ -150,6 +150,26 @@ pub fn epoch_fencing(node_epoch: Epoch, record_epoch: Epoch) -> bool {
     record_epoch >= node_epoch
 }
 
+/// The name of the invariant judged by [`one_writer_per_epoch`].
+pub const ONE_WRITER_PER_EPOCH: &str = "OneWriterPerEpoch";
+
+/// **OneWriterPerEpoch**, over two writers that are both open: their epochs differ. Two writers
+/// open in one epoch both count that epoch's acknowledgements and both write its records under
+/// the same LSNs; the promise a node makes by answering a read is what keeps them apart.
+pub fn one_writer_per_epoch(a: Epoch, b: Epoch) -> bool {
+    a != b
+}
+
+/// The name of the invariant judged by [`acknowledged_once`].
+pub const ACKNOWLEDGED_ONCE: &str = "AcknowledgedOnce";
+
+/// **AcknowledgedOnce**, judged when a commit acknowledges a record at an LSN already
+/// acknowledged: both are the same record. Two different records acknowledged under one LSN mean
+/// one of the two clients was told a write is safe that the log no longer has.
+pub fn acknowledged_once<T: PartialEq>(earlier: T, now: T) -> bool {
+    earlier == now
+}
+
 /// The name of recovery invariant 9, judged by [`first_disagreement`].
 pub const LOG_AGREEMENT: &str = "LogAgreement";
 

@@ -147,7 +147,13 @@ pub fn read_quorums(config: &Config, state: &State) -> Vec<NodeSet> {
     let needed = reads_needed(config);
     (0u8..1 << crate::types::STORAGE_NODES)
         .map(NodeSet)
-        .filter(|set| set.len() == needed && set.iter().all(|n| state.reachable(n)))
+        .filter(|set| {
+            set.len() == needed
+                && set.iter().all(|n| {
+                    state.reachable(n)
+                        && crate::storage::answers_read(config, state.node(n), state.writer.epoch)
+                })
+        })
         .collect()
 }
 
@@ -164,7 +170,7 @@ pub fn read(config: &Config, state: &mut State, quorum: NodeSet) {
     let mut answers = Vec::new();
     let mut logs = Vec::new();
     for node in quorum.iter() {
-        crate::storage::adopt(state, node, state.writer.epoch);
+        crate::storage::adopt(config, state, node, state.writer.epoch);
         let n = state.node(node);
         let answer = ReadAnswer {
             sealed: n.sealed,
@@ -182,6 +188,9 @@ pub fn read(config: &Config, state: &mut State, quorum: NodeSet) {
             .min_by_key(|&i| answers[i].scl)
             .expect("a read has answers");
         chosen = (lowest, answers[lowest].scl);
+    }
+    if config.bug == Some(Bug::RecoverFromMaxScl) {
+        chosen = most_advanced_by_scl(&answers);
     }
     let (source, point) = chosen;
     let writer = &mut state.writer;
@@ -201,13 +210,26 @@ pub fn read(config: &Config, state: &mut State, quorum: NodeSet) {
     }
 }
 
+/// Under `recover-from-max-scl`: the answer with the highest SCL (the first among equals),
+/// whatever epoch sealed it.
+fn most_advanced_by_scl(answers: &[ReadAnswer]) -> (usize, Lsn) {
+    let scls: Vec<ReadAnswer> = answers
+        .iter()
+        .map(|a| ReadAnswer {
+            sealed: Epoch::FIRST,
+            scl: a.scl,
+        })
+        .collect();
+    most_advanced(&scls).expect("a read has answers")
+}
+
 /// Whether the writer may run its write phase on `node`: the recovery point is fixed, the node has
 /// not persisted this epoch's truncation, and it is up and reachable. An open writer keeps
 /// sealing the nodes its write quorum left behind.
-pub fn may_seal(state: &State, node: NodeId) -> bool {
+pub fn may_seal(config: &Config, state: &State, node: NodeId) -> bool {
     let sealing = matches!(state.writer.phase, Phase::Sealing { .. }) || state.writer.is_open();
     sealing
-        && state.writer.epoch > state.node(node).sealed
+        && crate::storage::accepts_seal(config, state.node(node), state.writer.epoch)
         && state.writer.epoch > Epoch::FIRST
         && state.reachable(node)
 }
@@ -219,7 +241,7 @@ pub fn may_seal(state: &State, node: NodeId) -> bool {
 /// the point is durable on 4 nodes, so that is its commit point, and it writes on from there.
 pub fn seal(config: &Config, state: &mut State, node: NodeId) {
     let writer = state.writer.clone();
-    crate::storage::adopt(state, node, writer.epoch);
+    crate::storage::adopt(config, state, node, writer.epoch);
     let n = state.node_mut(node);
     if config.bug != Some(Bug::SkipTruncation) {
         let mut annulled = LsnSet::EMPTY;

@@ -877,11 +877,11 @@ fn sealing_annuls_the_old_tail_and_a_write_quorum_opens_the_writer() {
     let mut s = failed_over(&c, &[0]);
     writer::read(&c, &mut s, nodes(&[1, 2, 3]));
     assert_eq!(s.writer.point, Lsn::ZERO);
-    assert!(writer::may_seal(&s, S0));
+    assert!(writer::may_seal(&c, &s, S0));
     writer::seal(&c, &mut s, S0);
     assert!(s.node(S0).held().is_empty(), "the old LSN 1 is annulled");
     assert!(s.node(S0).speaks());
-    assert!(!writer::may_seal(&s, S0));
+    assert!(!writer::may_seal(&c, &s, S0));
     for n in 1..=3 {
         assert!(!s.writer.is_open());
         writer::seal(&c, &mut s, NodeId(n));
@@ -992,4 +992,89 @@ fn a_zombie_writer_keeps_writing_its_old_epoch_up_to_the_configured_lsns() {
     let mut s = State::new(1);
     writer::fail_over(&mut s, false);
     assert!(!writer::zombie_may_write(&c, &s));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two recoveries in a row (docs/protocol.md, "One writer per epoch").
+
+/// Two failovers in a row, ack `disk`: the first writer's LSN 1 reaches only S0; the first
+/// recovery reads S1..S3 (recovery point 0), seals S1..S4 and opens; it writes its own LSN 1 to
+/// S1..S4, which flush it, and commits it; the second failover's writer reads S0, S1 and S5.
+/// S0 and S1 both answer SCL 1, S0's of the first epoch (it was never sealed), S1's of epoch 1.
+fn two_recoveries(c: &Config) -> State {
+    let mut s = State::new(1);
+    writer::write(&mut s);
+    storage::on_append(c, &mut s, S0, &record_for(Epoch::FIRST, Lsn(1)));
+    storage::flush(c, &mut s, S0, Lsn(1));
+    writer::fail_over(&mut s, false);
+    writer::read(c, &mut s, nodes(&[1, 2, 3]));
+    assert_eq!(s.writer.point, Lsn::ZERO);
+    for n in 1..=4 {
+        assert!(writer::may_seal(c, &s, NodeId(n)));
+        writer::seal(c, &mut s, NodeId(n));
+    }
+    assert!(s.writer.is_open());
+    writer::write(&mut s);
+    for n in 1..=4 {
+        storage::on_append(c, &mut s, NodeId(n), &record_for(E1, Lsn(1)));
+        storage::flush(c, &mut s, NodeId(n), Lsn(1));
+    }
+    assert_eq!(writer::commit_bound(c, &s), Lsn(1));
+    writer::commit(&mut s, Lsn(1));
+    writer::fail_over(&mut s, false);
+    assert_eq!((s.ghost.acked, s.ghost.acked_log.get(Lsn(1))), (Lsn(1), E1));
+    let quorum = nodes(&[0, 1, 5]);
+    assert!(writer::read_quorums(c, &s).contains(&quorum));
+    writer::read(c, &mut s, quorum);
+    s
+}
+
+/// Why the sealed epoch ranks before the SCL: with the highest SCL of the read quorum alone, the
+/// never-sealed S0's first-epoch LSN 1 ties with the LSN 1 epoch 1 committed, and taking it
+/// takes back an acknowledged write; the sealed-first rule takes S1's.
+#[test]
+fn the_recovery_point_prefers_the_highest_sealed_epoch_over_a_stale_tail() {
+    let c = Config {
+        writer_crashes: 2,
+        ..config(AckPolicy::Disk, None)
+    };
+    let s = two_recoveries(&c);
+    assert_eq!(s.writer.point, Lsn(1));
+    assert_eq!(s.writer.record(Lsn(1)), Some(E1));
+    assert!(!s.ghost.flags.contains(Flags::COMMIT_LOST));
+
+    let bug = Config {
+        bug: Some(Bug::RecoverFromMaxScl),
+        ..c
+    };
+    let s = two_recoveries(&bug);
+    assert_eq!(s.writer.point, Lsn(1));
+    assert_eq!(s.writer.record(Lsn(1)), Some(Epoch::FIRST));
+    assert!(s.ghost.flags.contains(Flags::COMMIT_LOST));
+}
+
+/// Promise and accept: a node answers a read only for an epoch above every epoch it has adopted
+/// or promised, and takes a seal for an epoch at least its promise that it has not sealed.
+#[test]
+fn a_node_answers_a_read_only_above_its_promise_and_seals_at_or_above_it() {
+    let c = recovering(AckPolicy::Disk, None);
+    let e2 = Epoch::new(1, WriterId(2));
+    let mut node = aurora_redo_model::state::Node::default();
+    assert!(storage::answers_read(&c, &node, E1));
+    assert!(!storage::answers_read(&c, &node, Epoch::FIRST));
+    node.epoch = E1;
+    assert!(
+        !storage::answers_read(&c, &node, E1),
+        "the read is the promise"
+    );
+    assert!(
+        storage::answers_read(&c, &node, e2),
+        "a higher writer id is higher"
+    );
+    assert!(storage::accepts_seal(&c, &node, E1));
+    assert!(storage::accepts_seal(&c, &node, e2));
+    node.epoch = e2;
+    assert!(!storage::accepts_seal(&c, &node, E1), "below the promise");
+    node.sealed = e2;
+    assert!(!storage::accepts_seal(&c, &node, e2), "sealed already");
 }

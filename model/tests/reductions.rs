@@ -229,10 +229,12 @@ fn every_seeded_bug_gets_the_same_verdicts_reduced() {
         }
     }
     // These need two LSNs (a hole, a second `Flushed`, a second retained record) or a lost
-    // node (the next test), or are caught by liveness alone (`writer-stalls`).
+    // node (the next test), or are caught by liveness alone (`writer-stalls`), or act only in
+    // the second of two failovers in a row (`recover-from-max-scl`).
     let needs_more = [
         "durable-last-message",
         "evict-retained",
+        "recover-from-max-scl",
         "scl-with-holes",
         "shrink-quorum-on-loss",
         "writer-stalls",

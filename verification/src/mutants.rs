@@ -102,10 +102,20 @@ pub fn ladder(subject: Subject, network: NetworkKind) -> Vec<(String, Config)> {
 
 /// The faults a bug's rule needs before it acts at all, with their words for the table: a
 /// `shrink-quorum-on-loss` writer only shrinks its quorum once a node is lost for good, and the
-/// recovery bugs act only in a recovery, after a writer failover. (Only `lost_nodes` and
+/// recovery bugs act only in a recovery, after a writer failover (`recover-from-max-scl` only in
+/// the second of two in a row). (Only `lost_nodes` and
 /// `writer_crashes` are taken from the result.)
 pub fn faults_needed(bug: Bug) -> (Config, &'static str) {
     let none = Config::preset(Preset::Quick);
+    if bug == Bug::RecoverFromMaxScl {
+        return (
+            Config {
+                writer_crashes: 2,
+                ..none
+            },
+            ", 2 writer failovers",
+        );
+    }
     if bug.needs_failover() {
         return (
             Config {
