@@ -138,7 +138,7 @@ impl RedoModel {
                 .map(Action::Read),
         );
         for n in NodeId::all() {
-            if writer::may_seal(config, s, n) {
+            if writer::may_seal(s, n) {
                 actions.push(Action::Seal(n));
             }
         }

@@ -73,24 +73,21 @@ pub fn keeps_flushed_history(config: &Config) -> bool {
 /// read of a writer of `epoch`. Only for an epoch strictly above every epoch it has adopted or
 /// promised in an earlier read (both are `node.epoch`): answering is the promise, so a second
 /// writer of the same epoch is refused.
-pub fn answers_read(config: &Config, node: &Node, epoch: Epoch) -> bool {
-    let _ = config;
+pub fn answers_read(node: &Node, epoch: Epoch) -> bool {
     epoch > node.epoch
 }
 
 /// **Accept**: whether a node takes the write phase (the seal) of a writer of `epoch`: an epoch
 /// at least its promise (the writer whose read it answered, or a higher one) that it has not
 /// sealed yet (its sealed epoch is lower).
-pub fn accepts_seal(config: &Config, node: &Node, epoch: Epoch) -> bool {
-    let _ = config;
+pub fn accepts_seal(node: &Node, epoch: Epoch) -> bool {
     epoch >= node.epoch && epoch > node.sealed
 }
 
 /// A node adopts `epoch` (persisted), if it is newer than its own: from now on it takes nothing
 /// from an older epoch. Its announcements in the old epoch stay as they were (receivers of that
 /// epoch may still get them); in the new one it has announced nothing yet.
-pub fn adopt(config: &Config, state: &mut State, id: NodeId, epoch: Epoch) {
-    let _ = config;
+pub fn adopt(state: &mut State, id: NodeId, epoch: Epoch) {
     let i = id.index();
     if state.nodes[i].epoch >= epoch {
         return;

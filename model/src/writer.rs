@@ -151,7 +151,7 @@ pub fn read_quorums(config: &Config, state: &State) -> Vec<NodeSet> {
             set.len() == needed
                 && set.iter().all(|n| {
                     state.reachable(n)
-                        && crate::storage::answers_read(config, state.node(n), state.writer.epoch)
+                        && crate::storage::answers_read(state.node(n), state.writer.epoch)
                 })
         })
         .collect()
@@ -170,7 +170,7 @@ pub fn read(config: &Config, state: &mut State, quorum: NodeSet) {
     let mut answers = Vec::new();
     let mut logs = Vec::new();
     for node in quorum.iter() {
-        crate::storage::adopt(config, state, node, state.writer.epoch);
+        crate::storage::adopt(state, node, state.writer.epoch);
         let n = state.node(node);
         let answer = ReadAnswer {
             sealed: n.sealed,
@@ -226,10 +226,10 @@ fn most_advanced_by_scl(answers: &[ReadAnswer]) -> (usize, Lsn) {
 /// Whether the writer may run its write phase on `node`: the recovery point is fixed, the node has
 /// not persisted this epoch's truncation, and it is up and reachable. An open writer keeps
 /// sealing the nodes its write quorum left behind.
-pub fn may_seal(config: &Config, state: &State, node: NodeId) -> bool {
+pub fn may_seal(state: &State, node: NodeId) -> bool {
     let sealing = matches!(state.writer.phase, Phase::Sealing { .. }) || state.writer.is_open();
     sealing
-        && crate::storage::accepts_seal(config, state.node(node), state.writer.epoch)
+        && crate::storage::accepts_seal(state.node(node), state.writer.epoch)
         && state.writer.epoch > Epoch::FIRST
         && state.reachable(node)
 }
@@ -241,7 +241,7 @@ pub fn may_seal(config: &Config, state: &State, node: NodeId) -> bool {
 /// the point is durable on 4 nodes, so that is its commit point, and it writes on from there.
 pub fn seal(config: &Config, state: &mut State, node: NodeId) {
     let writer = state.writer.clone();
-    crate::storage::adopt(config, state, node, writer.epoch);
+    crate::storage::adopt(state, node, writer.epoch);
     let n = state.node_mut(node);
     if config.bug != Some(Bug::SkipTruncation) {
         let mut annulled = LsnSet::EMPTY;

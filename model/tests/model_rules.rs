@@ -877,11 +877,11 @@ fn sealing_annuls_the_old_tail_and_a_write_quorum_opens_the_writer() {
     let mut s = failed_over(&c, &[0]);
     writer::read(&c, &mut s, nodes(&[1, 2, 3]));
     assert_eq!(s.writer.point, Lsn::ZERO);
-    assert!(writer::may_seal(&c, &s, S0));
+    assert!(writer::may_seal(&s, S0));
     writer::seal(&c, &mut s, S0);
     assert!(s.node(S0).held().is_empty(), "the old LSN 1 is annulled");
     assert!(s.node(S0).speaks());
-    assert!(!writer::may_seal(&c, &s, S0));
+    assert!(!writer::may_seal(&s, S0));
     for n in 1..=3 {
         assert!(!s.writer.is_open());
         writer::seal(&c, &mut s, NodeId(n));
@@ -1010,7 +1010,7 @@ fn two_recoveries(c: &Config) -> State {
     writer::read(c, &mut s, nodes(&[1, 2, 3]));
     assert_eq!(s.writer.point, Lsn::ZERO);
     for n in 1..=4 {
-        assert!(writer::may_seal(c, &s, NodeId(n)));
+        assert!(writer::may_seal(&s, NodeId(n)));
         writer::seal(c, &mut s, NodeId(n));
     }
     assert!(s.writer.is_open());
@@ -1057,24 +1057,20 @@ fn the_recovery_point_prefers_the_highest_sealed_epoch_over_a_stale_tail() {
 /// or promised, and takes a seal for an epoch at least its promise that it has not sealed.
 #[test]
 fn a_node_answers_a_read_only_above_its_promise_and_seals_at_or_above_it() {
-    let c = recovering(AckPolicy::Disk, None);
     let e2 = Epoch::new(1, WriterId(2));
     let mut node = aurora_redo_model::state::Node::default();
-    assert!(storage::answers_read(&c, &node, E1));
-    assert!(!storage::answers_read(&c, &node, Epoch::FIRST));
+    assert!(storage::answers_read(&node, E1));
+    assert!(!storage::answers_read(&node, Epoch::FIRST));
     node.epoch = E1;
+    assert!(!storage::answers_read(&node, E1), "the read is the promise");
     assert!(
-        !storage::answers_read(&c, &node, E1),
-        "the read is the promise"
-    );
-    assert!(
-        storage::answers_read(&c, &node, e2),
+        storage::answers_read(&node, e2),
         "a higher writer id is higher"
     );
-    assert!(storage::accepts_seal(&c, &node, E1));
-    assert!(storage::accepts_seal(&c, &node, e2));
+    assert!(storage::accepts_seal(&node, E1));
+    assert!(storage::accepts_seal(&node, e2));
     node.epoch = e2;
-    assert!(!storage::accepts_seal(&c, &node, E1), "below the promise");
+    assert!(!storage::accepts_seal(&node, E1), "below the promise");
     node.sealed = e2;
-    assert!(!storage::accepts_seal(&c, &node, e2), "sealed already");
+    assert!(!storage::accepts_seal(&node, e2), "sealed already");
 }
