@@ -30,10 +30,12 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use aurora_redo_model::invariants::{first_disagreement, survives_as_acknowledged};
+use aurora_redo_model::invariants::{
+    first_disagreement, survives_as_acknowledged, survives_as_written,
+};
 use aurora_redo_model::recovery::{recovery_point, ReadAnswer};
 use aurora_redo_model::types::{
-    Epoch, Lsn, NodeId, Record, READ_QUORUM, STORAGE_NODES, WRITE_QUORUM,
+    Epoch, Lsn, NodeId, PageId, Record, READ_QUORUM, STORAGE_NODES, WRITE_QUORUM,
 };
 
 use crate::disk::{Disk, FileDisk};
@@ -489,11 +491,43 @@ pub fn log_agreement(
     })
 }
 
-/// An acknowledged commit: an LSN and the epoch of the writer that acknowledged it.
+/// An acknowledged commit: an LSN and the epoch of the writer that acknowledged it; from a
+/// client's own history also what the record wrote (`record`: page and value), and then `epoch`
+/// is the epoch of the writer that created the record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Acked {
     pub lsn: Lsn,
     pub epoch: Epoch,
+    pub record: Option<(PageId, u64)>,
+}
+
+impl Acked {
+    /// A commit known by its LSN and the acknowledging writer's epoch only.
+    pub fn commit(lsn: Lsn, epoch: Epoch) -> Acked {
+        Acked {
+            lsn,
+            epoch,
+            record: None,
+        }
+    }
+
+    /// Whether `found`, the recovered log's record at this LSN (`None`: above the recovery
+    /// point), is this acknowledgement surviving: [`survives_as_written`] when the record is
+    /// known whole, else [`survives_as_acknowledged`].
+    pub fn survives_as(&self, found: Option<&Record>) -> bool {
+        match self.record {
+            Some((page, value)) => {
+                let written = Record {
+                    lsn: self.lsn,
+                    page,
+                    value,
+                    epoch: self.epoch,
+                };
+                survives_as_written(&written, found)
+            }
+            None => survives_as_acknowledged(self.epoch, found.map(|r| r.epoch)),
+        }
+    }
 }
 
 /// An acknowledged commit that did not survive recovery.
@@ -506,21 +540,26 @@ pub struct Lost {
 
 impl fmt::Display for Lost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Acked { lsn, epoch } = self.acked;
-        match self.found {
-            None => write!(f, "LSN {lsn} of {epoch} is above the recovery point"),
-            Some(r) => write!(
+        let Acked { lsn, epoch, record } = self.acked;
+        write!(f, "LSN {lsn} of {epoch}")?;
+        if let Some((page, value)) = record {
+            write!(f, " (page {page} value {value})")?;
+        }
+        match (self.found, record) {
+            (None, _) => write!(f, " is above the recovery point"),
+            (Some(r), Some(_)) if r.epoch == epoch => write!(
                 f,
-                "LSN {lsn} of {epoch} was recovered as a record of {}",
-                r.epoch
+                " was recovered as page {} value {} of {}",
+                r.page, r.value, r.epoch
             ),
+            (Some(r), _) => write!(f, " was recovered as a record of {}", r.epoch),
         }
     }
 }
 
-/// **CommittedSurvivesRecovery** (`docs/protocol.md`, "Recovery") for acknowledgements that
-/// name an LSN and the acknowledging writer's epoch, judged by [`survives_as_acknowledged`]
-/// against the recovered log `1..=R` (`recovered`, one record per LSN from 1). Returns every loss.
+/// **CommittedSurvivesRecovery** (`docs/protocol.md`, "Recovery") for acknowledgements, each
+/// judged by [`Acked::survives_as`] against the recovered log `1..=R` (`recovered`, one record
+/// per LSN from 1). Returns every loss.
 pub fn committed_survives_recovery(recovered: &[Record], acked: &[Acked]) -> Vec<Lost> {
     acked
         .iter()
@@ -530,8 +569,7 @@ pub fn committed_survives_recovery(recovered: &[Record], acked: &[Acked]) -> Vec
                 .and_then(|i| recovered.get(i))
                 .copied()
                 .filter(|r| r.lsn == a.lsn);
-            (!survives_as_acknowledged(a.epoch, found.map(|r| r.epoch)))
-                .then_some(Lost { acked: *a, found })
+            (!a.survives_as(found.as_ref())).then_some(Lost { acked: *a, found })
         })
         .collect()
 }
@@ -1126,27 +1164,54 @@ mod tests {
     #[test]
     fn committed_survives_recovery_names_each_loss() {
         let log = vec![rec(1, 0), rec(2, 0), rec(3, 1)];
-        let ok = [Acked {
-            lsn: Lsn(2),
-            epoch: Epoch::numbered(0),
-        }];
+        let ok = [Acked::commit(Lsn(2), Epoch::numbered(0))];
         assert!(committed_survives_recovery(&log, &ok).is_empty());
         let lost = committed_survives_recovery(
             &log,
             &[
-                Acked {
-                    lsn: Lsn(3),
-                    epoch: Epoch::numbered(0),
-                },
-                Acked {
-                    lsn: Lsn(4),
-                    epoch: Epoch::numbered(1),
-                },
+                Acked::commit(Lsn(3), Epoch::numbered(0)),
+                Acked::commit(Lsn(4), Epoch::numbered(1)),
             ],
         );
         assert_eq!(lost.len(), 2);
         assert_eq!(lost[0].found, Some(rec(3, 1)));
         assert_eq!(lost[1].found, None);
         assert!(lost[1].to_string().contains("above the recovery point"));
+    }
+
+    #[test]
+    fn a_written_record_with_its_lsn_and_epoch_but_another_value_is_lost() {
+        let log = vec![rec(1, 0), rec(2, 0), rec(3, 1)];
+        let written = |r: Record, value: u64| Acked {
+            lsn: r.lsn,
+            epoch: r.epoch,
+            record: Some((r.page, value)),
+        };
+        let same = [
+            written(rec(2, 0), rec(2, 0).value),
+            written(rec(3, 1), rec(3, 1).value),
+        ];
+        assert!(committed_survives_recovery(&log, &same).is_empty());
+        // LSN and epoch match; the value does not: lost, where the bare commit survives.
+        let changed = written(rec(2, 0), 7);
+        assert!(
+            committed_survives_recovery(&log, &[Acked::commit(Lsn(2), Epoch::numbered(0))])
+                .is_empty()
+        );
+        let lost = committed_survives_recovery(&log, &[changed]);
+        assert_eq!(
+            lost,
+            vec![Lost {
+                acked: changed,
+                found: Some(rec(2, 0))
+            }]
+        );
+        assert_eq!(
+            lost[0].to_string(),
+            "LSN 2 of e0 (page 2 value 7) was recovered as page 2 value 200 of e0"
+        );
+        // A written record of e0 recovered as e1's record: lost, though e1 is newer.
+        let replaced = written(rec(3, 0), rec(3, 0).value);
+        assert_eq!(committed_survives_recovery(&log, &[replaced]).len(), 1);
     }
 }

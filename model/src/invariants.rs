@@ -208,6 +208,16 @@ pub fn survives_as_acknowledged(acked_epoch: Epoch, recovered: Option<Epoch>) ->
     recovered.is_some_and(|epoch| epoch <= acked_epoch)
 }
 
+/// **CommittedSurvivesRecovery** for one acknowledgement that knows its record whole: a client's
+/// own write, as the writer that created it numbered it (its LSN and epoch) with what it wrote.
+/// It survives only as that very record: the recovered log's record at its LSN (`recovered`,
+/// `None` above the recovery point) equals `acked` in everything `T` compares (for a segment
+/// record: epoch, page and value). The same LSN and epoch with another page or value is a loss:
+/// the write the client was told of is not what a reader will see.
+pub fn survives_as_written<T: PartialEq>(acked: &T, recovered: Option<&T>) -> bool {
+    recovered == Some(acked)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,5 +331,30 @@ mod tests {
             Some(Epoch::numbered(2))
         ));
         assert!(!survives_as_acknowledged(Epoch::numbered(1), None));
+    }
+
+    #[test]
+    fn a_write_survives_only_with_its_epoch_and_its_value() {
+        use crate::types::Record;
+        let written = Record {
+            lsn: Lsn(3),
+            page: 7,
+            value: 70,
+            epoch: Epoch::numbered(1),
+        };
+        assert!(survives_as_written(&written, Some(&written)));
+        let other_value = Record {
+            value: 71,
+            ..written
+        };
+        assert!(!survives_as_written(&written, Some(&other_value)));
+        let other_page = Record { page: 8, ..written };
+        assert!(!survives_as_written(&written, Some(&other_page)));
+        let older = Record {
+            epoch: Epoch::numbered(0),
+            ..written
+        };
+        assert!(!survives_as_written(&written, Some(&older)));
+        assert!(!survives_as_written(&written, None));
     }
 }

@@ -14,6 +14,8 @@ pub mod checking;
 pub mod counterexample;
 pub mod explore;
 pub mod harness;
+#[cfg(not(feature = "shuttle"))]
+pub mod history;
 pub mod junit;
 #[cfg(not(feature = "shuttle"))]
 pub mod latency;

@@ -25,6 +25,7 @@ use aurora_redo_model::quorum::quorum_watermark;
 use aurora_redo_model::types::{Epoch, Lsn, NodeId, PageId, ReplicaId, STORAGE_NODES};
 use hdrhistogram::Histogram;
 
+use crate::history::{Acks, History};
 use crate::latency::{self, LagClock};
 pub use crate::latency::{Percentiles, ReplicaLags};
 
@@ -58,6 +59,8 @@ pub struct RunOptions {
     /// On a directory that holds a volume: let its recovery annul records that a write quorum
     /// holds above the recovery point (refused otherwise, [`RunError::Refused`]).
     pub accept_loss: bool,
+    /// Where clients record each record they were told is committed (`run --history`).
+    pub history: Option<Arc<History>>,
 }
 
 impl RunOptions {
@@ -77,6 +80,7 @@ impl RunOptions {
             rate: None,
             disk_faults: Vec::new(),
             accept_loss: false,
+            history: None,
         }
     }
 }
@@ -275,7 +279,7 @@ pub fn run(opts: &RunOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<Ru
 
     let ticker = start_ticker(&engine);
     let chaos = start_chaos(&engine, &appended, opts);
-    let clients = Clients::start(&engine, &appended, opts);
+    let clients = Clients::start(&engine, &appended, opts, epoch);
     let mut report_progress = ProgressReporter::new(progress, epoch, base);
     while !clients.finished() {
         thread::sleep(Duration::from_millis(5));
@@ -586,7 +590,12 @@ struct Clients {
 }
 
 impl Clients {
-    fn start(engine: &Arc<Engine>, appended: &Arc<AtomicU64>, opts: &RunOptions) -> Clients {
+    fn start(
+        engine: &Arc<Engine>,
+        appended: &Arc<AtomicU64>,
+        opts: &RunOptions,
+        epoch: Epoch,
+    ) -> Clients {
         let per_writer = opts.records / opts.writers as u64;
         let start = Instant::now();
         let threads = (0..opts.writers)
@@ -599,10 +608,14 @@ impl Clients {
                 let (engine, appended) = (engine.clone(), appended.clone());
                 let (batch, seed, writers) = (opts.batch as u64, opts.seed, opts.writers as u64);
                 let w = w as u64;
+                let acks = Acks {
+                    history: opts.history.clone(),
+                    epoch,
+                };
                 match opts.rate {
-                    None => {
-                        thread::spawn(move || client(&engine, &appended, w, count, batch, seed))
-                    }
+                    None => thread::spawn(move || {
+                        client(&engine, &appended, &acks, w, count, batch, seed)
+                    }),
                     Some(rate) => {
                         let schedule = Schedule {
                             start,
@@ -611,7 +624,7 @@ impl Clients {
                             w,
                         };
                         thread::spawn(move || {
-                            open_loop_client(&engine, &appended, &schedule, count, seed)
+                            open_loop_client(&engine, &appended, &acks, &schedule, count, seed)
                         })
                     }
                 }
@@ -641,11 +654,12 @@ fn change(w: u64, k: u64, seed: u64) -> (PageId, u64) {
     (((k * 7919 + w) % 1024) as PageId, k ^ seed)
 }
 
-/// Client `w`: appends `count` records in batches of `batch`, counting them in `appended`;
-/// returns each batch's append-to-commit latency.
+/// Client `w`: appends `count` records in batches of `batch`, counting them in `appended` and
+/// each committed batch in `acks`; returns each batch's append-to-commit latency.
 fn client(
     engine: &Engine,
     appended: &AtomicU64,
+    acks: &Acks,
     w: u64,
     count: u64,
     batch: u64,
@@ -660,6 +674,7 @@ fn client(
         let last = engine.append_batch(&changes);
         appended.fetch_add(n, Ordering::Relaxed);
         engine.wait_committed(last);
+        acks.acknowledged(last, &changes);
         latency::record(&mut latencies, t.elapsed());
         done += n;
     }
@@ -692,17 +707,19 @@ impl Schedule {
 fn open_loop_client(
     engine: &Arc<Engine>,
     appended: &AtomicU64,
+    acks: &Acks,
     schedule: &Schedule,
     count: u64,
     seed: u64,
 ) -> Histogram<u64> {
-    let (tx, rx) = mpsc::channel::<(Lsn, Instant)>();
+    let (tx, rx) = mpsc::channel::<(Lsn, Instant, (PageId, u64))>();
     let waiter = {
-        let engine = engine.clone();
+        let (engine, acks) = (engine.clone(), acks.clone());
         thread::spawn(move || {
             let mut latencies = latency::histogram();
-            for (lsn, due) in rx {
+            for (lsn, due, written) in rx {
                 engine.wait_committed(lsn);
+                acks.acknowledged(lsn, &[written]);
                 latency::record(&mut latencies, due.elapsed());
             }
             latencies
@@ -714,9 +731,10 @@ fn open_loop_client(
         if due > now {
             thread::sleep(due - now);
         }
-        let lsn = engine.append_batch(&[change(schedule.w, k, seed)]);
+        let written = change(schedule.w, k, seed);
+        let lsn = engine.append_batch(&[written]);
         appended.fetch_add(1, Ordering::Relaxed);
-        if tx.send((lsn, due)).is_err() {
+        if tx.send((lsn, due, written)).is_err() {
             break;
         }
     }

@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::history;
 use aurora_redo_impl::lock;
 use aurora_redo_impl::volume::{
     self, Acked, Disagreement, Lost, Plan, Volume, VolumeError, Written,
@@ -50,11 +51,13 @@ pub struct RecoverArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// A file of acknowledged commits, as `run` prints them (`committed 17`, `committed 17 of
-    /// e1`; bare LSNs are first-epoch commits; other lines are ignored): judge
-    /// CommittedSurvivesRecovery.
+    /// Acknowledged commits to judge CommittedSurvivesRecovery on (repeatable): a history that
+    /// `run --history` wrote (every acknowledged record with its epoch, page and value; each must
+    /// be recovered as that very record; a torn last line is ignored with a warning), or the
+    /// lines `run` prints (`committed 17`, `committed 17 of e1`; bare LSNs are first-epoch
+    /// commits; other lines are ignored).
     #[arg(long, value_name = "FILE")]
-    pub acked: Option<PathBuf>,
+    pub acked: Vec<PathBuf>,
     /// Annul records that a write quorum holds above the recovery point (evidence of commits),
     /// which recovery otherwise refuses to do.
     #[arg(long)]
@@ -93,10 +96,7 @@ pub fn parse_acked(text: &str) -> Result<(Vec<Acked>, usize), String> {
         if lsn == 0 {
             return Err(bad());
         }
-        acked.push(Acked {
-            lsn: Lsn(lsn),
-            epoch,
-        });
+        acked.push(Acked::commit(Lsn(lsn), epoch));
     }
     Ok((acked, skipped))
 }
@@ -190,15 +190,37 @@ pub fn recover(args: RecoverArgs) -> ExitCode {
     }
 }
 
+/// Reads every `--acked` file (`None`: none given): the acknowledgements and the count of lines
+/// skipped as not being any. A history's torn last line is a warning on stderr.
+fn read_acked(files: &[PathBuf]) -> Result<Option<(Vec<Acked>, usize)>, String> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let (mut all, mut skipped) = (Vec::new(), 0);
+    for file in files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let (acked, skip) = if history::is_history(&text) {
+            let read = history::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            if let Some(torn) = read.torn {
+                eprintln!(
+                    "warning: {}: the last line is torn (no newline; the run was stopped while \
+                     writing it) and is ignored: {torn:?}",
+                    file.display()
+                );
+            }
+            (read.acked, 0)
+        } else {
+            parse_acked(&text).map_err(|e| format!("{}: {e}", file.display()))?
+        };
+        all.extend(acked);
+        skipped += skip;
+    }
+    Ok(Some((all, skipped)))
+}
+
 fn run(args: &RecoverArgs) -> Result<Report, String> {
-    let acked = match &args.acked {
-        None => None,
-        Some(file) => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            Some(parse_acked(&text).map_err(|e| format!("{}: {e}", file.display()))?)
-        }
-    };
+    let acked = read_acked(&args.acked)?;
     let _lock = if !args.dir.is_dir() || !volume::exists(&args.dir) {
         None // not a volume: `inspect` says so, and nothing is written
     } else if args.dry_run {
@@ -317,10 +339,14 @@ fn print(r: &Report, dry_run: bool) {
         None => println!("CommittedSurvivesRecovery  not judged (no --acked file)"),
         Some((acked, skipped)) => {
             let highest = acked.iter().map(|a| a.lsn).max().unwrap_or(Lsn::ZERO);
+            let whole = match acked.iter().filter(|a| a.record.is_some()).count() {
+                0 => String::new(),
+                n => format!("; {n} records from a history, each recovered as written"),
+            };
             if r.lost.is_empty() {
                 println!(
-                    "CommittedSurvivesRecovery  holds: {} acknowledged commits (highest {highest}) \
-                     all in the recovered log ({skipped} other lines skipped)",
+                    "CommittedSurvivesRecovery  holds: {} acknowledged commits (highest \
+                     {highest}{whole}) all in the recovered log ({skipped} other lines skipped)",
                     acked.len()
                 );
             } else {
@@ -508,6 +534,8 @@ fn json_of(r: &Report, dir: &Path) -> String {
         "accept_loss": r.accept_loss,
         "log_agreement": r.disagreements,
         "acked": r.acked.as_ref().map(|(a, _)| a.len()),
+        "acked_records": r.acked.as_ref()
+            .map(|(a, _)| a.iter().filter(|a| a.record.is_some()).count()),
         "lost": r.lost.iter().map(|l| json!({
             "lsn": l.acked.lsn.0,
             "epoch": l.acked.epoch.number(),
@@ -535,18 +563,9 @@ mod tests {
         assert_eq!(
             acked,
             vec![
-                Acked {
-                    lsn: Lsn(5),
-                    epoch: Epoch::numbered(0)
-                },
-                Acked {
-                    lsn: Lsn(9),
-                    epoch: Epoch::numbered(2)
-                },
-                Acked {
-                    lsn: Lsn(12),
-                    epoch: Epoch::numbered(0)
-                },
+                Acked::commit(Lsn(5), Epoch::numbered(0)),
+                Acked::commit(Lsn(9), Epoch::numbered(2)),
+                Acked::commit(Lsn(12), Epoch::numbered(0)),
             ]
         );
         for bad in [

@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use crate::history::History;
 use crate::live::{self, RunOptions};
 use crate::model_args::parse;
 use aurora_redo_impl::disk::DiskFault;
@@ -67,6 +69,13 @@ pub struct RunArgs {
     /// with exit status 1 and nothing is written.
     #[arg(long)]
     pub accept_loss: bool,
+    /// Write the run's history to FILE (created; it must not exist): one line per record a
+    /// client was told is committed, written by that client when its wait returned, with the
+    /// record's LSN, epoch, page, value and the milliseconds since the run started. Flushed
+    /// every few milliseconds and fsynced at the end: a kill can lose its last lines, never
+    /// invent one. `recover --acked FILE` judges each record.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
 }
 
 /// `S3=enospc@65536` (or `3=...`): a node and its disk fault.
@@ -123,6 +132,15 @@ pub fn run(args: RunArgs) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
+    if let Some(path) = &args.history {
+        match History::create(path) {
+            Ok(h) => opts.history = Some(Arc::new(h)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let bar = indicatif::ProgressBar::new(args.records);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -146,11 +164,17 @@ pub fn run(args: RunArgs) -> ExitCode {
             });
         }
     };
-    let report = match live::run(&opts, &progress) {
+    let report = live::run(&opts, &progress);
+    // The history ends with the run, however the run ends: what was acknowledged stays true.
+    let history = opts.history.as_ref().map(|h| h.finish());
+    let report = match report {
         Ok(r) => r,
         Err(e) => {
             bar.abandon();
             eprintln!("error: {e}");
+            if let Some(Err(h)) = history {
+                eprintln!("error: {h}");
+            }
             return ExitCode::from(e.exit_status());
         }
     };
@@ -218,6 +242,10 @@ pub fn run(args: RunArgs) -> ExitCode {
              read quorum (expected under ack memory with crashes; see the README), first: {first}",
             report.finding.len()
         );
+    }
+    if let Some(Err(e)) = history {
+        eprintln!("error: {e}; the history is incomplete");
+        return ExitCode::from(1);
     }
     if report.failures.is_empty() {
         println!(

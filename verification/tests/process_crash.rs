@@ -1,9 +1,11 @@
-//! Process crashes: `aurora-redo run --dir D` is killed with SIGKILL at random moments, and the
-//! volume it leaves is recovered with `aurora-redo recover`, which judges every commit the run
-//! acknowledged (the `committed N` lines it printed before dying).
+//! Process crashes: `aurora-redo run --dir D --history H` is killed with SIGKILL at random
+//! moments, and the volume it leaves is recovered with `aurora-redo recover`, which judges every
+//! commit the run acknowledged: each record of the history its clients wrote when their waits
+//! returned (LSN, epoch, page and value; the kill may cost the history its unflushed last
+//! lines, never a wrong one), and the `committed N` lines it printed before dying.
 //!
-//! - Under ack `disk`, every acknowledged commit must survive recovery: a commit needs 4 synced
-//!   disks, and recovery's read quorum meets them.
+//! - Under ack `disk`, every acknowledged record must survive recovery as written: a commit
+//!   needs 4 synced disks, and recovery's read quorum meets them.
 //! - Under ack `memory`, a commit needs only 4 nodes' memory, and the kill takes every node's
 //!   memory at once: a loss is the seed's finding, printed, not a failure of the test.
 //! - Either way the recovery itself must be consistent: LogAgreement on the files after the write
@@ -45,13 +47,16 @@ impl Rng {
     }
 }
 
-/// Runs `aurora-redo run --dir data ...` and kills it with SIGKILL after `after`; returns the
-/// lines it printed on stdout before it died.
-fn run_and_kill(data: &Path, ack: &str, seed: u64, after: Duration) -> Vec<String> {
+/// Runs `aurora-redo run --dir data --history history ...` and kills it with SIGKILL after
+/// `after`; returns the lines it printed on stdout before it died.
+fn run_and_kill(data: &Path, history: &Path, ack: &str, seed: u64, after: Duration) -> Vec<String> {
     let mut child = Command::new(BIN)
         .args(["run", "--dir"])
         .arg(data)
+        .arg("--history")
+        .arg(history)
         .args(["--records", "5000000", "--batch", "16", "--replicas", "1"])
+        .args(["--writers", "2"])
         .args(["--ack", ack, "--seed", &seed.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -80,14 +85,23 @@ fn run_and_kill(data: &Path, ack: &str, seed: u64, after: Duration) -> Vec<Strin
     lines
 }
 
-/// `aurora-redo recover data --acked acked --json`: its exit status and report.
-fn recover(data: &Path, acked: &Path) -> (i32, serde_json::Value, String) {
-    let out = Command::new(BIN)
-        .args(["recover", "--json", "--acked"])
-        .arg(acked)
-        .arg(data)
-        .output()
-        .expect("recover runs");
+/// The complete `acked` lines of a history (a torn last line, without its newline, is not one);
+/// 0 when the run was killed before it created the file.
+fn history_records(history: &Path) -> usize {
+    let text = std::fs::read_to_string(history).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n') && l.starts_with("acked "))
+        .count()
+}
+
+/// `aurora-redo recover data --acked FILE... --json`: its exit status and report.
+fn recover(data: &Path, acked: &[&Path]) -> (i32, serde_json::Value, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["recover", "--json"]);
+    for file in acked {
+        cmd.arg("--acked").arg(file);
+    }
+    let out = cmd.arg(data).output().expect("recover runs");
     let status = out.status.code().expect("recover exits");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
@@ -101,27 +115,31 @@ fn process_kills_lose_no_acknowledged_commit_under_ack_disk_and_recovery_stays_c
     let mut memory_losses = Vec::new();
     let mut iterations = 0;
     let mut reopened = false;
+    let mut judged_records = 0;
     for seed in 1..=16u64 {
         for ack in ["disk", "memory"] {
             iterations += 1;
             let dir = tempfile::tempdir().unwrap();
             let data = dir.path().join("data");
             let after = Duration::from_millis(rng.between(20, 300));
-            let lines = run_and_kill(&data, ack, seed, after);
+            let history = dir.path().join("history");
+            let lines = run_and_kill(&data, &history, ack, seed, after);
+            let written = history_records(&history);
             let committed: Vec<&String> = lines
                 .iter()
                 .filter(|l| l.starts_with("committed "))
                 .collect();
             let acked = dir.path().join("acked.txt");
             std::fs::write(&acked, lines.join("\n")).unwrap();
-            let (status, report, stderr) = recover(&data, &acked);
+            let (status, report, stderr) = recover(&data, &[&history, &acked]);
             let what = format!(
-                "seed {seed}, ack {ack}, killed after {} ms, {} commit lines (last {:?})",
+                "seed {seed}, ack {ack}, killed after {} ms, {} commit lines (last {:?}), {written} \
+                 history records",
                 after.as_millis(),
                 committed.len(),
                 committed.last()
             );
-            if status == 2 && committed.is_empty() {
+            if status == 2 && committed.is_empty() && written == 0 {
                 // Killed before the six segment files were all there: nothing was acknowledged,
                 // and recovery rightly refuses a volume without a read quorum.
                 eprintln!("{what}: no volume yet ({})", stderr.trim());
@@ -147,6 +165,11 @@ fn process_kills_lose_no_acknowledged_commit_under_ack_disk_and_recovery_stays_c
                 "{what}\n{report:#}"
             );
             assert_eq!(report["epoch"], 1, "{what}");
+            assert_eq!(
+                report["acked_records"], written,
+                "{what}: every history line judged"
+            );
+            judged_records += written;
             let lost = report["lost"].as_array().cloned().unwrap_or_default();
             let point = report["recovery_point"].as_u64().unwrap();
             eprintln!(
@@ -201,6 +224,10 @@ fn process_kills_lose_no_acknowledged_commit_under_ack_disk_and_recovery_stays_c
         reopened,
         "no disk-ack run committed anything before its kill"
     );
+    assert!(
+        judged_records > 0,
+        "no history recorded any acknowledged record"
+    );
     eprintln!(
         "{iterations} kills in {:.1} s; memory-ack losses (the finding): {}",
         started.elapsed().as_secs_f64(),
@@ -209,4 +236,88 @@ fn process_kills_lose_no_acknowledged_commit_under_ack_disk_and_recovery_stays_c
     for l in &memory_losses {
         eprintln!("  {l}");
     }
+}
+
+#[test]
+fn acknowledged_records_survive_as_written_through_three_kills_of_one_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut rng = Rng(0x0dd_ba11);
+    let mut histories = Vec::new();
+    let mut written = 0;
+    // Each run after the first recovers the killed volume into the next epoch and writes there.
+    for round in 0..3u64 {
+        let history = dir.path().join(format!("history-{round}"));
+        let after = Duration::from_millis(rng.between(150, 400));
+        run_and_kill(&data, &history, "disk", round + 1, after);
+        written += history_records(&history);
+        histories.push(history);
+    }
+    let files: Vec<&Path> = histories.iter().map(|h| h.as_path()).collect();
+    let (status, report, stderr) = recover(&data, &files);
+    assert_eq!(status, 0, "{stderr}\n{report:#}");
+    assert!(written > 0, "no run acknowledged a record before its kill");
+    assert_eq!(report["acked_records"], written);
+    assert_eq!(report["lost"], serde_json::json!([]), "{report:#}");
+    let epochs: Vec<String> = histories
+        .iter()
+        .flat_map(|h| {
+            std::fs::read_to_string(h)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split(' ').nth(2).map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    eprintln!(
+        "{written} acknowledged records over three kills, epochs {:?}, recovered into e{}",
+        epochs.iter().collect::<std::collections::BTreeSet<_>>(),
+        report["epoch"]
+    );
+}
+
+#[test]
+fn a_history_line_edited_to_a_value_the_volume_never_held_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let history = dir.path().join("history");
+    // Killed later each time until the history holds a record (bounded: three tries).
+    for after in [300, 800, 2000] {
+        let _ = std::fs::remove_dir_all(&data);
+        let _ = std::fs::remove_file(&history);
+        run_and_kill(&data, &history, "disk", 7, Duration::from_millis(after));
+        if history_records(&history) > 0 {
+            break;
+        }
+    }
+    let text = std::fs::read_to_string(&history).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("acked "))
+        .expect("a history record within three kills")
+        .to_string();
+    let (status, report, stderr) = recover(&data, &[&history]);
+    assert_eq!(status, 0, "the true history survives: {stderr}\n{report:#}");
+    // The recovered volume holds every acknowledged record as written, so a line edited to
+    // another value is a record it never held: reported lost, by LSN.
+    let words: Vec<&str> = line.split(' ').collect();
+    let (lsn, value) = (words[1], words[6]);
+    let wrong = value.parse::<u64>().unwrap().wrapping_add(1).to_string();
+    let mut edited: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    edited[6] = wrong;
+    let edited_text = text.replacen(&line, &edited.join(" "), 1);
+    std::fs::write(&history, edited_text).unwrap();
+    let (status, report, stderr) = recover(&data, &[&history]);
+    assert_eq!(status, 1, "{stderr}\n{report:#}");
+    let lost = report["lost"].as_array().unwrap();
+    assert_eq!(lost.len(), 1, "{report:#}");
+    assert_eq!(lost[0]["lsn"].to_string(), lsn);
+    assert!(
+        lost[0]["why"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("was recovered as page {} value {value}", words[4])),
+        "{report:#}"
+    );
 }
