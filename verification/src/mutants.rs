@@ -39,10 +39,13 @@ pub enum Subject {
 }
 
 impl Subject {
-    /// Every row's subject, in table order.
+    /// Every row's subject, in table order: every seeded bug whose smallest configuration the
+    /// checker accepts (`recover-from-max-scl` needs two failovers, which are not checked yet:
+    /// [`MAX_SOUND_WRITER_CRASHES`](aurora_redo_model::config::MAX_SOUND_WRITER_CRASHES)), and the finding.
     pub fn all() -> Vec<Subject> {
         Bug::ALL
             .into_iter()
+            .filter(|&bug| faults_needed(bug).0.validate().is_ok())
             .map(Subject::Bug)
             .chain([Subject::Finding])
             .collect()
@@ -452,5 +455,30 @@ pub fn print_table(rows: &[MutantRow], controls: &[Report]) {
                 format!("VIOLATES {}", violated.join(", "))
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_leaves_out_only_bugs_whose_smallest_configuration_is_refused() {
+        let subjects = Subject::all();
+        for bug in Bug::ALL {
+            let checkable = faults_needed(bug).0.validate().is_ok();
+            assert_eq!(subjects.contains(&Subject::Bug(bug)), checkable, "{bug}");
+        }
+        assert!(!subjects.contains(&Subject::Bug(Bug::RecoverFromMaxScl)));
+        assert_eq!(
+            subjects.len(),
+            Bug::ALL.len(),
+            "all bugs but one, and the finding"
+        );
+        for subject in subjects {
+            for (rung, config) in ladder(subject, NetworkKind::Unordered) {
+                assert_eq!(config.validate(), Ok(()), "{}: {rung}", subject.name());
+            }
+        }
     }
 }

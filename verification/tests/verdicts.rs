@@ -420,6 +420,10 @@ fn bounds_are_enforced_with_clear_messages() {
             "--az-outages must be at most 3, not 9",
         ),
         (&["check", "--storage-crashes", "300"], "300"),
+        (
+            &["check", "--writer-crashes", "2"],
+            "--writer-crashes is at most 1 for now, not 2",
+        ),
     ];
     for (args, message) in cases {
         let out = aurora_redo(args);
