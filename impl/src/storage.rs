@@ -395,7 +395,9 @@ impl StorageNode {
     }
 
     /// The answer to a recovery read: `read` (records read back) and what memory holds, up to
-    /// the SCL.
+    /// the SCL, which must be every record `1..=SCL`. A flush that finished after the read-back
+    /// was asked frees records the read-back does not cover; then the node reads back again, up
+    /// to what it has flushed now, and answers when that comes.
     fn answer_read(&mut self, to: Actor, read: Vec<Record>, out: &mut Vec<Output>) {
         let mut records: BTreeMap<Lsn, Record> = read
             .into_iter()
@@ -404,6 +406,15 @@ impl StorageNode {
             .collect();
         for r in self.held_from(Lsn(1)).take_while(|r| r.lsn <= self.scl) {
             records.entry(r.lsn).or_insert(r);
+        }
+        let missing = self.scl.prefix().find(|l| !records.contains_key(l));
+        if missing.is_some_and(|l| l <= self.flushed) {
+            out.push(Output::ReadBack(ReadBack {
+                to,
+                from: Lsn(1),
+                upto: self.flushed,
+            }));
+            return;
         }
         out.push(Output::Send(Envelope {
             src: Actor::Storage(self.id),
@@ -817,6 +828,56 @@ mod tests {
             let upto = records.last().unwrap().lsn;
             job = persist(&n.handle(StorageInput::FlushDone { upto }));
         }
+    }
+
+    #[test]
+    fn a_recovery_answer_holds_every_record_up_to_the_scl_though_a_flush_freed_some_meanwhile() {
+        let mut cfg = EngineConfig::new(AckPolicy::Memory, 1);
+        cfg.cache_records = 2;
+        let mut n = StorageNode::new(NodeId(0), cfg);
+        let out = n.handle(StorageInput::Deliver((1..=10).map(append).collect()));
+        flush_all(&mut n, out);
+        let out = n.handle(StorageInput::Deliver((11..=20).map(append).collect()));
+        assert!(persist(&out).is_some(), "11..=20 are being flushed");
+        let read = Envelope {
+            src: Actor::Writer,
+            dst: Actor::Storage(NodeId(0)),
+            msg: Msg::Read {
+                epoch: Epoch::numbered(1),
+            },
+        };
+        let out = n.handle(StorageInput::Deliver(vec![read]));
+        let asked = |out: &[Output]| {
+            out.iter().find_map(|o| match o {
+                Output::ReadBack(r) => Some(r.upto),
+                _ => None,
+            })
+        };
+        assert_eq!(asked(&out), Some(Lsn(10)));
+        // The flush of 11..=20 ends before the read-back does, freeing all but the cache.
+        n.handle(StorageInput::FlushDone { upto: Lsn(20) });
+        let done = |upto: u64| StorageInput::ReadDone {
+            to: Actor::Writer,
+            from: Lsn(1),
+            records: (1..=upto).map(rec).collect(),
+        };
+        let out = n.handle(done(10));
+        assert!(sends(&out).is_empty(), "no answer with a hole: {out:?}");
+        assert_eq!(
+            asked(&out),
+            Some(Lsn(20)),
+            "read back again, to the new flushed"
+        );
+        let out = n.handle(done(20));
+        let answer = &sends(&out)[0];
+        let Msg::ReadAnswer { scl, records, .. } = &answer.msg else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(*scl, Lsn(20));
+        assert_eq!(
+            records.iter().map(|r| r.lsn.0).collect::<Vec<_>>(),
+            (1..=20).collect::<Vec<_>>()
+        );
     }
 
     #[test]
